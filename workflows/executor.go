@@ -1,0 +1,73 @@
+package workflows
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Executor runs the steps of one job attempt somewhere: on the host, in
+// Docker containers, later elsewhere.
+//
+// The engine drives it in this order:
+//
+//  1. Run is called once per attempt, with an ID never used before. It
+//     returns when every step has finished or ctx is canceled. A failing
+//     step is a result (JobResult.Status failed), not an error; an error
+//     means the executor could not run the job at all (no engine, image
+//     missing, disk full) and the engine marks the job failed with it.
+//     Cancelling ctx stops the running step and, after `when: always`
+//     steps are skipped, returns a result with Status canceled.
+//  2. Cleanup removes whatever an attempt left behind (containers,
+//     folders). The engine calls it after a restart for attempts that were
+//     running when the process died. It must be safe to call repeatedly,
+//     concurrently with other attempts' Run, and for IDs it never saw.
+type Executor interface {
+	Run(ctx context.Context, job *JobRun, log io.Writer) (JobResult, error)
+	Cleanup(ctx context.Context, attemptID string) error
+}
+
+// JobRun is one attempt of a job, with everything an executor needs.
+type JobRun struct {
+	ID         string // attempt ID: unique, safe in file names and labels
+	PipelineID string
+	WorkflowID string
+	JobName    string // name in the workflow
+	Spec       *JobSpec
+	// Env holds the variables the engine sets: CIRCLE_*, CI, and the
+	// job's contexts. A job's own `environment` and a step's override them.
+	Env    map[string]string
+	Source Source
+	// Workspace is the workflow's workspace folder, shared by its jobs
+	// through persist_to_workspace and attach_workspace.
+	Workspace string
+	// CacheDir holds save_cache archives shared by the project's jobs.
+	CacheDir string
+	// OutputDir holds this attempt's artifacts and test results.
+	OutputDir string
+}
+
+// Source says where `checkout` finds the commit's files: a local git
+// repository and a revision in it, or a tarball of the tree.
+type Source struct {
+	GitDir   string
+	Revision string
+	Tarball  string // path to a .tar.gz of the tree, as GitHub serves it
+}
+
+// JobResult is how an attempt ended.
+type JobResult struct {
+	Status   string // StatusSuccess, StatusFailed or StatusCanceled
+	ExitCode int    // of the step that failed, 0 on success
+	Reason   string // why it failed when no exit code says it: "no output for 10m0s"
+	Steps    []StepResult
+}
+
+// StepResult is how one step ended.
+type StepResult struct {
+	Name     string
+	Status   string // success, failed, canceled, or not_run when `when` skipped it
+	ExitCode int
+	Started  time.Time
+	Finished time.Time
+}
