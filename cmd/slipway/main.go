@@ -1,0 +1,52 @@
+// Command slipway is the ChatOps deployment bot and its local tools:
+// validate, plan and run CircleCI-format workflows.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `usage: slipway <command> [flags]
+
+commands:
+  validate FILE...            check config files; errors as file:line:col
+  plan FILE --branch B | --tag T [--sha S] [--param k=v]... [--deploy-env E] [--json]
+  run FILE [--branch B | --tag T] [--repo DIR] [--param k=v]... [--executor local|docker]
+           [--approve | --reject] [--json]
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// Main runs one slipway command and returns its exit code. Tests call it
+// directly, so it touches no globals.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "validate":
+		return validateCommand(ctx, rest, stdout, stderr)
+	case "plan":
+		return planCommand(ctx, rest, stdout, stderr)
+	case "run":
+		return runCommand(ctx, rest, stdin, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "slipway: unknown command %q\n%s", cmd, usage)
+		return 2
+	}
+}
