@@ -11,6 +11,24 @@ import (
 type compiler struct {
 	cfg      *Config
 	pipeline map[string]*node
+	specs    map[*node][]*paramSpec // parsed `parameters:` of each definition
+}
+
+// paramSpecs parses a definition's parameters once per plan: a matrix
+// invokes the same job thousands of times.
+func (cc *compiler) paramSpecs(def *node) ([]*paramSpec, error) {
+	if s, ok := cc.specs[def]; ok {
+		return s, nil
+	}
+	s, err := parseParamSpecs(def.get("parameters"))
+	if err != nil {
+		return nil, err
+	}
+	if cc.specs == nil {
+		cc.specs = map[*node][]*paramSpec{}
+	}
+	cc.specs[def] = s
+	return s, nil
 }
 
 // maxDepth bounds command-in-command expansion: a command that invokes
@@ -120,7 +138,7 @@ func (cc *compiler) job(sc *scope, el element, at *node, args, argKeys map[strin
 			return "", nil, errorf(k, "job %q: unknown key %q", el.name, k.value)
 		}
 	}
-	specs, err := parseParamSpecs(def.get("parameters"))
+	specs, err := cc.paramSpecs(def)
 	if err != nil {
 		return "", nil, err
 	}
@@ -274,7 +292,7 @@ func (cc *compiler) executor(sc *scope, body *node, spec *JobSpec, what string, 
 			return errorf(k, "executor %q: unknown key %q", name, k.value)
 		}
 	}
-	specs, err := parseParamSpecs(el.def.get("parameters"))
+	specs, err := cc.paramSpecs(el.def)
 	if err != nil {
 		return err
 	}
@@ -661,7 +679,7 @@ func (cc *compiler) command(sc *scope, name string, at, arg *node, out *[]Step, 
 	if err := onlyKeys(def, "command "+name, "parameters", "steps", "description"); err != nil {
 		return err
 	}
-	specs, err := parseParamSpecs(def.get("parameters"))
+	specs, err := cc.paramSpecs(def)
 	if err != nil {
 		return err
 	}

@@ -191,11 +191,10 @@ func (v *vars) interpolate(n *node) (*node, error) {
 	if n == nil {
 		return nil, nil
 	}
+	// Copy on write: a subtree without references is shared, not copied.
 	switch n.kind {
 	case mapNode:
-		c := *n
-		c.keys = make([]*node, len(n.keys))
-		c.vals = make([]*node, len(n.vals))
+		var c *node
 		for i := range n.keys {
 			k, err := v.interpolate(n.keys[i])
 			if err != nil {
@@ -204,23 +203,44 @@ func (v *vars) interpolate(n *node) (*node, error) {
 			if k.kind != scalarNode {
 				return nil, errorf(n.keys[i], "a map key cannot be replaced by %s", k.kind)
 			}
-			c.keys[i] = k
-			if c.vals[i], err = v.interpolate(n.vals[i]); err != nil {
+			val, err := v.interpolate(n.vals[i])
+			if err != nil {
 				return nil, err
 			}
+			if c == nil && (k != n.keys[i] || val != n.vals[i]) {
+				cp := *n
+				cp.keys = append([]*node(nil), n.keys...)
+				cp.vals = append([]*node(nil), n.vals...)
+				c = &cp
+			}
+			if c != nil {
+				c.keys[i], c.vals[i] = k, val
+			}
 		}
-		return &c, nil
+		if c == nil {
+			return n, nil
+		}
+		return c, nil
 	case seqNode:
-		c := *n
-		c.items = make([]*node, 0, len(n.items))
-		for _, it := range n.items {
+		var c *node
+		for i, it := range n.items {
 			r, err := v.interpolate(it)
 			if err != nil {
 				return nil, err
 			}
-			c.items = append(c.items, r)
+			if c == nil && r != it {
+				cp := *n
+				cp.items = append([]*node(nil), n.items...)
+				c = &cp
+			}
+			if c != nil {
+				c.items[i] = r
+			}
 		}
-		return &c, nil
+		if c == nil {
+			return n, nil
+		}
+		return c, nil
 	}
 	if !strings.Contains(n.value, "<<") {
 		return n, nil

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"container/heap"
 	"fmt"
 	"regexp"
 	"slices"
@@ -579,42 +580,48 @@ func filterInstances(insts []*instance, t Trigger) []*instance {
 }
 
 // order sorts jobs so that each comes after what it requires, otherwise
-// in file order.
+// in file order (Kahn's algorithm with the ready jobs in a heap).
 func order(insts []*instance) []*PlannedJob {
-	indeg := map[string]int{}
+	indeg := make(map[string]int, len(insts))
 	down := map[string][]*instance{}
 	for _, in := range insts {
 		indeg[in.job.Name] = len(in.job.Requires)
-	}
-	byName := map[string]*instance{}
-	for _, in := range insts {
-		byName[in.job.Name] = in
-	}
-	for _, in := range insts {
 		for r := range in.job.Requires {
 			down[r] = append(down[r], in)
 		}
 	}
-	var ready []*instance
+	ready := &readyHeap{}
 	for _, in := range insts {
 		if indeg[in.job.Name] == 0 {
-			ready = append(ready, in)
+			ready.items = append(ready.items, in)
 		}
 	}
+	heap.Init(ready)
 	out := make([]*PlannedJob, 0, len(insts))
-	for len(ready) > 0 {
-		sort.Slice(ready, func(i, j int) bool { return ready[i].index < ready[j].index })
-		in := ready[0]
-		ready = ready[1:]
+	for ready.Len() > 0 {
+		in := heap.Pop(ready).(*instance)
 		out = append(out, in.job)
 		for _, d := range down[in.job.Name] {
 			indeg[d.job.Name]--
 			if indeg[d.job.Name] == 0 {
-				ready = append(ready, d)
+				heap.Push(ready, d)
 			}
 		}
 	}
 	return out
+}
+
+// readyHeap orders ready jobs by their place in the file.
+type readyHeap struct{ items []*instance }
+
+func (h *readyHeap) Len() int           { return len(h.items) }
+func (h *readyHeap) Less(i, j int) bool { return h.items[i].index < h.items[j].index }
+func (h *readyHeap) Swap(i, j int)      { h.items[i], h.items[j] = h.items[j], h.items[i] }
+func (h *readyHeap) Push(x any)         { h.items = append(h.items, x.(*instance)) }
+func (h *readyHeap) Pop() any {
+	last := h.items[len(h.items)-1]
+	h.items = h.items[:len(h.items)-1]
+	return last
 }
 
 // filters are a workflow job's branch and tag filters.
