@@ -4,11 +4,10 @@
 // Each attempt gets a fresh folder under Options.Dir:
 //
 //	<Dir>/<attempt ID>/
-//	    home/      HOME, and what `~` means in working_directory and paths
-//	    home/project   the default working_directory (~/project)
-//	    tmp/       TMPDIR
-//	    scripts/   the command of each run step, passed to its shell as a file
-//	    pgids      the process group of every command started, for Cleanup
+//	    home/          HOME, and what `~` means in working_directory and paths
+//	    home/project/  the default working_directory (~/project)
+//	    step-<n>       the command of run step n, passed to its shell as a file
+//	    pgids          the process group of every step started, for Cleanup
 //
 // HOME points at home/ so that `cd ~/project` in a command and
 // `working_directory: ~/project` agree, and so that jobs do not share or
@@ -18,7 +17,7 @@
 //
 // Jobs see only the variables CircleCI jobs see (the engine's CIRCLE_*
 // and context variables, the job's and step's `environment`) plus PATH,
-// HOME, TMPDIR and the locale from the host, never the rest of slipway's
+// HOME and the locale from the host, never the rest of slipway's
 // own environment, which holds its Slack, GitHub and AWS credentials.
 //
 // The job log gets each step's output line by line as it is printed,
@@ -31,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -121,6 +121,9 @@ func (e *Executor) Run(ctx context.Context, job *workflows.JobRun, log io.Writer
 	defer func() {
 		// Processes and folder go whatever happened, cancel included.
 		j.stopProcesses()
+		if j.pgids != nil {
+			j.pgids.Close()
+		}
 		if err := os.RemoveAll(j.dir); err != nil {
 			j.logger.Warn("removing the attempt folder", "err", err)
 		}
@@ -166,14 +169,23 @@ type job struct {
 	mu         sync.Mutex
 	background []*process // background steps, stopped at the job's end
 	leftovers  []int      // groups of finished steps with processes still running
+	pgids      *os.File   // open for appending while the job runs
 }
 
 func (e *Executor) newJob(run *workflows.JobRun, log io.Writer) (*job, error) {
 	dir := filepath.Join(e.opts.Dir, run.ID)
-	// A folder left by an earlier Run with this ID (the engine promises
-	// none, but a crash can leave one) must not leak into a fresh job.
-	if err := e.Cleanup(context.Background(), run.ID); err != nil {
-		return nil, err
+	err := os.Mkdir(dir, 0o755)
+	if errors.Is(err, fs.ErrExist) {
+		// A folder left by an earlier Run with this ID (the engine
+		// promises none, but a crash can leave one) must not leak into
+		// a fresh job.
+		if err := e.Cleanup(context.Background(), run.ID); err != nil {
+			return nil, err
+		}
+		err = os.Mkdir(dir, 0o755)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("local: %w", err)
 	}
 	j := &job{
 		e:      e,
@@ -183,22 +195,21 @@ func (e *Executor) newJob(run *workflows.JobRun, log io.Writer) (*job, error) {
 		dir:    dir,
 		home:   filepath.Join(dir, "home"),
 	}
-	for _, sub := range []string{"home", "tmp", "scripts"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			return nil, fmt.Errorf("local: %w", err)
-		}
-	}
 	wd := run.Spec.WorkingDirectory
 	if wd == "" {
 		wd = "~/project"
 	}
 	j.workdir = j.resolve(j.home, wd)
+	// The working directory exists from the start, as on CircleCI.
+	for _, d := range []string{j.home, j.workdir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("local: %w", err)
+		}
+	}
 	j.base = map[string]string{
-		"HOME":                      j.home,
-		"TMPDIR":                    filepath.Join(dir, "tmp"),
-		"PATH":                      "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"CIRCLE_WORKING_DIRECTORY":  j.workdir,
-		"CIRCLE_INTERNAL_TASK_DATA": filepath.Join(dir, "tmp"),
+		"HOME":                     j.home,
+		"PATH":                     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"CIRCLE_WORKING_DIRECTORY": j.workdir,
 	}
 	for _, k := range []string{"PATH", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME"} {
 		if v, ok := os.LookupEnv(k); ok {

@@ -291,6 +291,19 @@ func TestBackgroundStep(t *testing.T) {
 	waitGone(t, readPID(t, filepath.Join(out, "bg")))
 }
 
+func TestDaemonLeftByAStepStopsAtJobEnd(t *testing.T) {
+	out := t.TempDir()
+	job := newJob(t, newShared(t),
+		run(`sleep 300 >/dev/null 2>&1 & echo $! > "$OUT/daemon"`),
+		run(`kill -0 "$(cat "$OUT/daemon")"`), // still running for the next step
+	)
+	job.Spec.Environment = map[string]string{"OUT": out}
+	if res, log := runJob(t, newExecutor(t), job); res.Status != workflows.StatusSuccess {
+		t.Fatalf("result %+v\nlog:\n%s", res, log)
+	}
+	waitGone(t, readPID(t, filepath.Join(out, "daemon")))
+}
+
 func TestCancelKillsTheProcessGroup(t *testing.T) {
 	out := t.TempDir()
 	job := newJob(t, newShared(t),

@@ -47,11 +47,13 @@ func (j *job) runStep(ctx context.Context, i int, rs *workflows.RunStep) outcome
 	if rs.WorkingDirectory != "" {
 		dir = j.resolve(j.workdir, rs.WorkingDirectory)
 	}
-	// CircleCI creates the working directory if it is missing.
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fail("working_directory: %v", err)
+	if rs.WorkingDirectory != "" {
+		// CircleCI creates the working directory if it is missing.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fail("working_directory: %v", err)
+		}
 	}
-	script := filepath.Join(j.dir, "scripts", fmt.Sprintf("step-%d", i+1))
+	script := filepath.Join(j.dir, fmt.Sprintf("step-%d", i+1))
 	if err := os.WriteFile(script, []byte(rs.Command), 0o700); err != nil {
 		return fail("writing the command: %v", err)
 	}
@@ -129,14 +131,14 @@ func exitOutcome(err error) outcome {
 // recordGroup appends a process group to the attempt's pgids file, for
 // Cleanup after a crash.
 func (j *job) recordGroup(pgid int) error {
-	f, err := os.OpenFile(filepath.Join(j.dir, "pgids"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
+	if j.pgids == nil {
+		f, err := os.OpenFile(filepath.Join(j.dir, "pgids"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		j.pgids = f
 	}
-	_, err = fmt.Fprintln(f, pgid)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	_, err := fmt.Fprintln(j.pgids, pgid)
 	return err
 }
 
