@@ -17,8 +17,13 @@
 //
 // Jobs see only the variables CircleCI jobs see (the engine's CIRCLE_*
 // and context variables, the job's and step's `environment`) plus PATH,
-// HOME and the locale from the host, never the rest of slipway's
-// own environment, which holds its Slack, GitHub and AWS credentials.
+// HOME and the locale from the host, CIRCLE_WORKING_DIRECTORY, and
+// SLIPWAY_ATTEMPT (how Cleanup recognises the attempt's processes) —
+// never the rest of slipway's own environment, which holds its Slack,
+// GitHub and AWS credentials.
+//
+// Background steps are not watched for silence: they are usually servers
+// that print nothing once up, and the job's end stops them.
 //
 // The job log gets each step's output line by line as it is printed,
 // stdout and stderr together, after a "==> <step name>" line; a step
