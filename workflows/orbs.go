@@ -87,6 +87,9 @@ func (l *orbLoader) scope(name string, body *node, depth int) (*scope, error) {
 	if orbs.kind != mapNode {
 		return nil, errorf(orbs, "orbs must be a map of names to orb references")
 	}
+	// Every missing orb is reported at once, so that vendoring is one
+	// round trip.
+	var errs ErrorList
 	for i, k := range orbs.keys {
 		v := orbs.vals[i]
 		var o *scope
@@ -96,9 +99,13 @@ func (l *orbLoader) scope(name string, body *node, depth int) (*scope, error) {
 			o, err = l.resolve(k.value, v, depth)
 		}
 		if err != nil {
-			return nil, err
+			errs = appendErrors(errs, err)
+			continue
 		}
 		s.orbs[k.value] = o
+	}
+	if len(errs) > 0 {
+		return nil, errs
 	}
 	return s, nil
 }
