@@ -74,6 +74,7 @@ type Engine struct {
 	changed  chan struct{} // closed and replaced on every state change
 	stopping bool
 
+	deliverMu  sync.Mutex
 	wake       chan struct{} // scheduler loop
 	outboxWake chan struct{}
 	jobs       sync.WaitGroup

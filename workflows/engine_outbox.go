@@ -40,6 +40,10 @@ func (e *Engine) deliver(ctx context.Context) {
 // backoff, holding back later events of its pipeline only; pipelines
 // never wait for the outbox.
 func (e *Engine) DeliverEvents(ctx context.Context) (int, error) {
+	// One delivery pass at a time, so that one process never hands the
+	// same event out twice.
+	e.deliverMu.Lock()
+	defer e.deliverMu.Unlock()
 	delivered := 0
 	for {
 		events, err := e.store.DueEvents(ctx, e.clock.Now(), 100)
