@@ -138,6 +138,10 @@ func NewEngine(opts EngineOptions) *Engine {
 
 // PipelineRequest asks for a planned pipeline to run.
 type PipelineRequest struct {
+	// ID, when set, is the pipeline's ID instead of a new one, so that a
+	// caller retrying a submit (a redelivered webhook) cannot start the
+	// pipeline twice: the second submit fails.
+	ID      string
 	App     string // may name no configured app: then nothing deploys
 	Repo    string // "owner/name"
 	Author  string
@@ -153,8 +157,11 @@ func (e *Engine) Submit(ctx context.Context, req PipelineRequest) (*PipelineReco
 	}
 	now := e.clock.Now()
 	p := &NewPipeline{
-		ID: e.ids.NewID(), App: req.App, Repo: req.Repo, Author: req.Author, Trigger: req.Trigger,
+		ID: req.ID, App: req.App, Repo: req.Repo, Author: req.Author, Trigger: req.Trigger,
 		Source: req.Source, Plan: req.Plan, Envs: map[string]string{}, Created: now,
+	}
+	if p.ID == "" {
+		p.ID = e.ids.NewID()
 	}
 	app := e.apps[req.App]
 	for _, w := range req.Plan.Workflows {
