@@ -1,6 +1,10 @@
 package workflows
 
-import "errors"
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
 
 // LoadOptions say where orbs come from and what the operator allows.
 type LoadOptions struct {
@@ -11,15 +15,221 @@ type LoadOptions struct {
 	AllowMachine bool
 }
 
-// Config is a loaded config file, ready to be planned for triggers.
-type Config struct{}
+// Config is a loaded config file, ready to be planned for triggers. It is
+// read-only after Load, so one Config may plan many triggers at once.
+type Config struct {
+	file           string
+	version        string
+	root           *scope
+	pipelineParams []*paramSpec
+	workflows      []*workflowDef
+	allowMachine   bool
+}
 
-// Load parses and checks a config file.
+// scope holds the reusable elements visible from one place: the config's
+// own, or an orb's (where its elements need no prefix).
+type scope struct {
+	name      string // "" for the config, the orb's local name otherwise
+	jobs      map[string]*node
+	commands  map[string]*node
+	executors map[string]*node
+	orbs      map[string]*scope
+	native    *nativeOrb
+}
+
+type workflowDef struct {
+	name string
+	key  *node
+	body *node // nil for the implicit workflow of a lone `build` job
+}
+
+var topLevelKeys = map[string]bool{
+	"version": true, "jobs": true, "workflows": true, "orbs": true, "commands": true,
+	"executors": true, "parameters": true, "setup": true, "description": true, "display": true,
+}
+
+// Load parses and checks a config file. name is used in error positions.
 func Load(name string, src []byte, opts LoadOptions) (*Config, error) {
-	return nil, errors.New("workflows: language not landed yet")
+	root, anchored, err := parseYAML(name, src)
+	if err != nil {
+		return nil, err
+	}
+	if root.kind != mapNode {
+		return nil, errorf(root, "a config is a map with version, jobs and workflows")
+	}
+	c := &Config{file: name, allowMachine: opts.AllowMachine}
+	for _, k := range root.keys {
+		if !topLevelKeys[k.value] && !anchored[k.value] {
+			return nil, errorf(k, "unknown top-level key %q", k.value)
+		}
+	}
+	v := root.get("version")
+	if v == nil {
+		return nil, errorf(root, "missing version (slipway runs version 2 and 2.1 configs)")
+	}
+	switch v.str() {
+	case "2", "2.0", "2.1":
+		c.version = v.str()
+	default:
+		return nil, errorf(v, "unsupported version %q (slipway runs version 2 and 2.1 configs)", v.str())
+	}
+	if s := root.get("setup"); s != nil {
+		if b, _ := s.boolValue(); b {
+			return nil, errorf(root.keyNode("setup"), "setup: true (dynamic configuration) is not supported: slipway runs the continuation config directly; point it at that file")
+		}
+	}
+	if c.version != "2.1" {
+		for _, k := range []string{"orbs", "commands", "executors", "parameters"} {
+			if kn := root.keyNode(k); kn != nil {
+				return nil, errorf(kn, "%s needs version 2.1", k)
+			}
+		}
+	}
+	ol := orbLoader{dirs: opts.OrbDirs}
+	c.root, err = ol.scope("", root, 0)
+	if err != nil {
+		return nil, err
+	}
+	if c.pipelineParams, err = parseParamSpecs(root.get("parameters")); err != nil {
+		return nil, err
+	}
+	wfs := root.get("workflows")
+	switch {
+	case wfs != nil && wfs.kind == mapNode:
+		for i, k := range wfs.keys {
+			if k.value == "version" {
+				continue
+			}
+			if wfs.vals[i].kind != mapNode {
+				return nil, errorf(wfs.vals[i], "workflow %q must be a map with jobs", k.value)
+			}
+			c.workflows = append(c.workflows, &workflowDef{name: k.value, key: k, body: wfs.vals[i]})
+		}
+	case wfs != nil && !wfs.isNull():
+		return nil, errorf(wfs, "workflows must be a map")
+	case c.root.jobs["build"] != nil:
+		// CircleCI runs a lone `build` job when there are no workflows.
+		c.workflows = append(c.workflows, &workflowDef{name: "workflow", key: root.keyNode("jobs")})
+	}
+	if len(c.workflows) == 0 {
+		return nil, errorf(root, "no workflows, and no `build` job to run")
+	}
+	return c, nil
+}
+
+// definitions reads one of the jobs/commands/executors maps.
+func definitions(n *node, what string) (map[string]*node, error) {
+	m := map[string]*node{}
+	if n.isNull() {
+		return m, nil
+	}
+	if n.kind != mapNode {
+		return nil, errorf(n, "%s must be a map", what)
+	}
+	for i, k := range n.keys {
+		if strings.Contains(k.value, "/") {
+			return nil, errorf(k, "%s name %q cannot contain /", what, k.value)
+		}
+		m[k.value] = n.vals[i]
+	}
+	return m, nil
+}
+
+// Validate compiles every workflow and job of the config, whatever the
+// filters, for a push of the default branch with default parameters; it
+// returns all the problems found.
+func (c *Config) Validate() error {
+	t := Trigger{Branch: "main", Revision: strings.Repeat("0", 40)}
+	_, err := c.plan(t, true)
+	return err
 }
 
 // Plan decides which workflows and jobs run for t.
 func (c *Config) Plan(t Trigger) (*Plan, error) {
-	return nil, errors.New("workflows: language not landed yet")
+	return c.plan(t, false)
+}
+
+// WorkflowNames lists the config's workflows in file order.
+func (c *Config) WorkflowNames() []string {
+	names := make([]string, len(c.workflows))
+	for i, w := range c.workflows {
+		names[i] = w.name
+	}
+	return names
+}
+
+// pipelineValues builds the `pipeline.*` values of a trigger, checking the
+// given pipeline parameters against the declarations.
+func (c *Config) pipelineValues(t Trigger) (map[string]*node, error) {
+	at := &node{file: c.file}
+	str := func(s string) *node { return scalar(s, at) }
+	typ := t.ProjectType
+	if typ == "" {
+		typ = "github"
+	}
+	src := t.Source
+	if src == "" {
+		src = "webhook"
+	}
+	v := map[string]*node{
+		"id":                 str(t.ID),
+		"number":             typedScalar(t.Number),
+		"project.git_url":    str(t.ProjectURL),
+		"project.type":       str(typ),
+		"git.tag":            str(t.Tag),
+		"git.branch":         str(t.Branch),
+		"git.revision":       str(t.Revision),
+		"git.base_revision":  str(t.BaseRevision),
+		"trigger_source":     str(src),
+		"schedule.name":      str(""),
+		"schedule.id":        str(""),
+		"deploy.environment": str(""),
+		"deploy.version":     str(""),
+		"deploy.rollback":    typedScalar(false),
+	}
+	if d := t.Deploy; d != nil {
+		v["deploy.environment"] = str(d.Environment)
+		v["deploy.version"] = str(d.Version)
+		v["deploy.rollback"] = typedScalar(d.Rollback)
+	}
+	declared := map[string]*paramSpec{}
+	for _, p := range c.pipelineParams {
+		declared[p.name] = p
+	}
+	names := make([]string, 0, len(t.Parameters))
+	for k := range t.Parameters {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		p, ok := declared[k]
+		if !ok {
+			return nil, &Error{File: c.file, Msg: fmt.Sprintf("unknown pipeline parameter %q", k)}
+		}
+		val := typedScalar(t.Parameters[k])
+		if p.typ == "string" || p.typ == "enum" || p.typ == "env_var_name" {
+			if s, ok := t.Parameters[k].(string); ok {
+				val = str(s)
+			}
+		}
+		val.file = c.file
+		if err := p.check(val); err != nil {
+			return nil, err
+		}
+		v["parameters."+k] = val
+	}
+	for _, p := range c.pipelineParams {
+		if _, ok := v["parameters."+p.name]; ok {
+			continue
+		}
+		if p.def == nil {
+			if p.typ == "steps" {
+				v["parameters."+p.name] = &node{kind: seqNode, file: c.file}
+				continue
+			}
+			return nil, errorf(p.at, "pipeline parameter %q has no default and was not given", p.name)
+		}
+		v["parameters."+p.name] = p.def
+	}
+	return v, nil
 }

@@ -2,16 +2,219 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/slipway-ci/slipway/workflows"
 )
 
+// configFlags are the flags every command that reads a config shares.
+type configFlags struct {
+	orbDirs      stringList
+	allowMachine bool
+}
+
+func (c *configFlags) register(fs *flag.FlagSet) {
+	fs.Var(&c.orbDirs, "orbs", "folder of vendored orbs, searched after the config's own orbs/ folder (repeatable)")
+	fs.BoolVar(&c.allowMachine, "allow-machine", false, "let machine jobs run on this host")
+}
+
+// load reads and loads a config file; vendored orbs are looked for in the
+// orbs/ folder beside it (.circleci/orbs for .circleci/config.yml) first.
+func (c *configFlags) load(file string) (*workflows.Config, error) {
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	dirs := append([]string{filepath.Join(filepath.Dir(file), "orbs")}, c.orbDirs...)
+	return workflows.Load(file, src, workflows.LoadOptions{OrbDirs: dirs, AllowMachine: c.allowMachine})
+}
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// parseArgs parses flags that may come before or after the positional
+// arguments, as in `slipway plan FILE --branch main`.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
 func validateCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "slipway validate: language not landed yet")
-	return 2
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf configFlags
+	cf.register(fs)
+	files, err := parseArgs(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(files) == 0 {
+		fmt.Fprintln(stderr, "usage: slipway validate FILE...")
+		return 2
+	}
+	code := 0
+	for _, f := range files {
+		cfg, err := cf.load(f)
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			code = 1
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: valid\n", f)
+	}
+	return code
 }
 
 func planCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "slipway plan: language not landed yet")
-	return 2
+	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf configFlags
+	cf.register(fs)
+	var tf triggerFlags
+	tf.register(fs)
+	asJSON := fs.Bool("json", false, "print the plan as JSON")
+	files, err := parseArgs(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(files) != 1 {
+		fmt.Fprintln(stderr, "usage: slipway plan FILE --branch B | --tag T [--sha S] [--param k=v]... [--deploy-env E] [--json]")
+		return 2
+	}
+	t, err := tf.trigger()
+	if err != nil {
+		fmt.Fprintln(stderr, "slipway plan:", err)
+		return 2
+	}
+	cfg, err := cf.load(files[0])
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	plan, err := cfg.Plan(t)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(plan); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		return 0
+	}
+	printPlan(stdout, plan)
+	return 0
+}
+
+// printPlan writes a plan for people: one line per job, in the order they
+// can run, with what each waits for.
+func printPlan(w io.Writer, plan *workflows.Plan) {
+	if len(plan.Workflows) == 0 {
+		fmt.Fprintln(w, "nothing runs for this trigger")
+		return
+	}
+	for _, wf := range plan.Workflows {
+		fmt.Fprintf(w, "workflow %s\n", wf.Name)
+		for _, j := range wf.Jobs {
+			line := "  " + j.Name
+			if j.Job != j.Name {
+				line += " (" + j.Job + ")"
+			}
+			switch j.Type {
+			case workflows.JobApproval:
+				line += " [approval]"
+			case workflows.JobNoOp:
+				line += " [no-op]"
+			}
+			if len(j.Context) > 0 {
+				line += " context=" + strings.Join(j.Context, ",")
+			}
+			if len(j.Requires) > 0 {
+				var reqs []string
+				for _, name := range sortedKeys(j.Requires) {
+					r := name
+					if st := j.Requires[name]; len(st) != 1 || st[0] != workflows.StatusSuccess {
+						r += ":" + strings.Join(st, "|")
+					}
+					reqs = append(reqs, r)
+				}
+				line += " after " + strings.Join(reqs, ", ")
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+// triggerFlags describe a push (or a chat deploy) on the command line.
+type triggerFlags struct {
+	branch, tag, sha, deployEnv string
+	params                      stringList
+}
+
+func (f *triggerFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.branch, "branch", "", "branch pushed")
+	fs.StringVar(&f.tag, "tag", "", "tag pushed")
+	fs.StringVar(&f.sha, "sha", "", "commit SHA (default: zeros)")
+	fs.Var(&f.params, "param", "pipeline parameter k=v (repeatable)")
+	fs.StringVar(&f.deployEnv, "deploy-env", "", "set pipeline.deploy.environment, as /deploy does")
+}
+
+func (f *triggerFlags) trigger() (workflows.Trigger, error) {
+	if (f.branch == "") == (f.tag == "") {
+		return workflows.Trigger{}, errors.New("give exactly one of --branch and --tag")
+	}
+	t := workflows.Trigger{Branch: f.branch, Tag: f.tag, Revision: f.sha, Source: "api", Number: 1}
+	if t.Revision == "" {
+		t.Revision = strings.Repeat("0", 40)
+	}
+	if len(f.params) > 0 {
+		t.Parameters = map[string]any{}
+		for _, p := range f.params {
+			k, v, ok := strings.Cut(p, "=")
+			if !ok || k == "" {
+				return t, fmt.Errorf("--param %q: want key=value", p)
+			}
+			t.Parameters[k] = v
+		}
+	}
+	if f.deployEnv != "" {
+		t.Deploy = &workflows.DeployValues{Environment: f.deployEnv, Version: t.Revision}
+		t.Source = "chat"
+	}
+	return t, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

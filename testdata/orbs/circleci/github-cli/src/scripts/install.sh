@@ -1,0 +1,2 @@
+#!/bin/sh
+echo "installing gh ${PARAM_GH_CLI_VERSION}"

@@ -1,0 +1,802 @@
+package workflows
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// compiler turns job invocations into JobSpecs for one trigger's pipeline
+// values.
+type compiler struct {
+	cfg      *Config
+	pipeline map[string]*node
+	specs    map[*node][]*paramSpec // parsed `parameters:` of each definition
+}
+
+// paramSpecs parses a definition's parameters once per plan: a matrix
+// invokes the same job thousands of times.
+func (cc *compiler) paramSpecs(def *node) ([]*paramSpec, error) {
+	if s, ok := cc.specs[def]; ok {
+		return s, nil
+	}
+	s, err := parseParamSpecs(def.get("parameters"))
+	if err != nil {
+		return nil, err
+	}
+	if cc.specs == nil {
+		cc.specs = map[*node][]*paramSpec{}
+	}
+	cc.specs[def] = s
+	return s, nil
+}
+
+// maxDepth bounds command-in-command expansion: a command that invokes
+// itself is an error, not a stack overflow.
+const maxDepth = 50
+
+// element is a reusable job, command or executor, found from a scope.
+type element struct {
+	def    *node
+	scope  *scope // where the definition's own references resolve
+	native *nativeOrb
+	name   string // the name it was invoked by
+}
+
+// lookup finds name ("x" or "orb/x") among a scope's jobs, commands or
+// executors. Names from the config itself are tried last, so that an
+// executor name passed into an orb as a parameter still resolves.
+func (cc *compiler) lookup(sc *scope, kind, name string) (element, bool) {
+	if orb, rest, ok := strings.Cut(name, "/"); ok {
+		o := sc.orbs[orb]
+		if o == nil && sc != cc.cfg.root {
+			o = cc.cfg.root.orbs[orb]
+		}
+		if o == nil {
+			return element{}, false
+		}
+		if o.native != nil {
+			m := o.native.commands
+			if kind == "jobs" {
+				m = o.native.jobs
+			}
+			if _, ok := m[rest]; ok {
+				return element{scope: o, native: o.native, name: name}, true
+			}
+			return element{}, false
+		}
+		if d := o.elements(kind)[rest]; d != nil {
+			return element{def: d, scope: o, name: name}, true
+		}
+		return element{}, false
+	}
+	if d := sc.elements(kind)[name]; d != nil {
+		return element{def: d, scope: sc, name: name}, true
+	}
+	if sc != cc.cfg.root {
+		if d := cc.cfg.root.elements(kind)[name]; d != nil {
+			return element{def: d, scope: cc.cfg.root, name: name}, true
+		}
+	}
+	return element{}, false
+}
+
+func (s *scope) elements(kind string) map[string]*node {
+	switch kind {
+	case "jobs":
+		return s.jobs
+	case "commands":
+		return s.commands
+	}
+	return s.executors
+}
+
+// invocationArgs splits an invocation's map into its arguments, leaving out
+// the keys the caller handles itself.
+func invocationArgs(n *node, reserved map[string]bool) (map[string]*node, map[string]*node, error) {
+	args, keys := map[string]*node{}, map[string]*node{}
+	if n.isNull() {
+		return args, keys, nil
+	}
+	if n.kind != mapNode {
+		return nil, nil, errorf(n, "arguments must be a map, not %s", n.kind)
+	}
+	for i, k := range n.keys {
+		if reserved[k.value] {
+			continue
+		}
+		args[k.value] = n.vals[i]
+		keys[k.value] = k
+	}
+	return args, keys, nil
+}
+
+var jobKeys = map[string]bool{
+	"docker": true, "machine": true, "macos": true, "executor": true, "resource_class": true,
+	"parallelism": true, "environment": true, "working_directory": true, "shell": true,
+	"steps": true, "parameters": true, "description": true, "type": true,
+	"circleci_ip_ranges": true, "retention": true,
+}
+
+// job compiles one job invocation. pre and post are the workflow's
+// pre-steps and post-steps, already interpolated.
+func (cc *compiler) job(sc *scope, el element, at *node, args, argKeys map[string]*node, pre, post *node) (string, *JobSpec, error) {
+	if el.native != nil {
+		// A native orb's job (circleci/slack/on-hold) has nothing to run:
+		// slipway posts approval requests to the thread itself.
+		if _, err := bindParams("job "+el.name, at, el.native.jobs[strings.SplitN(el.name, "/", 2)[1]], args, argKeys); err != nil {
+			return "", nil, err
+		}
+		return JobNoOp, nil, nil
+	}
+	def := el.def
+	if def.kind != mapNode {
+		return "", nil, errorf(def, "job %q must be a map", el.name)
+	}
+	for _, k := range def.keys {
+		if !jobKeys[k.value] {
+			return "", nil, errorf(k, "job %q: unknown key %q", el.name, k.value)
+		}
+	}
+	specs, err := cc.paramSpecs(def)
+	if err != nil {
+		return "", nil, err
+	}
+	what := "job " + strconv.Quote(el.name)
+	bound, err := bindParams(what, at, specs, args, argKeys)
+	if err != nil {
+		return "", nil, err
+	}
+	v := &vars{params: bound, pipeline: cc.pipeline, what: what}
+	body, err := v.interpolate(withoutKey(def, "parameters"))
+	if err != nil {
+		return "", nil, err
+	}
+	switch t := body.get("type").str(); t {
+	case "", JobBuild:
+	case JobNoOp, JobApproval:
+		return t, nil, nil
+	default:
+		return "", nil, errorf(body.get("type"), "job %q: unknown type %q", el.name, t)
+	}
+	spec := &JobSpec{WorkingDirectory: "~/project"}
+	if err := cc.executor(el.scope, body, spec, what, 0); err != nil {
+		return "", nil, err
+	}
+	if rc := body.get("resource_class"); rc != nil {
+		spec.ResourceClass = rc.str()
+	}
+	if sh := body.get("shell"); sh != nil {
+		spec.Shell = sh.str()
+	}
+	if wd := body.get("working_directory"); wd != nil {
+		spec.WorkingDirectory = wd.str()
+	}
+	if env := body.get("environment"); env != nil {
+		m, err := environment(env)
+		if err != nil {
+			return "", nil, err
+		}
+		if spec.Environment == nil {
+			spec.Environment = m
+		} else {
+			for k, val := range m {
+				spec.Environment[k] = val
+			}
+		}
+	}
+	if p := body.get("parallelism"); p != nil {
+		n, ok := p.intValue()
+		if !ok || n < 1 {
+			return "", nil, errorf(p, "parallelism must be a positive integer")
+		}
+		spec.Parallelism = n
+	}
+	steps := body.get("steps")
+	if steps == nil || steps.kind != seqNode {
+		return "", nil, errorf(body, "job %q needs a list of steps", el.name)
+	}
+	for _, list := range []*node{pre, steps, post} {
+		if list.isNull() {
+			continue
+		}
+		if err := cc.steps(el.scope, list, &spec.Steps, 0); err != nil {
+			return "", nil, err
+		}
+	}
+	return JobBuild, spec, nil
+}
+
+func withoutKey(n *node, key string) *node {
+	i := -1
+	for j, k := range n.keys {
+		if k.value == key {
+			i = j
+		}
+	}
+	if i < 0 {
+		return n
+	}
+	c := *n
+	c.keys = append(append([]*node(nil), n.keys[:i]...), n.keys[i+1:]...)
+	c.vals = append(append([]*node(nil), n.vals[:i]...), n.vals[i+1:]...)
+	return &c
+}
+
+var executorKeys = map[string]bool{
+	"docker": true, "machine": true, "macos": true, "resource_class": true, "shell": true,
+	"working_directory": true, "environment": true, "parameters": true, "description": true,
+}
+
+// executor fills spec from body's docker/machine/macos/executor keys. For
+// a named executor, its resource_class, shell, working_directory and
+// environment are defaults that the job's own keys override.
+func (cc *compiler) executor(sc *scope, body *node, spec *JobSpec, what string, depth int) error {
+	var kinds []*node
+	for _, k := range []string{"docker", "machine", "macos", "executor"} {
+		if kn := body.keyNode(k); kn != nil {
+			kinds = append(kinds, kn)
+		}
+	}
+	switch {
+	case len(kinds) == 0:
+		return errorf(body, "%s has no executor: give it docker, machine or executor", what)
+	case len(kinds) > 1:
+		return errorf(kinds[1], "%s has both %s and %s; give it one executor", what, kinds[0].value, kinds[1].value)
+	}
+	key := kinds[0]
+	val := body.get(key.value)
+	switch key.value {
+	case "docker":
+		return dockerImages(val, spec)
+	case "machine":
+		if !cc.cfg.allowMachine {
+			return errorf(key, "%s uses the machine executor, which this server does not enable (it would run on the host)", what)
+		}
+		spec.Executor = ExecutorMachine
+		spec.Machine = &MachineSpec{}
+		if val.kind == mapNode {
+			spec.Machine.Image = val.get("image").str()
+		} else if b, ok := val.boolValue(); !ok || !b {
+			return errorf(val, "machine must be true or a map with an image")
+		}
+		return nil
+	case "macos":
+		return errorf(key, "%s uses the macos executor, which slipway cannot provide", what)
+	}
+	if depth > maxDepth {
+		return errorf(key, "executors nested too deeply")
+	}
+	name, args, argKeys := "", map[string]*node{}, map[string]*node{}
+	switch val.kind {
+	case scalarNode:
+		name = val.str()
+	case mapNode:
+		name = val.get("name").str()
+		var err error
+		if args, argKeys, err = invocationArgs(val, map[string]bool{"name": true}); err != nil {
+			return err
+		}
+	default:
+		return errorf(val, "executor must be a name or a map with a name")
+	}
+	el, ok := cc.lookup(sc, "executors", name)
+	if !ok || el.def == nil {
+		return errorf(val, "%s: unknown executor %q", what, name)
+	}
+	if el.def.kind != mapNode {
+		return errorf(el.def, "executor %q must be a map", name)
+	}
+	for _, k := range el.def.keys {
+		if !executorKeys[k.value] {
+			return errorf(k, "executor %q: unknown key %q", name, k.value)
+		}
+	}
+	specs, err := cc.paramSpecs(el.def)
+	if err != nil {
+		return err
+	}
+	ewhat := "executor " + strconv.Quote(name)
+	bound, err := bindParams(ewhat, val, specs, args, argKeys)
+	if err != nil {
+		return err
+	}
+	v := &vars{params: bound, pipeline: cc.pipeline, what: ewhat}
+	eb, err := v.interpolate(withoutKey(el.def, "parameters"))
+	if err != nil {
+		return err
+	}
+	if err := cc.executor(el.scope, eb, spec, ewhat, depth+1); err != nil {
+		return err
+	}
+	if rc := eb.get("resource_class"); rc != nil {
+		spec.ResourceClass = rc.str()
+	}
+	if sh := eb.get("shell"); sh != nil {
+		spec.Shell = sh.str()
+	}
+	if wd := eb.get("working_directory"); wd != nil {
+		spec.WorkingDirectory = wd.str()
+	}
+	if env := eb.get("environment"); env != nil {
+		if spec.Environment, err = environment(env); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func dockerImages(val *node, spec *JobSpec) error {
+	if val.kind != seqNode || len(val.items) == 0 {
+		return errorf(val, "docker must be a list of images")
+	}
+	spec.Executor = ExecutorDocker
+	for _, it := range val.items {
+		if it.kind != mapNode {
+			return errorf(it, "a docker entry is a map with an image")
+		}
+		img := DockerImage{}
+		for i, k := range it.keys {
+			v := it.vals[i]
+			var err error
+			switch k.value {
+			case "image":
+				img.Image = v.str()
+			case "name":
+				img.Name = v.str()
+			case "user":
+				img.User = v.str()
+			case "entrypoint":
+				img.Entrypoint, err = stringList(v)
+			case "command":
+				img.Command, err = stringList(v)
+			case "environment":
+				img.Environment, err = environment(v)
+			case "auth":
+				if v.kind != mapNode {
+					return errorf(v, "auth must be a map with username and password")
+				}
+				img.Auth = &RegistryAuth{Username: v.get("username").str(), Password: v.get("password").str()}
+			case "aws_auth":
+				return errorf(k, "aws_auth is not supported: give registry credentials with auth (username, password) or in the server config")
+			default:
+				return errorf(k, "docker image: unknown key %q", k.value)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if img.Image == "" {
+			return errorf(it, "docker entry has no image")
+		}
+		spec.Docker = append(spec.Docker, img)
+	}
+	return nil
+}
+
+// stringList reads a string or a list of strings.
+func stringList(n *node) ([]string, error) {
+	switch n.kind {
+	case scalarNode:
+		if n.isNull() {
+			return nil, nil
+		}
+		return []string{n.str()}, nil
+	case seqNode:
+		out := make([]string, 0, len(n.items))
+		for _, it := range n.items {
+			if it.kind != scalarNode {
+				return nil, errorf(it, "want a string, not %s", it.kind)
+			}
+			out = append(out, it.str())
+		}
+		return out, nil
+	}
+	return nil, errorf(n, "want a string or a list of strings")
+}
+
+// environment reads an environment map (or a list of one-entry maps, which
+// some configs use).
+func environment(n *node) (map[string]string, error) {
+	m := map[string]string{}
+	if n.isNull() {
+		return m, nil
+	}
+	add := func(mn *node) error {
+		for i, k := range mn.keys {
+			v := mn.vals[i]
+			if v.kind != scalarNode {
+				return errorf(v, "environment variable %q must be a scalar", k.value)
+			}
+			m[k.value] = v.str()
+		}
+		return nil
+	}
+	switch n.kind {
+	case mapNode:
+		return m, add(n)
+	case seqNode:
+		for _, it := range n.items {
+			if it.kind == scalarNode {
+				k, val, ok := strings.Cut(it.str(), "=")
+				if !ok {
+					return nil, errorf(it, "environment entry %q: want KEY=value", it.str())
+				}
+				m[k] = val
+				continue
+			}
+			if it.kind != mapNode {
+				return nil, errorf(it, "environment entries must be maps")
+			}
+			if err := add(it); err != nil {
+				return nil, err
+			}
+		}
+		return m, nil
+	}
+	return nil, errorf(n, "environment must be a map")
+}
+
+// steps compiles a list of steps into out. Lists nested in the list (a
+// `steps` parameter substituted in place) are spliced.
+func (cc *compiler) steps(sc *scope, list *node, out *[]Step, depth int) error {
+	if depth > maxDepth {
+		return errorf(list, "commands nested more than %d deep (does a command invoke itself?)", maxDepth)
+	}
+	if list.isNull() {
+		return nil
+	}
+	if list.kind != seqNode {
+		return errorf(list, "steps must be a list")
+	}
+	for _, it := range list.items {
+		if it.kind == seqNode {
+			if err := cc.steps(sc, it, out, depth+1); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := cc.step(sc, it, out, depth); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (cc *compiler) step(sc *scope, it *node, out *[]Step, depth int) error {
+	var name string
+	var nameNode, arg *node
+	switch it.kind {
+	case scalarNode:
+		name, nameNode = it.str(), it
+	case mapNode:
+		if len(it.keys) != 1 {
+			return errorf(it, "a step is a map with one key (the step or command name)")
+		}
+		name, nameNode, arg = it.keys[0].value, it.keys[0], it.vals[0]
+	}
+	switch name {
+	case "run", "deploy":
+		s, err := runStep(nameNode, arg)
+		if err != nil {
+			return err
+		}
+		*out = append(*out, Step{Run: s})
+		return nil
+	case "checkout":
+		s := &CheckoutStep{}
+		if arg != nil && !arg.isNull() {
+			if err := onlyKeys(arg, "checkout", "path", "method", "depth", "name"); err != nil {
+				return err
+			}
+			s.Path = arg.get("path").str()
+		}
+		*out = append(*out, Step{Checkout: s})
+		return nil
+	case "when", "unless":
+		if arg == nil || arg.kind != mapNode {
+			return errorf(nameNode, "%s needs a map with condition and steps", name)
+		}
+		if err := onlyKeys(arg, name, "condition", "steps"); err != nil {
+			return err
+		}
+		cond := arg.get("condition")
+		if cond == nil {
+			return errorf(arg, "%s step needs a condition", name)
+		}
+		ok, err := evalCondition(cond)
+		if err != nil {
+			return err
+		}
+		if ok == (name == "when") {
+			return cc.steps(sc, arg.get("steps"), out, depth+1)
+		}
+		return nil
+	case "save_cache":
+		if err := onlyKeys(arg, name, "key", "paths", "name", "when"); err != nil {
+			return err
+		}
+		s := &SaveCacheStep{Name: arg.get("name").str(), Key: arg.get("key").str(), When: WhenOnSuccess}
+		paths, err := stringList(orEmpty(arg.get("paths")))
+		if err != nil {
+			return err
+		}
+		s.Paths = paths
+		if s.Key == "" || len(s.Paths) == 0 {
+			return errorf(arg, "save_cache needs a key and paths")
+		}
+		if s.When, err = stepWhen(arg.get("when")); err != nil {
+			return err
+		}
+		*out = append(*out, Step{SaveCache: s})
+		return nil
+	case "restore_cache":
+		if err := onlyKeys(arg, name, "key", "keys", "name"); err != nil {
+			return err
+		}
+		s := &RestoreCacheStep{Name: arg.get("name").str()}
+		if k := arg.get("key"); k != nil {
+			s.Keys = append(s.Keys, k.str())
+		}
+		keys, err := stringList(orEmpty(arg.get("keys")))
+		if err != nil {
+			return err
+		}
+		s.Keys = append(s.Keys, keys...)
+		if len(s.Keys) == 0 {
+			return errorf(arg, "restore_cache needs a key or keys")
+		}
+		*out = append(*out, Step{RestoreCache: s})
+		return nil
+	case "persist_to_workspace":
+		if err := onlyKeys(arg, name, "root", "paths", "name"); err != nil {
+			return err
+		}
+		paths, err := stringList(orEmpty(arg.get("paths")))
+		if err != nil {
+			return err
+		}
+		s := &PersistStep{Root: arg.get("root").str(), Paths: paths}
+		if s.Root == "" || len(paths) == 0 {
+			return errorf(arg, "persist_to_workspace needs a root and paths")
+		}
+		*out = append(*out, Step{PersistToWorkspace: s})
+		return nil
+	case "attach_workspace":
+		if err := onlyKeys(arg, name, "at", "name"); err != nil {
+			return err
+		}
+		s := &AttachStep{At: arg.get("at").str()}
+		if s.At == "" {
+			return errorf(nameNode, "attach_workspace needs at")
+		}
+		*out = append(*out, Step{AttachWorkspace: s})
+		return nil
+	case "store_artifacts":
+		// `when` is accepted for the 2.0 configs that set it; artifacts
+		// and test results are kept whatever the job's outcome.
+		if err := onlyKeys(arg, name, "path", "destination", "name", "when"); err != nil {
+			return err
+		}
+		if _, err := stepWhen(arg.get("when")); err != nil {
+			return err
+		}
+		s := &StoreArtifactsStep{Path: arg.get("path").str(), Destination: arg.get("destination").str()}
+		if s.Path == "" {
+			return errorf(nameNode, "store_artifacts needs a path")
+		}
+		*out = append(*out, Step{StoreArtifacts: s})
+		return nil
+	case "store_test_results":
+		if err := onlyKeys(arg, name, "path", "name", "when"); err != nil {
+			return err
+		}
+		if _, err := stepWhen(arg.get("when")); err != nil {
+			return err
+		}
+		s := &StoreTestResultsStep{Path: arg.get("path").str()}
+		if s.Path == "" {
+			return errorf(nameNode, "store_test_results needs a path")
+		}
+		*out = append(*out, Step{StoreTestResults: s})
+		return nil
+	case "setup_remote_docker":
+		s := &SetupRemoteDockerStep{}
+		if arg != nil && !arg.isNull() {
+			if err := onlyKeys(arg, name, "version", "docker_layer_caching", "name"); err != nil {
+				return err
+			}
+			s.Version = arg.get("version").str()
+			s.DockerLayerCaching, _ = arg.get("docker_layer_caching").boolValue()
+		}
+		*out = append(*out, Step{SetupRemoteDocker: s})
+		return nil
+	case "add_ssh_keys":
+		s := &AddSSHKeysStep{}
+		if arg != nil && !arg.isNull() {
+			if err := onlyKeys(arg, name, "fingerprints", "name"); err != nil {
+				return err
+			}
+			fps, err := stringList(orEmpty(arg.get("fingerprints")))
+			if err != nil {
+				return err
+			}
+			s.Fingerprints = fps
+		}
+		*out = append(*out, Step{AddSSHKeys: s})
+		return nil
+	case "steps":
+		// `- steps: << parameters.x >>` splices a steps parameter in place.
+		return cc.steps(sc, arg, out, depth+1)
+	case "":
+		return errorf(it, "empty step")
+	}
+	return cc.command(sc, name, nameNode, arg, out, depth)
+}
+
+// command expands a command invocation into its steps.
+func (cc *compiler) command(sc *scope, name string, at, arg *node, out *[]Step, depth int) error {
+	el, ok := cc.lookup(sc, "commands", name)
+	if !ok {
+		if orb, _, isOrb := strings.Cut(name, "/"); isOrb && sc.orbs[orb] == nil && cc.cfg.root.orbs[orb] == nil {
+			return errorf(at, "unknown step %q: no orb named %q is declared in orbs", name, orb)
+		}
+		return errorf(at, "unknown step or command %q", name)
+	}
+	args, argKeys, err := invocationArgs(arg, nil)
+	if err != nil {
+		return err
+	}
+	what := "command " + strconv.Quote(name)
+	if el.native != nil {
+		cmd := name[strings.Index(name, "/")+1:]
+		bound, err := bindParams(what, at, el.native.commands[cmd], args, argKeys)
+		if err != nil {
+			return err
+		}
+		ns := &NativeStep{Orb: el.native.name, Command: cmd, Params: map[string]string{}, When: WhenOnSuccess}
+		if el.native.target != "" {
+			ns.Orb = el.native.target
+		}
+		for k, v := range bound {
+			if v.kind != scalarNode {
+				return errorf(v, "%s: parameter %q must be a scalar", what, k)
+			}
+			ns.Params[k] = v.str()
+		}
+		if ev := ns.Params["event"]; ev == "fail" {
+			ns.When = WhenOnFail
+		} else if ev == "always" {
+			ns.When = WhenAlways
+		}
+		*out = append(*out, Step{Native: ns})
+		return nil
+	}
+	def := el.def
+	if def.kind != mapNode {
+		return errorf(def, "command %q must be a map with steps", name)
+	}
+	if err := onlyKeys(def, "command "+name, "parameters", "steps", "description"); err != nil {
+		return err
+	}
+	specs, err := cc.paramSpecs(def)
+	if err != nil {
+		return err
+	}
+	bound, err := bindParams(what, at, specs, args, argKeys)
+	if err != nil {
+		return err
+	}
+	v := &vars{params: bound, pipeline: cc.pipeline, what: what}
+	steps, err := v.interpolate(def.get("steps"))
+	if err != nil {
+		return err
+	}
+	if steps == nil {
+		return errorf(def, "command %q has no steps", name)
+	}
+	return cc.steps(el.scope, steps, out, depth+1)
+}
+
+func orEmpty(n *node) *node {
+	if n == nil {
+		return &node{kind: seqNode}
+	}
+	return n
+}
+
+// onlyKeys checks that a step's map uses only the keys it knows.
+func onlyKeys(n *node, what string, keys ...string) error {
+	if n == nil || n.isNull() {
+		return errorf(n, "%s needs arguments", what)
+	}
+	if n.kind != mapNode {
+		return errorf(n, "%s takes a map, not %s", what, n.kind)
+	}
+next:
+	for _, k := range n.keys {
+		for _, want := range keys {
+			if k.value == want {
+				continue next
+			}
+		}
+		return errorf(k, "%s: unknown key %q", what, k.value)
+	}
+	return nil
+}
+
+func stepWhen(n *node) (string, error) {
+	if n.isNull() {
+		return WhenOnSuccess, nil
+	}
+	switch w := n.str(); w {
+	case WhenOnSuccess, WhenOnFail, WhenAlways:
+		return w, nil
+	}
+	return "", errorf(n, "when must be on_success, on_fail or always, not %q", n.str())
+}
+
+func runStep(at, arg *node) (*RunStep, error) {
+	if arg == nil || arg.isNull() {
+		return nil, errorf(at, "run needs a command")
+	}
+	s := &RunStep{When: WhenOnSuccess}
+	if arg.kind == scalarNode {
+		s.Command = arg.str()
+		return s, nil
+	}
+	if arg.kind != mapNode {
+		return nil, errorf(arg, "run takes a command or a map")
+	}
+	for i, k := range arg.keys {
+		v := arg.vals[i]
+		var err error
+		switch k.value {
+		case "command":
+			s.Command = v.str()
+		case "name":
+			s.Name = v.str()
+		case "shell":
+			s.Shell = v.str()
+		case "working_directory":
+			s.WorkingDirectory = v.str()
+		case "environment":
+			s.Environment, err = environment(v)
+		case "background":
+			b, ok := v.boolValue()
+			if !ok {
+				return nil, errorf(v, "background must be a boolean")
+			}
+			s.Background = b
+		case "no_output_timeout":
+			s.NoOutputTimeout, err = duration(v)
+		case "when":
+			s.When, err = stepWhen(v)
+		case "max_auto_reruns", "auto_rerun_delay":
+			return nil, errorf(k, "run: %s is not supported", k.value)
+		default:
+			return nil, errorf(k, "run: unknown key %q", k.value)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if s.Command == "" {
+		return nil, errorf(arg, "run needs a command")
+	}
+	return s, nil
+}
+
+// duration reads CircleCI durations: "10m", "1h30m", "90s", or a bare
+// number of seconds.
+func duration(n *node) (time.Duration, error) {
+	s := strings.TrimSpace(n.str())
+	if secs, err := strconv.Atoi(s); err == nil {
+		return time.Duration(secs) * time.Second, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, errorf(n, "bad duration %q (want 10m, 1h30m, 90s)", s)
+	}
+	return d, nil
+}

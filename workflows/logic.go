@@ -1,0 +1,106 @@
+package workflows
+
+import (
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// evalCondition evaluates a CircleCI logic statement (the value of a
+// workflow's or step's `when`/`unless`): a literal, or a map with one of
+// and, or, not, equal, matches. Literals are falsy when false, null, 0,
+// NaN or the empty string, truthy otherwise.
+func evalCondition(n *node) (bool, error) {
+	if n.isNull() {
+		return false, nil
+	}
+	switch n.kind {
+	case seqNode:
+		return len(n.items) > 0, nil
+	case scalarNode:
+		if strings.Contains(n.value, "<<") && strings.Contains(n.value, ">>") {
+			return false, errorf(n, "unsupported expression %q: slipway evaluates logic statements (and, or, not, equal, matches), not expressions", n.value)
+		}
+		return truthy(n), nil
+	}
+	if len(n.keys) != 1 {
+		return false, errorf(n, "a logic statement has exactly one of and, or, not, equal, matches")
+	}
+	op, arg := n.keys[0], n.vals[0]
+	switch op.value {
+	case "and", "or":
+		if arg.kind != seqNode {
+			return false, errorf(arg, "%s takes a list", op.value)
+		}
+		for _, it := range arg.items {
+			v, err := evalCondition(it)
+			if err != nil {
+				return false, err
+			}
+			if op.value == "and" && !v {
+				return false, nil
+			}
+			if op.value == "or" && v {
+				return true, nil
+			}
+		}
+		return op.value == "and", nil
+	case "not":
+		v, err := evalCondition(arg)
+		return !v, err
+	case "equal":
+		if arg.kind != seqNode || len(arg.items) == 0 {
+			return false, errorf(arg, "equal takes a list of values")
+		}
+		first := arg.items[0].toAny()
+		for _, it := range arg.items[1:] {
+			if !reflect.DeepEqual(normalize(first), normalize(it.toAny())) {
+				return false, nil
+			}
+		}
+		return true, nil
+	case "matches":
+		pattern, value := arg.get("pattern"), arg.get("value")
+		if arg.kind != mapNode || pattern == nil || value == nil || len(arg.keys) != 2 {
+			return false, errorf(arg, "matches takes a map with pattern and value")
+		}
+		re, err := fullMatch(pattern.str())
+		if err != nil {
+			return false, errorf(pattern, "matches: bad pattern: %v", err)
+		}
+		return re.MatchString(value.str()), nil
+	}
+	return false, errorf(op, "unknown logic operator %q (want and, or, not, equal, matches)", op.value)
+}
+
+// normalize makes 1 and 1.0 equal, as they are in CircleCI's comparisons.
+func normalize(v any) any {
+	if i, ok := v.(int); ok {
+		return float64(i)
+	}
+	return v
+}
+
+func truthy(n *node) bool {
+	if n.quoted {
+		return n.value != ""
+	}
+	switch n.tag {
+	case "!!null":
+		return false
+	case "!!bool":
+		b, _ := n.boolValue()
+		return b
+	case "!!int", "!!float":
+		f, err := strconv.ParseFloat(n.value, 64)
+		return err != nil || (f != 0 && f == f)
+	}
+	return n.value != ""
+}
+
+// fullMatch compiles a pattern that must match a whole string, as
+// CircleCI's filters and `matches` do (Java's Matcher.matches).
+func fullMatch(pattern string) (*regexp.Regexp, error) {
+	return regexp.Compile(`^(?:` + pattern + `)$`)
+}

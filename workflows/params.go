@@ -1,0 +1,302 @@
+package workflows
+
+import (
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// paramSpec is one declared parameter of a job, command, executor or the
+// pipeline.
+type paramSpec struct {
+	name string
+	typ  string // string, boolean, integer, enum, executor, steps, env_var_name
+	def  *node  // nil when required
+	enum []string
+	at   *node
+}
+
+var envVarName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+
+// parseParamSpecs reads a `parameters:` map.
+func parseParamSpecs(n *node) ([]*paramSpec, error) {
+	if n.isNull() {
+		return nil, nil
+	}
+	if n.kind != mapNode {
+		return nil, errorf(n, "parameters must be a map, not %s", n.kind)
+	}
+	specs := make([]*paramSpec, 0, len(n.keys))
+	for i, k := range n.keys {
+		v := n.vals[i]
+		if v.kind != mapNode {
+			return nil, errorf(v, "parameter %q must be a map with a type", k.value)
+		}
+		p := &paramSpec{name: k.value, at: k}
+		for j, pk := range v.keys {
+			pv := v.vals[j]
+			switch pk.value {
+			case "type":
+				p.typ = pv.str()
+			case "default":
+				p.def = pv
+			case "enum":
+				if pv.kind != seqNode {
+					return nil, errorf(pv, "parameter %q: enum must be a list", k.value)
+				}
+				for _, e := range pv.items {
+					p.enum = append(p.enum, e.str())
+				}
+			case "description":
+			default:
+				return nil, errorf(pk, "parameter %q: unknown key %q", k.value, pk.value)
+			}
+		}
+		switch p.typ {
+		case "string", "boolean", "integer", "executor", "steps", "env_var_name":
+		case "enum":
+			if len(p.enum) == 0 {
+				return nil, errorf(k, "parameter %q: enum type needs an enum list", k.value)
+			}
+		case "":
+			return nil, errorf(k, "parameter %q has no type", k.value)
+		default:
+			return nil, errorf(v.get("type"), "parameter %q: unknown type %q", k.value, p.typ)
+		}
+		if p.def != nil && !p.def.isNull() {
+			if err := p.check(p.def); err != nil {
+				return nil, err
+			}
+		}
+		specs = append(specs, p)
+	}
+	return specs, nil
+}
+
+// check validates a value against the parameter's type.
+func (p *paramSpec) check(v *node) error {
+	switch p.typ {
+	case "string":
+		if v.kind != scalarNode {
+			return errorf(v, "parameter %q is a string, got %s", p.name, v.kind)
+		}
+	case "boolean":
+		if _, ok := v.boolValue(); !ok {
+			return errorf(v, "parameter %q is a boolean, got %q", p.name, v.str())
+		}
+	case "integer":
+		if _, ok := v.intValue(); !ok {
+			return errorf(v, "parameter %q is an integer, got %q", p.name, v.str())
+		}
+	case "enum":
+		if v.kind != scalarNode || !slices.Contains(p.enum, v.str()) {
+			return errorf(v, "parameter %q must be one of %s, got %q", p.name, strings.Join(p.enum, ", "), v.str())
+		}
+	case "env_var_name":
+		if v.kind != scalarNode || !envVarName.MatchString(v.str()) {
+			return errorf(v, "parameter %q must be an environment variable name, got %q", p.name, v.str())
+		}
+	case "executor":
+		if v.kind != scalarNode && v.kind != mapNode {
+			return errorf(v, "parameter %q is an executor (a name or a map), got %s", p.name, v.kind)
+		}
+	case "steps":
+		if v.kind != seqNode && !v.isNull() {
+			return errorf(v, "parameter %q is a list of steps, got %s", p.name, v.kind)
+		}
+	}
+	return nil
+}
+
+// bindParams matches the arguments of an invocation against the
+// declarations. args maps argument names to values; keys lists the
+// argument key nodes for positions. Unknown arguments and missing required
+// ones are errors.
+func bindParams(what string, at *node, specs []*paramSpec, args map[string]*node, argKeys map[string]*node) (map[string]*node, error) {
+	out := make(map[string]*node, len(specs))
+	for name, k := range argKeys {
+		if !slices.ContainsFunc(specs, func(p *paramSpec) bool { return p.name == name }) {
+			return nil, errorf(k, "%s has no parameter %q", what, name)
+		}
+	}
+	for _, p := range specs {
+		v, ok := args[p.name]
+		if !ok || v == nil {
+			if p.def == nil {
+				if p.typ == "steps" {
+					v = &node{kind: seqNode, file: at.file, line: at.line, col: at.col}
+				} else {
+					return nil, errorf(at, "%s: missing required parameter %q", what, p.name)
+				}
+			} else {
+				v = p.def
+			}
+		}
+		if p.typ == "steps" && v.isNull() {
+			v = &node{kind: seqNode, file: v.file, line: v.line, col: v.col}
+		}
+		if err := p.check(v); err != nil {
+			return nil, err
+		}
+		out[p.name] = v
+	}
+	return out, nil
+}
+
+// reference matches `<< parameters.x >>`, `<< pipeline.git.branch >>` and
+// `<< matrix.x >>`. Other `<< ... >>` text (shell heredocs, say) is left
+// alone.
+var reference = regexp.MustCompile(`<<\s*(parameters|pipeline|matrix)\.([A-Za-z0-9_.\-]+)\s*>>`)
+
+// vars resolves the references of one interpolation scope.
+type vars struct {
+	params   map[string]*node // nil outside a parameterised element
+	pipeline map[string]*node
+	matrix   map[string]*node // nil outside a matrix entry
+	what     string           // "job build", for messages
+}
+
+func (v *vars) lookup(ns, name string, at *node) (*node, error) {
+	switch ns {
+	case "parameters":
+		if v.params == nil {
+			return nil, errorf(at, "<< parameters.%s >> used outside a job, command or executor with parameters", name)
+		}
+		if p, ok := v.params[name]; ok {
+			return p, nil
+		}
+		return nil, errorf(at, "%s has no parameter %q", v.what, name)
+	case "pipeline":
+		if p, ok := v.pipeline[name]; ok {
+			return p, nil
+		}
+		return nil, errorf(at, "unknown pipeline value pipeline.%s", name)
+	default:
+		if v.matrix == nil {
+			return nil, errorf(at, "<< matrix.%s >> used outside a matrix job", name)
+		}
+		if p, ok := v.matrix[name]; ok {
+			return p, nil
+		}
+		return nil, errorf(at, "matrix has no parameter %q", name)
+	}
+}
+
+// interpolate returns a copy of n with references substituted. A scalar
+// that is exactly one reference becomes the referenced value itself, so
+// that booleans stay booleans and `steps` parameters splice lists; a
+// reference inside longer text becomes text.
+func (v *vars) interpolate(n *node) (*node, error) {
+	if n == nil {
+		return nil, nil
+	}
+	// Copy on write: a subtree without references is shared, not copied.
+	switch n.kind {
+	case mapNode:
+		var c *node
+		for i := range n.keys {
+			k, err := v.interpolate(n.keys[i])
+			if err != nil {
+				return nil, err
+			}
+			if k.kind != scalarNode {
+				return nil, errorf(n.keys[i], "a map key cannot be replaced by %s", k.kind)
+			}
+			val, err := v.interpolate(n.vals[i])
+			if err != nil {
+				return nil, err
+			}
+			if c == nil && (k != n.keys[i] || val != n.vals[i]) {
+				cp := *n
+				cp.keys = append([]*node(nil), n.keys...)
+				cp.vals = append([]*node(nil), n.vals...)
+				c = &cp
+			}
+			if c != nil {
+				c.keys[i], c.vals[i] = k, val
+			}
+		}
+		if c == nil {
+			return n, nil
+		}
+		return c, nil
+	case seqNode:
+		var c *node
+		for i, it := range n.items {
+			r, err := v.interpolate(it)
+			if err != nil {
+				return nil, err
+			}
+			if c == nil && r != it {
+				cp := *n
+				cp.items = append([]*node(nil), n.items...)
+				c = &cp
+			}
+			if c != nil {
+				c.items[i] = r
+			}
+		}
+		if c == nil {
+			return n, nil
+		}
+		return c, nil
+	}
+	if !strings.Contains(n.value, "<<") {
+		return n, nil
+	}
+	locs := reference.FindAllStringSubmatchIndex(n.value, -1)
+	if len(locs) == 0 {
+		return n, nil
+	}
+	s := n.value
+	if len(locs) == 1 && strings.TrimSpace(s) == s[locs[0][0]:locs[0][1]] {
+		val, err := v.lookup(s[locs[0][2]:locs[0][3]], s[locs[0][4]:locs[0][5]], n)
+		if err != nil {
+			return nil, err
+		}
+		return val, nil
+	}
+	var b strings.Builder
+	last := 0
+	for _, loc := range locs {
+		b.WriteString(s[last:loc[0]])
+		val, err := v.lookup(s[loc[2]:loc[3]], s[loc[4]:loc[5]], n)
+		if err != nil {
+			return nil, err
+		}
+		if val.kind != scalarNode {
+			return nil, errorf(n, "%s is %s and cannot be placed inside text", s[loc[0]:loc[1]], val.kind)
+		}
+		b.WriteString(val.str())
+		last = loc[1]
+	}
+	b.WriteString(s[last:])
+	c := *n
+	c.value = b.String()
+	c.tag = "!!str"
+	c.quoted = true
+	return &c, nil
+}
+
+// typedScalar makes a node for a value given outside YAML (a command-line
+// parameter, a trigger value), typed as YAML would type its plain text.
+func typedScalar(v any) *node {
+	switch x := v.(type) {
+	case bool:
+		return &node{kind: scalarNode, value: strconv.FormatBool(x), tag: "!!bool"}
+	case int:
+		return &node{kind: scalarNode, value: strconv.Itoa(x), tag: "!!int"}
+	case string:
+		n := &node{kind: scalarNode, value: x, tag: "!!str"}
+		if _, ok := n.boolValue(); ok {
+			n.tag = "!!bool"
+		} else if _, ok := n.intValue(); ok {
+			n.tag = "!!int"
+		}
+		return n
+	case nil:
+		return &node{kind: scalarNode, tag: "!!null"}
+	}
+	return &node{kind: scalarNode, value: "", tag: "!!str"}
+}

@@ -1,0 +1,725 @@
+package workflows
+
+import (
+	"container/heap"
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// entryKeys are the keys of a workflow's job entry that belong to the
+// workflow rather than to the job's parameters.
+var entryKeys = map[string]bool{
+	"requires": true, "context": true, "filters": true, "type": true, "name": true,
+	"matrix": true, "pre-steps": true, "post-steps": true, "serial-group": true, "override-with": true,
+}
+
+var workflowKeys = map[string]bool{"jobs": true, "when": true, "unless": true, "triggers": true}
+
+var requireStatuses = []string{StatusSuccess, StatusFailed, StatusCanceled, StatusNotRun, StatusUnauthorized, StatusTerminal}
+
+// instance is one job of a workflow before the DAG is built.
+type instance struct {
+	job      *PlannedJob
+	at       *node  // the entry, for positions
+	alias    string // matrix alias; empty outside a matrix
+	requires []*requirement
+	filters  *filters
+	index    int
+	reqAt    map[string]*node // requires entry of each upstream job
+}
+
+type requirement struct {
+	name     string
+	statuses []string
+	at       *node
+}
+
+func (c *Config) plan(t Trigger, all bool) (*Plan, error) {
+	pv, err := c.pipelineValues(t)
+	if err != nil {
+		return nil, err
+	}
+	cc := &compiler{cfg: c, pipeline: pv}
+	plan := &Plan{Workflows: []*PlannedWorkflow{}}
+	var errs ErrorList
+	for _, wf := range c.workflows {
+		pw, err := cc.workflow(wf, t, all)
+		if err != nil {
+			errs = appendErrors(errs, err)
+			continue
+		}
+		if pw != nil && len(pw.Jobs) > 0 {
+			plan.Workflows = append(plan.Workflows, pw)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return plan, nil
+}
+
+// appendErrors adds err's problems, skipping repeats: one broken job
+// definition invoked by many entries is reported once.
+func appendErrors(errs ErrorList, err error) ErrorList {
+	var add []*Error
+	switch e := err.(type) {
+	case ErrorList:
+		add = e
+	case *Error:
+		add = []*Error{e}
+	default:
+		add = []*Error{{Msg: err.Error()}}
+	}
+	for _, a := range add {
+		if !slices.ContainsFunc(errs, func(x *Error) bool { return *x == *a }) {
+			errs = append(errs, a)
+		}
+	}
+	return errs
+}
+
+// workflow plans one workflow; nil when its conditions exclude it.
+func (cc *compiler) workflow(wf *workflowDef, t Trigger, all bool) (*PlannedWorkflow, error) {
+	pw := &PlannedWorkflow{Name: wf.name, Jobs: []*PlannedJob{}}
+	if wf.body == nil {
+		el, _ := cc.lookup(cc.cfg.root, "jobs", "build")
+		typ, spec, err := cc.job(cc.cfg.root, el, wf.key, nil, nil, nil, nil)
+		if err != nil {
+			return nil, err
+		}
+		pw.Jobs = append(pw.Jobs, &PlannedJob{Name: "build", Job: "build", Type: typ, Requires: map[string][]string{}, Context: []string{}, Spec: spec})
+		return pw, nil
+	}
+	pipe := &vars{pipeline: cc.pipeline}
+	body, err := pipe.interpolateExcept(wf.body, "jobs")
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range body.keys {
+		if !workflowKeys[k.value] {
+			if k.value == "max_auto_reruns" {
+				return nil, errorf(k, "workflow %q: max_auto_reruns is not supported", wf.name)
+			}
+			return nil, errorf(k, "workflow %q: unknown key %q", wf.name, k.value)
+		}
+	}
+	run := true
+	for _, key := range []string{"when", "unless"} {
+		if cond := body.get(key); cond != nil {
+			ok, err := evalCondition(cond)
+			if err != nil {
+				return nil, err
+			}
+			if ok != (key == "when") {
+				run = false
+			}
+		}
+	}
+	if tr := body.get("triggers"); tr != nil {
+		if err := checkTriggers(tr); err != nil {
+			return nil, err
+		}
+		// A scheduled workflow runs on its schedule, never on a push.
+		run = false
+	}
+	if !run && !all {
+		return nil, nil
+	}
+	jobs := wf.body.get("jobs")
+	if jobs == nil || jobs.kind != seqNode || len(jobs.items) == 0 {
+		return nil, errorf(wf.key, "workflow %q needs a list of jobs", wf.name)
+	}
+	var insts []*instance
+	var errs ErrorList
+	for _, entry := range jobs.items {
+		is, err := cc.entry(entry)
+		if err != nil {
+			errs = appendErrors(errs, err)
+			continue
+		}
+		insts = append(insts, is...)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	nameInstances(insts)
+	if err := link(wf, insts); err != nil {
+		return nil, err
+	}
+	if !all {
+		insts = filterInstances(insts, t)
+	}
+	pw.Jobs = order(insts)
+	return pw, nil
+}
+
+// interpolateExcept interpolates a map's values, leaving one key alone.
+func (v *vars) interpolateExcept(n *node, skip string) (*node, error) {
+	c := *n
+	c.vals = make([]*node, len(n.vals))
+	for i, k := range n.keys {
+		if k.value == skip {
+			c.vals[i] = n.vals[i]
+			continue
+		}
+		var err error
+		if c.vals[i], err = v.interpolate(n.vals[i]); err != nil {
+			return nil, err
+		}
+	}
+	return &c, nil
+}
+
+func checkTriggers(tr *node) error {
+	if tr.kind != seqNode {
+		return errorf(tr, "triggers must be a list")
+	}
+	for _, it := range tr.items {
+		s := it.get("schedule")
+		if s == nil {
+			return errorf(it, "only schedule triggers are supported")
+		}
+		if s.get("cron") == nil {
+			return errorf(s, "schedule needs a cron")
+		}
+	}
+	return nil
+}
+
+// entry expands one item of a workflow's jobs list: one instance, or one
+// per matrix combination.
+func (cc *compiler) entry(entry *node) ([]*instance, error) {
+	var name string
+	var nameNode, args *node
+	switch entry.kind {
+	case scalarNode:
+		name, nameNode = entry.str(), entry
+	case mapNode:
+		if len(entry.keys) != 1 {
+			return nil, errorf(entry, "a workflow job is a name, or a map from the name to its settings")
+		}
+		name, nameNode, args = entry.keys[0].value, entry.keys[0], entry.vals[0]
+		if !args.isNull() && args.kind != mapNode {
+			return nil, errorf(args, "job %q: settings must be a map", name)
+		}
+	default:
+		return nil, errorf(entry, "a workflow job is a name or a map")
+	}
+	for _, k := range []string{"serial-group", "override-with"} {
+		if kn := args.keyNode(k); kn != nil {
+			return nil, errorf(kn, "job %q: %s is not supported", name, k)
+		}
+	}
+	pipe := &vars{pipeline: cc.pipeline}
+	m := args.get("matrix")
+	if m == nil {
+		a, err := pipe.interpolate(args)
+		if err != nil {
+			return nil, err
+		}
+		inst, err := cc.instance(name, nameNode, a)
+		if err != nil {
+			return nil, err
+		}
+		return []*instance{inst}, nil
+	}
+	m, err := pipe.interpolate(m)
+	if err != nil {
+		return nil, err
+	}
+	combos, order, alias, err := matrix(m, name)
+	if err != nil {
+		return nil, err
+	}
+	var out []*instance
+	for _, combo := range combos {
+		mv := &vars{pipeline: cc.pipeline, matrix: combo}
+		a, err := mv.interpolate(withoutKey(args, "matrix"))
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range order {
+			a.keys = append(a.keys, scalar(p, m))
+			a.vals = append(a.vals, combo[p])
+		}
+		if a.get("name") == nil {
+			parts := []string{name}
+			for _, p := range order {
+				parts = append(parts, combo[p].str())
+			}
+			a.keys = append(a.keys, scalar("name", nameNode))
+			a.vals = append(a.vals, scalar(strings.Join(parts, "-"), nameNode))
+		}
+		inst, err := cc.instance(name, nameNode, a)
+		if err != nil {
+			return nil, err
+		}
+		inst.alias = alias
+		out = append(out, inst)
+	}
+	return out, nil
+}
+
+// maxMatrix bounds a matrix's combinations.
+const maxMatrix = 10000
+
+// matrix expands a matrix stanza into its parameter combinations, in
+// CircleCI's order (the last parameter varies fastest), without the
+// excluded ones.
+func matrix(m *node, job string) ([]map[string]*node, []string, string, error) {
+	if m.kind != mapNode {
+		return nil, nil, "", errorf(m, "matrix must be a map with parameters")
+	}
+	if err := onlyKeys(m, "matrix", "parameters", "exclude", "alias"); err != nil {
+		return nil, nil, "", err
+	}
+	alias := job
+	if a := m.get("alias"); a != nil {
+		alias = a.str()
+	}
+	params := m.get("parameters")
+	if params == nil || params.kind != mapNode || len(params.keys) == 0 {
+		return nil, nil, "", errorf(m, "matrix needs parameters")
+	}
+	combos := []map[string]*node{{}}
+	var order []string
+	for i, k := range params.keys {
+		vals := params.vals[i]
+		if vals.kind != seqNode || len(vals.items) == 0 {
+			return nil, nil, "", errorf(vals, "matrix parameter %q needs a list of values", k.value)
+		}
+		order = append(order, k.value)
+		next := make([]map[string]*node, 0, len(combos)*len(vals.items))
+		for _, c := range combos {
+			for _, v := range vals.items {
+				nc := make(map[string]*node, len(c)+1)
+				for ck, cv := range c {
+					nc[ck] = cv
+				}
+				nc[k.value] = v
+				next = append(next, nc)
+			}
+		}
+		if len(next) > maxMatrix {
+			return nil, nil, "", errorf(m, "matrix has more than %d combinations", maxMatrix)
+		}
+		combos = next
+	}
+	if ex := m.get("exclude"); ex != nil {
+		if ex.kind != seqNode {
+			return nil, nil, "", errorf(ex, "exclude must be a list of parameter maps")
+		}
+		for _, e := range ex.items {
+			if e.kind != mapNode {
+				return nil, nil, "", errorf(e, "exclude entries are maps of matrix parameters")
+			}
+			for _, k := range e.keys {
+				if !slices.Contains(order, k.value) {
+					return nil, nil, "", errorf(k, "exclude names %q, which is not a matrix parameter", k.value)
+				}
+			}
+			combos = slices.DeleteFunc(combos, func(c map[string]*node) bool {
+				for i, k := range e.keys {
+					if fmt.Sprint(c[k.value].toAny()) != fmt.Sprint(e.vals[i].toAny()) {
+						return false
+					}
+				}
+				return len(e.keys) == len(order)
+			})
+		}
+	}
+	return combos, order, alias, nil
+}
+
+// instance compiles one (already interpolated) workflow job entry.
+func (cc *compiler) instance(name string, nameNode, a *node) (*instance, error) {
+	if a.isNull() {
+		a = &node{kind: mapNode}
+	}
+	inst := &instance{at: nameNode}
+	pj := &PlannedJob{Name: name, Job: name, Type: JobBuild, Requires: map[string][]string{}, Context: []string{}}
+	inst.job = pj
+	if n := a.get("name"); n != nil {
+		pj.Name = n.str()
+		if pj.Name == "" {
+			return nil, errorf(n, "job %q: empty name", name)
+		}
+	}
+	if ctx := a.get("context"); ctx != nil {
+		list, err := stringList(ctx)
+		if err != nil {
+			return nil, err
+		}
+		pj.Context = list
+	}
+	if r := a.get("requires"); r != nil {
+		reqs, err := requirements(r)
+		if err != nil {
+			return nil, err
+		}
+		inst.requires = reqs
+	}
+	if f := a.get("filters"); f != nil {
+		fl, err := parseFilters(f)
+		if err != nil {
+			return nil, err
+		}
+		inst.filters = fl
+	}
+	switch t := a.get("type").str(); t {
+	case JobApproval, JobNoOp:
+		// Approval and no-op entries need no job definition: the name is
+		// all there is, as in CircleCI.
+		pj.Type = t
+		for _, k := range a.keys {
+			if !entryKeys[k.value] {
+				return nil, errorf(k, "%s job %q takes no parameter %q", t, name, k.value)
+			}
+		}
+		return inst, nil
+	case "", JobBuild:
+	default:
+		return nil, errorf(a.get("type"), "job %q: unknown type %q (want approval, no-op or build)", name, t)
+	}
+	el, ok := cc.lookup(cc.cfg.root, "jobs", name)
+	if !ok {
+		if orb, _, isOrb := strings.Cut(name, "/"); isOrb && cc.cfg.root.orbs[orb] == nil {
+			return nil, errorf(nameNode, "job %q: no orb named %q is declared in orbs", name, orb)
+		}
+		return nil, errorf(nameNode, "workflow invokes unknown job %q", name)
+	}
+	args, argKeys, err := invocationArgs(a, entryKeys)
+	if err != nil {
+		return nil, err
+	}
+	typ, spec, err := cc.job(el.scope, el, nameNode, args, argKeys, a.get("pre-steps"), a.get("post-steps"))
+	if err != nil {
+		return nil, err
+	}
+	pj.Type, pj.Spec = typ, spec
+	return inst, nil
+}
+
+// requirements reads `requires`: names, or maps from a name to the
+// statuses that satisfy it.
+func requirements(r *node) ([]*requirement, error) {
+	if r.kind == scalarNode {
+		r = &node{kind: seqNode, items: []*node{r}, file: r.file, line: r.line, col: r.col}
+	}
+	var items []*requirement
+	addMap := func(m *node) error {
+		for i, k := range m.keys {
+			st, err := stringList(m.vals[i])
+			if err != nil {
+				return err
+			}
+			if len(st) == 0 {
+				return errorf(m.vals[i], "requires %q: name at least one status", k.value)
+			}
+			for _, s := range st {
+				if !slices.Contains(requireStatuses, s) {
+					return errorf(m.vals[i], "requires %q: unknown status %q (want %s)", k.value, s, strings.Join(requireStatuses, ", "))
+				}
+			}
+			items = append(items, &requirement{name: k.value, statuses: st, at: k})
+		}
+		return nil
+	}
+	switch r.kind {
+	case seqNode:
+		for _, it := range r.items {
+			switch it.kind {
+			case scalarNode:
+				items = append(items, &requirement{name: it.str(), statuses: []string{StatusSuccess}, at: it})
+			case mapNode:
+				if err := addMap(it); err != nil {
+					return nil, err
+				}
+			default:
+				return nil, errorf(it, "requires entries are names or maps")
+			}
+		}
+	case mapNode:
+		if err := addMap(r); err != nil {
+			return nil, err
+		}
+	}
+	return items, nil
+}
+
+// nameInstances numbers repeated names, as CircleCI does: two unnamed
+// invocations of `test` become test-1 and test-2.
+func nameInstances(insts []*instance) {
+	count := map[string]int{}
+	for _, in := range insts {
+		count[in.job.Name]++
+	}
+	seen := map[string]int{}
+	for _, in := range insts {
+		n := in.job.Name
+		if count[n] > 1 {
+			seen[n]++
+			in.job.Name = n + "-" + strconv.Itoa(seen[n])
+		}
+	}
+}
+
+// link resolves requires to instance names (matrix aliases to all their
+// instances) and rejects unknown names and cycles.
+func link(wf *workflowDef, insts []*instance) error {
+	byName := map[string]*instance{}
+	aliases := map[string][]*instance{}
+	for i, in := range insts {
+		in.index = i
+		in.reqAt = map[string]*node{}
+		if prev, dup := byName[in.job.Name]; dup {
+			return errorf(in.at, "workflow %q has two jobs named %q (the other at line %d)", wf.name, in.job.Name, prev.at.line)
+		}
+		byName[in.job.Name] = in
+		if in.alias != "" {
+			aliases[in.alias] = append(aliases[in.alias], in)
+		}
+	}
+	for _, in := range insts {
+		for _, r := range in.requires {
+			targets := aliases[r.name]
+			if t, ok := byName[r.name]; ok {
+				targets = []*instance{t}
+			}
+			if len(targets) == 0 {
+				return errorf(r.at, "job %q requires %q, which is not a job of workflow %q", in.job.Name, r.name, wf.name)
+			}
+			for _, t := range targets {
+				if t == in {
+					return errorf(r.at, "job %q requires itself", in.job.Name)
+				}
+				in.job.Requires[t.job.Name] = r.statuses
+				in.reqAt[t.job.Name] = r.at
+			}
+		}
+	}
+	// Depth-first search for a cycle, reported at the requires entry that
+	// closes it.
+	state := make(map[*instance]int, len(insts))
+	var visit func(in *instance, path []string) error
+	visit = func(in *instance, path []string) error {
+		state[in] = 1
+		path = append(path, in.job.Name)
+		names := make([]string, 0, len(in.job.Requires))
+		for name := range in.job.Requires {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			t := byName[name]
+			switch state[t] {
+			case 1:
+				return errorf(in.reqAt[name], "workflow %q has a cycle: %s -> %s", wf.name, strings.Join(path, " -> "), name)
+			case 0:
+				if err := visit(t, path); err != nil {
+					return err
+				}
+			}
+		}
+		state[in] = 2
+		return nil
+	}
+	for _, in := range insts {
+		if state[in] == 0 {
+			if err := visit(in, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// filterInstances keeps the jobs whose filters match the trigger. A job
+// whose requirements were all filtered out is dropped too; requirements on
+// dropped jobs are forgotten (CircleCI's rules).
+func filterInstances(insts []*instance, t Trigger) []*instance {
+	kept := map[string]bool{}
+	for _, in := range insts {
+		kept[in.job.Name] = in.filters.match(t)
+	}
+	for changed := true; changed; {
+		changed = false
+		for _, in := range insts {
+			if !kept[in.job.Name] || len(in.job.Requires) == 0 {
+				continue
+			}
+			any := false
+			for r := range in.job.Requires {
+				if kept[r] {
+					any = true
+				}
+			}
+			if !any {
+				kept[in.job.Name] = false
+				changed = true
+			}
+		}
+	}
+	var out []*instance
+	for _, in := range insts {
+		if !kept[in.job.Name] {
+			continue
+		}
+		for r := range in.job.Requires {
+			if !kept[r] {
+				delete(in.job.Requires, r)
+			}
+		}
+		out = append(out, in)
+	}
+	return out
+}
+
+// order sorts jobs so that each comes after what it requires, otherwise
+// in file order (Kahn's algorithm with the ready jobs in a heap).
+func order(insts []*instance) []*PlannedJob {
+	indeg := make(map[string]int, len(insts))
+	down := map[string][]*instance{}
+	for _, in := range insts {
+		indeg[in.job.Name] = len(in.job.Requires)
+		for r := range in.job.Requires {
+			down[r] = append(down[r], in)
+		}
+	}
+	ready := &readyHeap{}
+	for _, in := range insts {
+		if indeg[in.job.Name] == 0 {
+			ready.items = append(ready.items, in)
+		}
+	}
+	heap.Init(ready)
+	out := make([]*PlannedJob, 0, len(insts))
+	for ready.Len() > 0 {
+		in := heap.Pop(ready).(*instance)
+		out = append(out, in.job)
+		for _, d := range down[in.job.Name] {
+			indeg[d.job.Name]--
+			if indeg[d.job.Name] == 0 {
+				heap.Push(ready, d)
+			}
+		}
+	}
+	return out
+}
+
+// readyHeap orders ready jobs by their place in the file.
+type readyHeap struct{ items []*instance }
+
+func (h *readyHeap) Len() int           { return len(h.items) }
+func (h *readyHeap) Less(i, j int) bool { return h.items[i].index < h.items[j].index }
+func (h *readyHeap) Swap(i, j int)      { h.items[i], h.items[j] = h.items[j], h.items[i] }
+func (h *readyHeap) Push(x any)         { h.items = append(h.items, x.(*instance)) }
+func (h *readyHeap) Pop() any {
+	last := h.items[len(h.items)-1]
+	h.items = h.items[:len(h.items)-1]
+	return last
+}
+
+// filters are a workflow job's branch and tag filters.
+type filters struct {
+	branches, tags *patterns
+}
+
+type patterns struct {
+	only, ignore []pattern
+}
+
+// pattern is an exact name, or a /regex/ matched against the whole name.
+type pattern struct {
+	exact string
+	re    *regexp.Regexp
+}
+
+func (p pattern) match(s string) bool {
+	if p.re != nil {
+		return p.re.MatchString(s)
+	}
+	return p.exact == s
+}
+
+func parseFilters(f *node) (*filters, error) {
+	if f.kind != mapNode {
+		return nil, errorf(f, "filters must be a map with branches or tags (expression filters are not supported)")
+	}
+	out := &filters{}
+	for i, k := range f.keys {
+		p, err := parsePatterns(f.vals[i])
+		if err != nil {
+			return nil, err
+		}
+		switch k.value {
+		case "branches":
+			out.branches = p
+		case "tags":
+			out.tags = p
+		default:
+			return nil, errorf(k, "filters: %q is not supported (slipway filters on branches and tags)", k.value)
+		}
+	}
+	return out, nil
+}
+
+func parsePatterns(n *node) (*patterns, error) {
+	if n.kind != mapNode {
+		return nil, errorf(n, "a filter is a map with only or ignore")
+	}
+	p := &patterns{}
+	for i, k := range n.keys {
+		list, err := stringList(n.vals[i])
+		if err != nil {
+			return nil, err
+		}
+		var ps []pattern
+		for _, s := range list {
+			if len(s) >= 2 && strings.HasPrefix(s, "/") && strings.HasSuffix(s, "/") {
+				re, err := fullMatch(s[1 : len(s)-1])
+				if err != nil {
+					return nil, errorf(n.vals[i], "bad filter regex %s: %v", s, err)
+				}
+				ps = append(ps, pattern{re: re})
+				continue
+			}
+			ps = append(ps, pattern{exact: s})
+		}
+		switch k.value {
+		case "only":
+			p.only = ps
+		case "ignore":
+			p.ignore = ps
+		default:
+			return nil, errorf(k, "filter: unknown key %q (want only or ignore)", k.value)
+		}
+	}
+	return p, nil
+}
+
+// match applies a pattern set: only (when given) must match, ignore must
+// not.
+func (p *patterns) match(s string) bool {
+	if p.only != nil && !slices.ContainsFunc(p.only, func(x pattern) bool { return x.match(s) }) {
+		return false
+	}
+	return !slices.ContainsFunc(p.ignore, func(x pattern) bool { return x.match(s) })
+}
+
+// match decides whether a job runs for a trigger. Branch filters apply to
+// branch pushes; a tag push runs only jobs with a tags filter that admits
+// the tag, as in CircleCI.
+func (f *filters) match(t Trigger) bool {
+	if t.Tag != "" {
+		return f != nil && f.tags != nil && f.tags.match(t.Tag)
+	}
+	if f == nil || f.branches == nil {
+		return true
+	}
+	return f.branches.match(t.Branch)
+}
