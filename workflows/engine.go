@@ -2,6 +2,8 @@ package workflows
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,7 +17,7 @@ import (
 	"time"
 )
 
-// EngineOptions configure an Engine. Store, Executor and IDs are required.
+// EngineOptions configure an Engine. Store and Executor are required.
 type EngineOptions struct {
 	Store    Store
 	Executor Executor
@@ -24,8 +26,8 @@ type EngineOptions struct {
 	// Notifier hears every event through the outbox; nil drops them
 	// (they are still kept in the store).
 	Notifier Notifier
-	Clock    Clock // default: the system clock
-	IDs      IDs
+	Clock    Clock        // default: the system clock
+	IDs      IDs          // default: random
 	Logger   *slog.Logger // default: discard
 	Apps     map[string]*App
 	Contexts map[string]*Context
@@ -91,6 +93,16 @@ type attemptRun struct {
 	abandoned bool // set by Shutdown: the result is not recorded
 }
 
+// randomIDs are 20 random hex digits: unique across processes, which
+// matters because a restarted engine must never reuse an attempt ID.
+type randomIDs struct{}
+
+func (randomIDs) NewID() string {
+	var b [10]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
 type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now().UTC() }
@@ -107,6 +119,9 @@ func NewEngine(opts EngineOptions) *Engine {
 	}
 	if e.clock == nil {
 		e.clock = systemClock{}
+	}
+	if e.ids == nil {
+		e.ids = randomIDs{}
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)

@@ -38,6 +38,7 @@ type script struct {
 	mu       sync.Mutex
 	outcome  map[string]string // job name -> status; default success
 	gates    map[string]chan struct{}
+	started  map[string]chan struct{} // closed when a gated job is in the executor
 	log      []string // "start x", "end x"
 	running  int
 	maxSeen  int
@@ -47,7 +48,7 @@ type script struct {
 }
 
 func newScript() *script {
-	return &script{outcome: map[string]string{}, gates: map[string]chan struct{}{}, env: map[string]map[string]string{},
+	return &script{outcome: map[string]string{}, gates: map[string]chan struct{}{}, started: map[string]chan struct{}{}, env: map[string]map[string]string{},
 		output: map[string]string{}, attempts: map[string]int{}}
 }
 
@@ -56,7 +57,15 @@ func (s *script) gate(job string) chan struct{} {
 	defer s.mu.Unlock()
 	ch := make(chan struct{})
 	s.gates[job] = ch
+	s.started[job] = make(chan struct{})
 	return ch
+}
+
+// inExecutor returns a channel closed once the gated job is running in the executor.
+func (s *script) inExecutor(job string) chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.started[job]
 }
 
 func (s *script) executor() *fakeExecutor {
@@ -68,6 +77,10 @@ func (s *script) executor() *fakeExecutor {
 		s.env[job.JobName] = job.Env
 		s.attempts[job.JobName]++
 		gate := s.gates[job.JobName]
+		if ch := s.started[job.JobName]; ch != nil {
+			close(ch)
+			delete(s.started, job.JobName)
+		}
 		status := s.outcome[job.JobName]
 		out := s.output[job.JobName]
 		s.mu.Unlock()

@@ -96,6 +96,18 @@ func (e *Engine) settleApproval(ctx context.Context, tx StoreTx, a *ApprovalReco
 		return err
 	}
 	j := st.job(a.JobID)
+	// The workflow and pipeline move again (the next advance says how),
+	// so that nobody waiting for them to settle sees a stale on_hold.
+	if w := st.workflow(j.WorkflowID); w.Status == StatusOnHold {
+		if err := tx.SetWorkflowStatus(ctx, w.ID, StatusRunning, a.Decided); err != nil {
+			return err
+		}
+	}
+	if st.Pipeline.Status == StatusOnHold {
+		if err := tx.SetPipelineStatus(ctx, st.Pipeline.ID, StatusRunning, a.Decided); err != nil {
+			return err
+		}
+	}
 	data := EventData{Workflow: st.workflow(j.WorkflowID).Name, WorkflowID: j.WorkflowID, Job: j.Name, JobID: j.ID,
 		Status: a.Status, Reason: a.Reason, Actor: actor, Env: strings.Join(a.Envs, ",")}
 	fin := data

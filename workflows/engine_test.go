@@ -485,7 +485,9 @@ func TestUndefinedContextFailsTheJob(t *testing.T) {
 func TestRestartFailsInterruptedAttempts(t *testing.T) {
 	h := newHarness(t, nil)
 	h.script.gate("slow")
+	inExecutor := h.script.inExecutor("slow")
 	p := h.submit("alice", wf("build", build("slow"), build("after", "slow")), wf("gated", hold("hold"), build("x", "hold")))
+	<-inExecutor
 	st := h.wait(p.ID, func(st *workflows.PipelineState) bool { return jobStatus(st, "slow").Status == workflows.StatusRunning })
 	attempt := jobStatus(st, "slow").AttemptID
 	// A shutdown that runs out of time abandons the attempt: the store
