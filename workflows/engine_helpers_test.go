@@ -39,7 +39,7 @@ type script struct {
 	outcome  map[string]string // job name -> status; default success
 	gates    map[string]chan struct{}
 	started  map[string]chan struct{} // closed when a gated job is in the executor
-	log      []string // "start x", "end x"
+	log      []string                 // "start x", "end x"
 	running  int
 	maxSeen  int
 	env      map[string]map[string]string // job name -> env of its last run
