@@ -140,52 +140,87 @@ type jobRow struct {
 	FinishedAt int64  `db:"finished_at"`
 }
 
-func pipelineState(ctx context.Context, q sqlx.QueryerContext, id string) (*workflows.PipelineState, error) {
+func pipelineRecord(ctx context.Context, q sqlx.QueryerContext, id string) (*workflows.PipelineRecord, error) {
 	var p pipelineRow
 	if err := sqlx.GetContext(ctx, q, &p, `SELECT id, app, number, repo, author, trigger_json, source_json, status, created_at, finished_at
 		FROM pipelines WHERE id = ?`, id); err != nil {
 		return nil, notFound("pipeline", id, err)
 	}
-	st := &workflows.PipelineState{Pipeline: workflows.PipelineRecord{
+	rec := &workflows.PipelineRecord{
 		ID: p.ID, App: p.App, Number: p.Number, Repo: p.Repo, Author: p.Author, Status: p.Status,
 		Created: fromNanos(p.CreatedAt), Finished: fromNanos(p.FinishedAt),
-	}}
-	if err := json.Unmarshal([]byte(p.Trigger), &st.Pipeline.Trigger); err != nil {
+	}
+	if err := json.Unmarshal([]byte(p.Trigger), &rec.Trigger); err != nil {
 		return nil, fmt.Errorf("pipeline %s trigger: %w", id, err)
 	}
 	// pipeline.id and pipeline.number are known only once stored.
-	st.Pipeline.Trigger.ID, st.Pipeline.Trigger.Number = p.ID, p.Number
-	if err := json.Unmarshal([]byte(p.Source), &st.Pipeline.Source); err != nil {
+	rec.Trigger.ID, rec.Trigger.Number = p.ID, p.Number
+	if err := json.Unmarshal([]byte(p.Source), &rec.Source); err != nil {
 		return nil, fmt.Errorf("pipeline %s source: %w", id, err)
 	}
+	return rec, nil
+}
+
+const workflowCols = `id, pipeline_id, name, status, canceled, created_at, finished_at`
+
+func (w workflowRow) record() workflows.WorkflowRecord {
+	return workflows.WorkflowRecord{
+		ID: w.ID, PipelineID: w.PipelineID, Name: w.Name, Status: w.Status, Canceled: w.Canceled,
+		Created: fromNanos(w.CreatedAt), Finished: fromNanos(w.FinishedAt),
+	}
+}
+
+const jobCols = `j.id, j.pipeline_id, j.workflow_id, j.name, j.job, j.type, j.requires_json, j.context_json, j.env,
+	j.status, j.reason, j.attempt, j.attempt_id, j.exit_code, j.started_at, j.finished_at`
+
+func (j jobRow) record() (workflows.JobRecord, error) {
+	rec := workflows.JobRecord{
+		ID: j.ID, PipelineID: j.PipelineID, WorkflowID: j.WorkflowID, Name: j.Name, Job: j.Job, Type: j.Type,
+		Env: j.Env, Status: j.Status, Reason: j.Reason, Attempt: j.Attempt, AttemptID: j.AttemptID,
+		ExitCode: j.ExitCode, Started: fromNanos(j.StartedAt), Finished: fromNanos(j.FinishedAt),
+	}
+	if err := decodeJSON(j.Requires, &rec.Requires); err != nil {
+		return rec, fmt.Errorf("job %s requires: %w", j.ID, err)
+	}
+	if err := decodeJSON(j.Context, &rec.Context); err != nil {
+		return rec, fmt.Errorf("job %s context: %w", j.ID, err)
+	}
+	return rec, nil
+}
+
+// decodeJSON skips the empty values most jobs have: the scheduler reads
+// every job of a pipeline at each step.
+func decodeJSON(s string, v any) error {
+	switch s {
+	case "null", "{}", "[]", "":
+		return nil
+	}
+	return json.Unmarshal([]byte(s), v)
+}
+
+func pipelineState(ctx context.Context, q sqlx.QueryerContext, id string) (*workflows.PipelineState, error) {
+	p, err := pipelineRecord(ctx, q, id)
+	if err != nil {
+		return nil, err
+	}
+	st := &workflows.PipelineState{Pipeline: *p}
 	var ws []workflowRow
-	if err := sqlx.SelectContext(ctx, q, &ws, `SELECT id, pipeline_id, name, status, canceled, created_at, finished_at
-		FROM workflows WHERE pipeline_id = ? ORDER BY seq`, id); err != nil {
+	if err := sqlx.SelectContext(ctx, q, &ws, `SELECT `+workflowCols+` FROM workflows WHERE pipeline_id = ? ORDER BY seq`, id); err != nil {
 		return nil, err
 	}
 	for _, w := range ws {
-		st.Workflows = append(st.Workflows, workflows.WorkflowRecord{
-			ID: w.ID, PipelineID: w.PipelineID, Name: w.Name, Status: w.Status, Canceled: w.Canceled,
-			Created: fromNanos(w.CreatedAt), Finished: fromNanos(w.FinishedAt),
-		})
+		st.Workflows = append(st.Workflows, w.record())
 	}
 	var js []jobRow
-	if err := sqlx.SelectContext(ctx, q, &js, `SELECT j.id, j.pipeline_id, j.workflow_id, j.name, j.job, j.type,
-		j.requires_json, j.context_json, j.env, j.status, j.reason, j.attempt, j.attempt_id, j.exit_code, j.started_at, j.finished_at
+	if err := sqlx.SelectContext(ctx, q, &js, `SELECT `+jobCols+`
 		FROM jobs j JOIN workflows w ON w.id = j.workflow_id WHERE j.pipeline_id = ? ORDER BY w.seq, j.seq`, id); err != nil {
 		return nil, err
 	}
+	st.Jobs = make([]workflows.JobRecord, 0, len(js))
 	for _, j := range js {
-		rec := workflows.JobRecord{
-			ID: j.ID, PipelineID: j.PipelineID, WorkflowID: j.WorkflowID, Name: j.Name, Job: j.Job, Type: j.Type,
-			Env: j.Env, Status: j.Status, Reason: j.Reason, Attempt: j.Attempt, AttemptID: j.AttemptID,
-			ExitCode: j.ExitCode, Started: fromNanos(j.StartedAt), Finished: fromNanos(j.FinishedAt),
-		}
-		if err := json.Unmarshal([]byte(j.Requires), &rec.Requires); err != nil {
-			return nil, fmt.Errorf("job %s requires: %w", j.ID, err)
-		}
-		if err := json.Unmarshal([]byte(j.Context), &rec.Context); err != nil {
-			return nil, fmt.Errorf("job %s context: %w", j.ID, err)
+		rec, err := j.record()
+		if err != nil {
+			return nil, err
 		}
 		st.Jobs = append(st.Jobs, rec)
 	}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -28,6 +29,11 @@ var migrations embed.FS
 type DB struct {
 	db     *sqlx.DB
 	logDir string
+	// wmu serializes this process's writes: SQLite has one writer at a
+	// time anyway, and a writer waiting in SQLite's busy handler sleeps
+	// in steps of milliseconds where a mutex hands over in microseconds.
+	// The busy timeout still covers other processes.
+	wmu sync.Mutex
 }
 
 var _ workflows.Store = (*DB)(nil)
@@ -107,6 +113,8 @@ func (s *DB) migrate(ctx context.Context) error {
 
 // update runs fn in one transaction, committed when fn returns nil.
 func (s *DB) update(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	tx, err := s.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return err
@@ -130,6 +138,8 @@ func (s *DB) Update(ctx context.Context, fn func(tx workflows.StoreTx) error) er
 // RecordDelivery remembers a webhook delivery ID; it reports false when
 // the delivery was seen before, so that a redelivered webhook is ignored.
 func (s *DB) RecordDelivery(ctx context.Context, id, event string, at time.Time) (bool, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	res, err := s.db.ExecContext(ctx, `INSERT INTO webhook_deliveries (id, event, received_at) VALUES (?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`, id, event, nanos(at))
 	if err != nil {

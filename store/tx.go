@@ -24,6 +24,31 @@ func (t *tx) PipelineState(ctx context.Context, id string) (*workflows.PipelineS
 	return pipelineState(ctx, t.tx, id)
 }
 
+func (t *tx) Pipeline(ctx context.Context, id string) (*workflows.PipelineRecord, error) {
+	return pipelineRecord(ctx, t.tx, id)
+}
+
+func (t *tx) Workflow(ctx context.Context, id string) (*workflows.WorkflowRecord, error) {
+	var w workflowRow
+	if err := t.tx.GetContext(ctx, &w, `SELECT `+workflowCols+` FROM workflows WHERE id = ?`, id); err != nil {
+		return nil, notFound("workflow", id, err)
+	}
+	rec := w.record()
+	return &rec, nil
+}
+
+func (t *tx) Job(ctx context.Context, id string) (*workflows.JobRecord, error) {
+	var j jobRow
+	if err := t.tx.GetContext(ctx, &j, `SELECT `+jobCols+` FROM jobs j WHERE j.id = ?`, id); err != nil {
+		return nil, notFound("job", id, err)
+	}
+	rec, err := j.record()
+	if err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
 func (t *tx) SetPipelineStatus(ctx context.Context, id, status string, at time.Time) error {
 	fin := int64(0)
 	if status != workflows.StatusRunning && status != workflows.StatusOnHold {

@@ -77,6 +77,7 @@ type Engine struct {
 	stopping bool
 
 	deliverMu  sync.Mutex
+	dirs       sync.Map      // folders already made
 	wake       chan struct{} // scheduler loop
 	outboxWake chan struct{}
 	jobs       sync.WaitGroup
@@ -496,10 +497,15 @@ func (e *Engine) execute(ctx context.Context, l launch) (JobResult, error) {
 		CacheDir:  filepath.Join(e.dataDir, "cache", safeName(l.pipeline.App)),
 		OutputDir: filepath.Join(e.dataDir, "output", l.attempt.ID),
 	}
-	for _, d := range []string{run.Workspace, run.CacheDir, run.OutputDir} {
+	// OutputDir is made by whoever stores an output in it.
+	for _, d := range []string{run.Workspace, run.CacheDir} {
+		if _, ok := e.dirs.Load(d); ok {
+			continue
+		}
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return JobResult{}, err
 		}
+		e.dirs.Store(d, true)
 	}
 	var secrets []string
 	run.Env, secrets = e.jobEnv(l)
@@ -562,59 +568,77 @@ func (e *Engine) jobEnv(l launch) (map[string]string, []string) {
 // repeated finish fail rather than deploy twice.
 func (e *Engine) finish(ctx context.Context, a *AttemptRecord) error {
 	return e.store.Update(ctx, func(tx StoreTx) error {
-		st, err := jobState(ctx, tx, a.PipelineID, a.JobID)
+		j, err := tx.Job(ctx, a.JobID)
 		if err != nil {
 			return err
 		}
-		j := st.job(a.JobID)
 		if j.Status != StatusRunning || j.AttemptID != a.ID {
 			return nil // already recorded
 		}
-		if a.Status == StatusFailed && st.workflow(j.WorkflowID).Canceled {
+		w, err := tx.Workflow(ctx, j.WorkflowID)
+		if err != nil {
+			return err
+		}
+		if a.Status == StatusFailed && w.Canceled {
 			a.Status = StatusCanceled
 		}
 		if err := tx.FinishAttempt(ctx, a); err != nil {
 			return err
 		}
 		events := []Event{{PipelineID: j.PipelineID, Kind: EventJobFinished, At: a.Finished, Data: EventData{
-			Workflow: st.workflow(j.WorkflowID).Name, WorkflowID: j.WorkflowID, Job: j.Name, JobID: j.ID,
+			Workflow: w.Name, WorkflowID: j.WorkflowID, Job: j.Name, JobID: j.ID,
 			AttemptID: a.ID, Status: a.Status, ExitCode: a.ExitCode, Reason: a.Reason, Env: j.Env,
 		}}}
 		if j.Env != "" {
-			app := st.Pipeline.App
-			l, err := tx.EnvLock(ctx, app, j.Env)
+			ev, err := e.finishDeploy(ctx, tx, j, a)
 			if err != nil {
 				return err
 			}
-			if l != nil && !l.Manual && l.JobID == j.ID {
-				if err := tx.DeleteEnvLock(ctx, app, j.Env); err != nil {
-					return err
-				}
-			}
-			if a.Status == StatusSuccess {
-				approvedBy, err := approvedBy(ctx, tx, st, j)
-				if err != nil {
-					return err
-				}
-				t := st.Pipeline.Trigger
-				version := t.Revision
-				if t.Deploy != nil && t.Deploy.Version != "" {
-					version = t.Deploy.Version
-				}
-				if err := tx.RecordDeployment(ctx, &Deployment{
-					ID: e.ids.NewID(), App: app, Env: j.Env, Commit: t.Revision, Version: version,
-					PipelineID: j.PipelineID, JobID: j.ID, AttemptID: a.ID, StartedBy: st.Pipeline.Author,
-					ApprovedBy: approvedBy, Outcome: StatusSuccess, Created: a.Finished,
-				}); err != nil {
-					return err
-				}
-				events = append(events, Event{PipelineID: j.PipelineID, Kind: EventDeployed, At: a.Finished, Data: EventData{
-					Job: j.Name, JobID: j.ID, Env: j.Env, Commit: t.Revision, Actor: approvedBy,
-				}})
-			}
+			events = append(events, ev...)
 		}
 		return tx.AddEvents(ctx, events)
 	})
+}
+
+// finishDeploy releases a deploy job's environment lock and, when it
+// succeeded, records the deployment.
+func (e *Engine) finishDeploy(ctx context.Context, tx StoreTx, j *JobRecord, a *AttemptRecord) ([]Event, error) {
+	st, err := jobState(ctx, tx, j.PipelineID, j.ID)
+	if err != nil {
+		return nil, err
+	}
+	app := st.Pipeline.App
+	l, err := tx.EnvLock(ctx, app, j.Env)
+	if err != nil {
+		return nil, err
+	}
+	if l != nil && !l.Manual && l.JobID == j.ID {
+		if err := tx.DeleteEnvLock(ctx, app, j.Env); err != nil {
+			return nil, err
+		}
+	}
+	if a.Status != StatusSuccess {
+		return nil, nil
+	}
+	approvedBy, err := approvedBy(ctx, tx, st, j)
+	if err != nil {
+		return nil, err
+	}
+	t := st.Pipeline.Trigger
+	version := t.Revision
+	if t.Deploy != nil && t.Deploy.Version != "" {
+		version = t.Deploy.Version
+	}
+	if err := tx.RecordDeployment(ctx, &Deployment{
+		ID: e.ids.NewID(), App: app, Env: j.Env, Commit: t.Revision, Version: version,
+		PipelineID: j.PipelineID, JobID: j.ID, AttemptID: a.ID, StartedBy: st.Pipeline.Author,
+		ApprovedBy: approvedBy, Outcome: StatusSuccess, Created: a.Finished,
+	}); err != nil {
+		return nil, err
+	}
+	return []Event{{PipelineID: j.PipelineID, Kind: EventDeployed, At: a.Finished, Data: EventData{
+		Job: j.Name, JobID: j.ID, Env: j.Env, Commit: t.Revision, Actor: approvedBy,
+	}}}, nil
 }
 
 // jobState loads the pipeline a job belongs to.

@@ -90,9 +90,9 @@ func (s *hookedStore) CreatePipeline(ctx context.Context, p *workflows.NewPipeli
 	return rec, err
 }
 
-func (s *hookedStore) MarkEventDelivered(ctx context.Context, seq int64, at time.Time) error {
+func (s *hookedStore) MarkEventsDelivered(ctx context.Context, seqs []int64, at time.Time) error {
 	s.k.pass("before mark delivered")
-	err := s.Store.MarkEventDelivered(ctx, seq, at)
+	err := s.Store.MarkEventsDelivered(ctx, seqs, at)
 	s.k.pass("after mark delivered")
 	return err
 }

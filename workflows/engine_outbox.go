@@ -53,11 +53,15 @@ func (e *Engine) DeliverEvents(ctx context.Context) (int, error) {
 		if len(events) == 0 {
 			return delivered, nil
 		}
-		progress := false
+		var done []int64
+		failed := map[string]bool{} // pipelines whose next event must wait
 		for _, ev := range events {
+			if failed[ev.PipelineID] {
+				continue
+			}
 			if err := e.notify(ctx, ev); err != nil {
-				backoff := e.retryMin << min(ev.Attempts, 20)
-				backoff = min(backoff, e.retryMax)
+				failed[ev.PipelineID] = true
+				backoff := min(e.retryMin<<min(ev.Attempts, 20), e.retryMax)
 				e.log.Warn("notifier failed; will retry", "pipeline", ev.PipelineID, "event", ev.Seq, "kind", ev.Kind,
 					"attempt", ev.Attempts+1, "retry_in", backoff, "err", err)
 				if err := e.store.DeferEvent(ctx, ev.Seq, e.clock.Now().Add(backoff), err.Error()); err != nil {
@@ -65,13 +69,14 @@ func (e *Engine) DeliverEvents(ctx context.Context) (int, error) {
 				}
 				continue
 			}
-			if err := e.store.MarkEventDelivered(ctx, ev.Seq, e.clock.Now()); err != nil {
-				return delivered, err
-			}
-			delivered++
-			progress = true
+			done = append(done, ev.Seq)
 		}
-		if !progress {
+		// A crash before this line delivers these events again: at least once.
+		if err := e.store.MarkEventsDelivered(ctx, done, e.clock.Now()); err != nil {
+			return delivered, err
+		}
+		delivered += len(done)
+		if len(done) == 0 {
 			return delivered, nil
 		}
 	}

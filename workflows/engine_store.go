@@ -208,12 +208,12 @@ type Store interface {
 	Approval(ctx context.Context, jobID string) (*ApprovalRecord, error)
 	// Deployments lists an environment's deployments, newest first.
 	Deployments(ctx context.Context, app, env string) ([]Deployment, error)
-	// DueEvents returns, for each pipeline, its oldest undelivered event
-	// when that one is due by now, at most limit in all.
+	// DueEvents returns undelivered events, oldest first, of the
+	// pipelines whose oldest undelivered event is due by now; at most limit.
 	DueEvents(ctx context.Context, now time.Time, limit int) ([]Event, error)
 	// NextEventDue is when the earliest undelivered event is due; zero when none.
 	NextEventDue(ctx context.Context) (time.Time, error)
-	MarkEventDelivered(ctx context.Context, seq int64, at time.Time) error
+	MarkEventsDelivered(ctx context.Context, seqs []int64, at time.Time) error
 	DeferEvent(ctx context.Context, seq int64, next time.Time, cause string) error
 	// CreateJobLog opens the log of an attempt for writing.
 	CreateJobLog(ctx context.Context, attemptID string) (io.WriteCloser, error)
@@ -222,6 +222,11 @@ type Store interface {
 // StoreTx is one write transaction of a Store.
 type StoreTx interface {
 	PipelineState(ctx context.Context, id string) (*PipelineState, error)
+	// Pipeline, Workflow and Job read one record, for decisions that
+	// need no more than that.
+	Pipeline(ctx context.Context, id string) (*PipelineRecord, error)
+	Workflow(ctx context.Context, id string) (*WorkflowRecord, error)
+	Job(ctx context.Context, id string) (*JobRecord, error)
 	SetPipelineStatus(ctx context.Context, id, status string, at time.Time) error
 	SetWorkflowStatus(ctx context.Context, id, status string, at time.Time) error
 	SetWorkflowCanceled(ctx context.Context, id string, canceled bool) error

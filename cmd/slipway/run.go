@@ -27,6 +27,9 @@ const runUsage = "usage: slipway run FILE [--branch B | --tag T] [--repo DIR] [-
 // workflow on this machine, through the same engine as the bot, with its
 // state in a temporary store. Exit 0 only when every workflow succeeded.
 func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// Progress is printed by the engine's outbox loop and by the
+	// approval prompts, logs by any goroutine: one lock per writer.
+	stdout, stderr = &syncWriter{w: stdout}, &syncWriter{w: stderr}
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cf configFlags
@@ -317,6 +320,18 @@ func (p *progressPrinter) Notify(ctx context.Context, ev workflows.Event) error 
 		fmt.Fprintf(p.w, "%s/%s: waiting: %s\n", d.Workflow, d.Job, d.Reason)
 	}
 	return nil
+}
+
+// syncWriter serializes writes from several goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
 
 // runOutput is the --json shape other programs rely on.
