@@ -24,7 +24,7 @@ func (s *DB) DueEvents(ctx context.Context, now time.Time, limit int) ([]workflo
 		CreatedAt  int64  `db:"created_at"`
 		Attempts   int    `db:"attempts"`
 	}
-	if err := s.db.SelectContext(ctx, &rows, `SELECT o.seq, o.pipeline_id, o.kind, o.data_json, o.created_at, o.attempts
+	if err := sqlx.SelectContext(ctx, s.run(), &rows, `SELECT o.seq, o.pipeline_id, o.kind, o.data_json, o.created_at, o.attempts
 		FROM outbox o JOIN outbox h ON h.pipeline_id = o.pipeline_id
 		  AND h.seq = (SELECT min(seq) FROM outbox WHERE delivered_at = 0 AND pipeline_id = o.pipeline_id)
 		WHERE o.delivered_at = 0 AND h.next_at <= ? ORDER BY o.seq LIMIT ?`, nanos(now), limit); err != nil {
@@ -43,7 +43,7 @@ func (s *DB) DueEvents(ctx context.Context, now time.Time, limit int) ([]workflo
 // NextEventDue is when the earliest undelivered event is due; zero when none is.
 func (s *DB) NextEventDue(ctx context.Context) (time.Time, error) {
 	var n int64
-	if err := s.db.GetContext(ctx, &n, `SELECT coalesce(min(next_at), 0) FROM outbox WHERE delivered_at = 0`); err != nil {
+	if err := sqlx.GetContext(ctx, s.run(), &n, `SELECT coalesce(min(next_at), 0) FROM outbox WHERE delivered_at = 0`); err != nil {
 		return time.Time{}, fmt.Errorf("store: next event: %w", err)
 	}
 	return fromNanos(n), nil
@@ -70,7 +70,7 @@ func (s *DB) MarkEventsDelivered(ctx context.Context, seqs []int64, at time.Time
 func (s *DB) DeferEvent(ctx context.Context, seq int64, next time.Time, cause string) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if _, err := s.db.ExecContext(ctx, `UPDATE outbox SET next_at = ?, last_error = ?, attempts = attempts + 1 WHERE seq = ?`,
+	if _, err := s.run().ExecContext(ctx, `UPDATE outbox SET next_at = ?, last_error = ?, attempts = attempts + 1 WHERE seq = ?`,
 		nanos(next), cause, seq); err != nil {
 		return fmt.Errorf("store: defer event %d: %w", seq, err)
 	}
@@ -97,7 +97,7 @@ func (s *DB) CreateJobLog(ctx context.Context, attemptID string) (io.WriteCloser
 // JobLog opens an attempt's log for reading.
 func (s *DB) JobLog(ctx context.Context, attemptID string) (io.ReadCloser, error) {
 	var path string
-	if err := s.db.GetContext(ctx, &path, `SELECT log_path FROM attempts WHERE id = ?`, attemptID); err != nil {
+	if err := sqlx.GetContext(ctx, s.run(), &path, `SELECT log_path FROM attempts WHERE id = ?`, attemptID); err != nil {
 		return nil, fmt.Errorf("store: %w", notFound("attempt", attemptID, err))
 	}
 	f, err := os.Open(path)

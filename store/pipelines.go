@@ -24,7 +24,8 @@ func (s *DB) CreatePipeline(ctx context.Context, p *workflows.NewPipeline, event
 		ID: p.ID, App: p.App, Repo: p.Repo, Author: p.Author, Trigger: p.Trigger,
 		Source: p.Source, Status: workflows.StatusRunning, Created: p.Created,
 	}
-	err = s.update(ctx, func(tx *sqlx.Tx) error {
+	err = s.update(ctx, func(sqltx *sqlx.Tx) error {
+		tx := s.inTx(sqltx)
 		n, err := nextCounter(ctx, tx, "pipeline:"+p.App)
 		if err != nil {
 			return err
@@ -73,9 +74,9 @@ func (s *DB) CreatePipeline(ctx context.Context, p *workflows.NewPipeline, event
 	return rec, nil
 }
 
-func nextCounter(ctx context.Context, tx *sqlx.Tx, name string) (int, error) {
+func nextCounter(ctx context.Context, tx runner, name string) (int, error) {
 	var n int
-	err := tx.GetContext(ctx, &n, `INSERT INTO counters (name, value) VALUES (?, 1)
+	err := sqlx.GetContext(ctx, tx, &n, `INSERT INTO counters (name, value) VALUES (?, 1)
 		ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`, name)
 	return n, err
 }
@@ -83,7 +84,7 @@ func nextCounter(ctx context.Context, tx *sqlx.Tx, name string) (int, error) {
 // ActivePipelines lists unfinished pipelines, oldest first.
 func (s *DB) ActivePipelines(ctx context.Context) ([]string, error) {
 	var ids []string
-	if err := s.db.SelectContext(ctx, &ids, `SELECT id FROM pipelines WHERE finished_at = 0 ORDER BY created_at, rowid`); err != nil {
+	if err := sqlx.SelectContext(ctx, s.run(), &ids, `SELECT id FROM pipelines WHERE finished_at = 0 ORDER BY created_at, rowid`); err != nil {
 		return nil, fmt.Errorf("store: active pipelines: %w", err)
 	}
 	return ids, nil
@@ -91,7 +92,7 @@ func (s *DB) ActivePipelines(ctx context.Context) ([]string, error) {
 
 // PipelineState reads a pipeline with its workflows and jobs.
 func (s *DB) PipelineState(ctx context.Context, id string) (*workflows.PipelineState, error) {
-	st, err := pipelineState(ctx, s.db, id)
+	st, err := pipelineState(ctx, s.run(), id)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -230,7 +231,7 @@ func pipelineState(ctx context.Context, q sqlx.QueryerContext, id string) (*work
 // JobSpec reads what a job runs.
 func (s *DB) JobSpec(ctx context.Context, jobID string) (*workflows.JobSpec, error) {
 	var raw string
-	if err := s.db.GetContext(ctx, &raw, `SELECT spec_json FROM jobs WHERE id = ?`, jobID); err != nil {
+	if err := sqlx.GetContext(ctx, s.run(), &raw, `SELECT spec_json FROM jobs WHERE id = ?`, jobID); err != nil {
 		return nil, fmt.Errorf("store: %w", notFound("job", jobID, err))
 	}
 	var spec *workflows.JobSpec
@@ -267,7 +268,7 @@ const attemptCols = `a.id, a.job_id, j.pipeline_id, a.number, a.build_num, a.exe
 // RunningAttempts lists the attempts marked running, oldest first.
 func (s *DB) RunningAttempts(ctx context.Context) ([]workflows.AttemptRecord, error) {
 	var rows []attemptRow
-	if err := s.db.SelectContext(ctx, &rows, `SELECT `+attemptCols+` FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.status = 'running' ORDER BY a.started_at`); err != nil {
+	if err := sqlx.SelectContext(ctx, s.run(), &rows, `SELECT `+attemptCols+` FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.status = 'running' ORDER BY a.started_at`); err != nil {
 		return nil, fmt.Errorf("store: running attempts: %w", err)
 	}
 	out := make([]workflows.AttemptRecord, len(rows))
@@ -280,7 +281,7 @@ func (s *DB) RunningAttempts(ctx context.Context) ([]workflows.AttemptRecord, er
 // Attempts lists a job's attempts with their steps, oldest first.
 func (s *DB) Attempts(ctx context.Context, jobID string) ([]workflows.AttemptRecord, error) {
 	var rows []attemptRow
-	if err := s.db.SelectContext(ctx, &rows, `SELECT `+attemptCols+` FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.job_id = ? ORDER BY a.number`, jobID); err != nil {
+	if err := sqlx.SelectContext(ctx, s.run(), &rows, `SELECT `+attemptCols+` FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.job_id = ? ORDER BY a.number`, jobID); err != nil {
 		return nil, fmt.Errorf("store: attempts: %w", err)
 	}
 	out := make([]workflows.AttemptRecord, len(rows))
@@ -293,7 +294,7 @@ func (s *DB) Attempts(ctx context.Context, jobID string) ([]workflows.AttemptRec
 			StartedAt  int64  `db:"started_at"`
 			FinishedAt int64  `db:"finished_at"`
 		}
-		if err := s.db.SelectContext(ctx, &steps, `SELECT name, status, exit_code, started_at, finished_at
+		if err := sqlx.SelectContext(ctx, s.run(), &steps, `SELECT name, status, exit_code, started_at, finished_at
 			FROM steps WHERE attempt_id = ? ORDER BY idx`, r.ID); err != nil {
 			return nil, fmt.Errorf("store: steps: %w", err)
 		}
@@ -309,7 +310,7 @@ func (s *DB) Attempts(ctx context.Context, jobID string) ([]workflows.AttemptRec
 
 // Approval returns the latest approval of a job.
 func (s *DB) Approval(ctx context.Context, jobID string) (*workflows.ApprovalRecord, error) {
-	a, err := approval(ctx, s.db, jobID)
+	a, err := approval(ctx, s.run(), jobID)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
@@ -356,7 +357,7 @@ func approval(ctx context.Context, q sqlx.QueryerContext, jobID string) (*workfl
 // PendingApprovals lists the approvals still waiting for a decision.
 func (s *DB) PendingApprovals(ctx context.Context) ([]string, error) {
 	var ids []string
-	if err := s.db.SelectContext(ctx, &ids, `SELECT job_id FROM approvals WHERE status = 'pending' ORDER BY expires_at`); err != nil {
+	if err := sqlx.SelectContext(ctx, s.run(), &ids, `SELECT job_id FROM approvals WHERE status = 'pending' ORDER BY expires_at`); err != nil {
 		return nil, fmt.Errorf("store: pending approvals: %w", err)
 	}
 	return ids, nil
@@ -378,7 +379,7 @@ func (s *DB) Deployments(ctx context.Context, app, env string) ([]workflows.Depl
 		Outcome    string `db:"outcome"`
 		CreatedAt  int64  `db:"created_at"`
 	}
-	if err := s.db.SelectContext(ctx, &rows, `SELECT id, app, env, commit_sha, version, pipeline_id, job_id, attempt_id,
+	if err := sqlx.SelectContext(ctx, s.run(), &rows, `SELECT id, app, env, commit_sha, version, pipeline_id, job_id, attempt_id,
 		started_by, approved_by, outcome, created_at FROM deployments WHERE app = ? AND env = ?
 		ORDER BY created_at DESC, rowid DESC`, app, env); err != nil {
 		return nil, fmt.Errorf("store: deployments: %w", err)

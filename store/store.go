@@ -33,7 +33,8 @@ type DB struct {
 	// time anyway, and a writer waiting in SQLite's busy handler sleeps
 	// in steps of milliseconds where a mutex hands over in microseconds.
 	// The busy timeout still covers other processes.
-	wmu sync.Mutex
+	wmu   sync.Mutex
+	stmts sync.Map // query -> *sqlx.Stmt; see runner
 }
 
 var _ workflows.Store = (*DB)(nil)
@@ -70,7 +71,13 @@ func Open(ctx context.Context, path string) (*DB, error) {
 }
 
 // Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+func (s *DB) Close() error {
+	s.stmts.Range(func(_, v any) bool {
+		v.(*sqlx.Stmt).Close()
+		return true
+	})
+	return s.db.Close()
+}
 
 // migrate applies, in name order and each in its own transaction, the
 // embedded migrations not yet recorded in schema_migrations.
@@ -128,7 +135,7 @@ func (s *DB) update(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 
 // Update runs fn in one write transaction.
 func (s *DB) Update(ctx context.Context, fn func(tx workflows.StoreTx) error) error {
-	err := s.update(ctx, func(t *sqlx.Tx) error { return fn(&tx{tx: t, logDir: s.logDir}) })
+	err := s.update(ctx, func(t *sqlx.Tx) error { return fn(&tx{q: s.inTx(t), logDir: s.logDir}) })
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
@@ -140,7 +147,7 @@ func (s *DB) Update(ctx context.Context, fn func(tx workflows.StoreTx) error) er
 func (s *DB) RecordDelivery(ctx context.Context, id, event string, at time.Time) (bool, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	res, err := s.db.ExecContext(ctx, `INSERT INTO webhook_deliveries (id, event, received_at) VALUES (?, ?, ?)
+	res, err := s.run().ExecContext(ctx, `INSERT INTO webhook_deliveries (id, event, received_at) VALUES (?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`, id, event, nanos(at))
 	if err != nil {
 		return false, fmt.Errorf("store: record delivery: %w", err)
@@ -161,7 +168,7 @@ func (s *DB) AuditLog(ctx context.Context) ([]workflows.AuditEntry, error) {
 		Subject string `db:"subject"`
 		Detail  string `db:"detail"`
 	}
-	if err := s.db.SelectContext(ctx, &rows, `SELECT at, actor, action, subject, detail FROM audit ORDER BY seq`); err != nil {
+	if err := sqlx.SelectContext(ctx, s.run(), &rows, `SELECT at, actor, action, subject, detail FROM audit ORDER BY seq`); err != nil {
 		return nil, fmt.Errorf("store: audit log: %w", err)
 	}
 	out := make([]workflows.AuditEntry, len(rows))
