@@ -267,7 +267,8 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 // recover deals with what a dead process left behind: attempts marked
 // running lost their executor work (it died with the process), so each is
 // cleaned up and failed "interrupted by restart", never run again.
-// Pending approvals stay pending; every unfinished pipeline is advanced.
+// Pending approvals stay pending unless they expired meanwhile; every
+// unfinished pipeline is advanced.
 func (e *Engine) recover(ctx context.Context) error {
 	runs, err := e.store.RunningAttempts(ctx)
 	if err != nil {
@@ -284,6 +285,10 @@ func (e *Engine) recover(ctx context.Context) error {
 			return fmt.Errorf("engine: recover: %w", err)
 		}
 		e.log.Info("attempt interrupted by restart", "attempt", a.ID, "job", a.JobID)
+	}
+	// Approvals whose time ran out while no engine was running.
+	if err := e.ExpireApprovals(ctx); err != nil {
+		return fmt.Errorf("engine: recover: %w", err)
 	}
 	ids, err := e.store.ActivePipelines(ctx)
 	if err != nil {

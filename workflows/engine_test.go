@@ -522,3 +522,25 @@ func TestRestartFailsInterruptedAttempts(t *testing.T) {
 		t.Errorf("slow ran %d times", n)
 	}
 }
+
+func TestRestartExpiresApprovalsThatRanOutMeanwhile(t *testing.T) {
+	h := newHarness(t, nil)
+	p := h.submit("alice", deployFlow())
+	h.wait(p.ID, onHold)
+	if err := h.engine.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(8 * 24 * time.Hour)
+	h.engine = workflows.NewEngine(h.opts)
+	if err := h.engine.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st := h.wait(p.ID, func(st *workflows.PipelineState) bool { return !st.Pipeline.Finished.IsZero() })
+	want := map[string]string{"": "canceled", "test": "success", "deploy-staging": "success", "hold": "canceled", "deploy-production": "not_run"}
+	if diff := cmp.Diff(want, statuses(st)); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+	if r := jobStatus(st, "hold").Reason; r != "approval expired" {
+		t.Errorf("hold reason = %q", r)
+	}
+}
