@@ -1,13 +1,413 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/slipway-ci/slipway/executors/local"
+	"github.com/slipway-ci/slipway/store"
+	"github.com/slipway-ci/slipway/workflows"
 )
 
-// runCommand is `slipway run`; its owner is the engine work (issue 3).
+const runUsage = "usage: slipway run FILE [--branch B | --tag T] [--repo DIR] [--param k=v]... [--executor local] [--approve | --reject] [--json]"
+
+// runCommand is `slipway run`: plan the config for a push and run every
+// workflow on this machine, through the same engine as the bot, with its
+// state in a temporary store. Exit 0 only when every workflow succeeded.
 func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "slipway run: engine not landed yet")
-	return 2
+	// Progress is printed by the engine's outbox loop and by the
+	// approval prompts, logs by any goroutine: one lock per writer.
+	stdout, stderr = &syncWriter{w: stdout}, &syncWriter{w: stderr}
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf configFlags
+	cf.register(fs)
+	var tf triggerFlags
+	tf.register(fs)
+	repo := fs.String("repo", ".", "git repository that `checkout` copies")
+	executor := fs.String("executor", "local", "where jobs run: local")
+	approve := fs.Bool("approve", false, "approve every approval job")
+	reject := fs.Bool("reject", false, "reject every approval job")
+	asJSON := fs.Bool("json", false, "end with the outcome as JSON; progress goes to stderr")
+	parallel := fs.Int("parallelism", 4, "jobs run at once")
+	files, err := parseArgs(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(files) != 1 || (*approve && *reject) {
+		fmt.Fprintln(stderr, runUsage)
+		return 2
+	}
+	if *executor != "local" {
+		fmt.Fprintf(stderr, "slipway run: executor %q is not available here; use --executor local\n", *executor)
+		return 2
+	}
+	src := gitSource(ctx, *repo)
+	if tf.branch == "" && tf.tag == "" {
+		tf.branch = gitOutput(ctx, *repo, "rev-parse", "--abbrev-ref", "HEAD")
+		if tf.branch == "" || tf.branch == "HEAD" {
+			tf.branch = "main"
+		}
+	}
+	if tf.sha == "" {
+		tf.sha = src.Revision
+	}
+	trig, err := tf.trigger()
+	if err != nil {
+		fmt.Fprintln(stderr, "slipway run:", err)
+		return 2
+	}
+	if src.Revision == "" {
+		src.Revision = trig.Revision
+	}
+	cfg, err := cf.load(files[0])
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	plan, err := cfg.Plan(trig)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	progress := stdout
+	if *asJSON {
+		progress = stderr
+	}
+	r := &localRun{
+		stdin: bufio.NewReader(stdin), progress: progress, stderr: stderr,
+		approve: *approve, reject: *reject, who: localUser(),
+	}
+	return r.run(ctx, runSpec{file: files[0], repo: *repo, src: src, trig: trig, plan: plan, parallel: *parallel, asJSON: *asJSON}, stdout)
+}
+
+type runSpec struct {
+	file     string
+	repo     string
+	src      workflows.Source
+	trig     workflows.Trigger
+	plan     *workflows.Plan
+	parallel int
+	asJSON   bool
+}
+
+// localRun is one `slipway run`: its terminal and its answers to approvals.
+type localRun struct {
+	stdin    *bufio.Reader
+	progress io.Writer
+	stderr   io.Writer
+	approve  bool
+	reject   bool
+	who      string
+}
+
+func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int {
+	if len(spec.plan.Workflows) == 0 {
+		fmt.Fprintln(r.progress, "nothing runs for this trigger")
+		if spec.asJSON {
+			fmt.Fprintln(stdout, `{"workflows":[]}`)
+		}
+		return 0
+	}
+	tmp, err := os.MkdirTemp("", "slipway-run-")
+	if err != nil {
+		fmt.Fprintln(r.stderr, "slipway run:", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	db, err := store.Open(ctx, filepath.Join(tmp, "slipway.db"))
+	if err != nil {
+		fmt.Fprintln(r.stderr, "slipway run:", err)
+		return 1
+	}
+	defer db.Close()
+	logger := slog.New(slog.NewTextHandler(r.stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	exe, err := local.New(local.Options{Dir: filepath.Join(tmp, "attempts"), Logger: logger})
+	if err != nil {
+		fmt.Fprintln(r.stderr, "slipway run:", err)
+		return 1
+	}
+	// Contexts live in the server's config; here they exist, empty, so
+	// that jobs naming them run without their variables.
+	contexts := map[string]*workflows.Context{}
+	for _, w := range spec.plan.Workflows {
+		for _, j := range w.Jobs {
+			for _, c := range j.Context {
+				if contexts[c] == nil {
+					contexts[c] = &workflows.Context{Name: c}
+					fmt.Fprintf(r.stderr, "note: context %s has no variables on this machine\n", c)
+				}
+			}
+		}
+	}
+	pr := &progressPrinter{w: r.progress, started: map[string]time.Time{}}
+	e := workflows.NewEngine(workflows.EngineOptions{
+		Store: db, Executor: exe, ExecutorName: "local", Notifier: pr, Logger: logger,
+		Contexts: contexts, Parallelism: spec.parallel, DataDir: filepath.Join(tmp, "data"),
+		RetryMin: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond,
+	})
+	if err := e.Start(ctx); err != nil {
+		fmt.Fprintln(r.stderr, "slipway run:", err)
+		return 1
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		e.Shutdown(sctx)
+	}()
+	rec, err := e.Submit(ctx, workflows.PipelineRequest{
+		App: filepath.Base(absDir(spec.repo)), Repo: "local/" + filepath.Base(absDir(spec.repo)), Author: r.who,
+		Trigger: spec.trig, Source: spec.src, Plan: spec.plan,
+	})
+	if err != nil {
+		fmt.Fprintln(r.stderr, "slipway run:", err)
+		return 1
+	}
+	st, err := r.drive(ctx, e, db, rec.ID)
+	if err != nil {
+		fmt.Fprintln(r.stderr, "slipway run:", err)
+		return 1
+	}
+	flush(context.WithoutCancel(ctx), e, db)
+	out := summarize(st)
+	if spec.asJSON {
+		enc := json.NewEncoder(stdout)
+		if err := enc.Encode(out); err != nil {
+			fmt.Fprintln(r.stderr, "slipway run:", err)
+			return 1
+		}
+	} else {
+		for _, w := range out.Workflows {
+			fmt.Fprintf(stdout, "workflow %s: %s\n", w.Name, w.Status)
+		}
+	}
+	for _, w := range out.Workflows {
+		if w.Status != workflows.StatusSuccess {
+			return 1
+		}
+	}
+	return 0
+}
+
+// drive waits for the pipeline to settle, answering approvals, until it ends.
+// When ctx ends (Ctrl-C) the pipeline is canceled.
+func (r *localRun) drive(ctx context.Context, e *workflows.Engine, db *store.DB, id string) (*workflows.PipelineState, error) {
+	for {
+		st, err := e.Wait(ctx, id, workflows.Settled)
+		if ctx.Err() != nil {
+			return r.cancel(e, id)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if st.Pipeline.Status != workflows.StatusOnHold {
+			return st, nil
+		}
+		flush(ctx, e, db) // print what happened before asking
+		answered := false
+		for _, j := range st.Jobs {
+			if j.Status != workflows.StatusOnHold {
+				continue
+			}
+			yes, ok := r.ask(j.Name)
+			if !ok {
+				continue
+			}
+			answered = true
+			decide := e.Reject
+			if yes {
+				decide = e.Approve
+			}
+			d, err := decide(ctx, j.ID, workflows.Actor{ID: r.who})
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(r.progress, "%s: %s\n", j.Name, d.Message)
+		}
+		if !answered {
+			return st, nil // nobody to ask: the workflow stays on hold
+		}
+	}
+}
+
+func (r *localRun) cancel(e *workflows.Engine, id string) (*workflows.PipelineState, error) {
+	ctx, stop := context.WithTimeout(context.Background(), 30*time.Second)
+	defer stop()
+	if _, err := e.Cancel(ctx, id, workflows.Actor{ID: r.who}); err != nil {
+		return nil, err
+	}
+	return e.Wait(ctx, id, func(st *workflows.PipelineState) bool { return !st.Pipeline.Finished.IsZero() })
+}
+
+// ask decides an approval job: by flag, or by asking on the terminal. ok
+// is false when there is no answer (stdin closed).
+func (r *localRun) ask(job string) (yes, ok bool) {
+	switch {
+	case r.approve:
+		return true, true
+	case r.reject:
+		return false, true
+	}
+	fmt.Fprintf(r.progress, "%s is waiting for approval. Approve? [y/N] ", job)
+	line, err := r.stdin.ReadString('\n')
+	if err != nil && line == "" {
+		fmt.Fprintln(r.progress)
+		return false, false
+	}
+	answer := strings.ToLower(strings.TrimSpace(line))
+	return answer == "y" || answer == "yes", true
+}
+
+// flush delivers the events still in the outbox, so that every progress
+// line is printed before the summary.
+func flush(ctx context.Context, e *workflows.Engine, db *store.DB) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		if _, err := e.DeliverEvents(ctx); err != nil {
+			return
+		}
+		next, err := db.NextEventDue(ctx)
+		if err != nil || next.IsZero() {
+			return
+		}
+	}
+}
+
+// progressPrinter prints a line as each job starts and ends.
+type progressPrinter struct {
+	mu      sync.Mutex
+	w       io.Writer
+	started map[string]time.Time
+}
+
+func (p *progressPrinter) Notify(ctx context.Context, ev workflows.Event) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	d := ev.Data
+	switch ev.Kind {
+	case workflows.EventJobStarted:
+		p.started[d.JobID] = time.Now()
+		fmt.Fprintf(p.w, "%s/%s: started\n", d.Workflow, d.Job)
+	case workflows.EventJobFinished:
+		line := fmt.Sprintf("%s/%s: %s", d.Workflow, d.Job, d.Status)
+		if t, ok := p.started[d.JobID]; ok {
+			line += fmt.Sprintf(" in %s", time.Since(t).Round(time.Millisecond))
+			delete(p.started, d.JobID)
+		}
+		switch {
+		case d.ExitCode != 0:
+			line += fmt.Sprintf(" (exit %d)", d.ExitCode)
+		case d.Reason != "":
+			line += " (" + d.Reason + ")"
+		}
+		fmt.Fprintln(p.w, line)
+	case workflows.EventApprovalNeeded:
+		fmt.Fprintf(p.w, "%s/%s: on hold, waiting for approval\n", d.Workflow, d.Job)
+	case workflows.EventJobWaiting:
+		fmt.Fprintf(p.w, "%s/%s: waiting: %s\n", d.Workflow, d.Job, d.Reason)
+	}
+	return nil
+}
+
+// syncWriter serializes writes from several goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// runOutput is the --json shape other programs rely on.
+type runOutput struct {
+	Workflows []runWorkflow `json:"workflows"`
+}
+
+type runWorkflow struct {
+	Name   string   `json:"name"`
+	Status string   `json:"status"` // success|failed|canceled|on_hold
+	Jobs   []runJob `json:"jobs"`
+}
+
+type runJob struct {
+	Name   string `json:"name"`
+	Status string `json:"status"` // success|failed|canceled|not_run|blocked|skipped
+}
+
+func summarize(st *workflows.PipelineState) runOutput {
+	out := runOutput{Workflows: []runWorkflow{}}
+	for _, w := range st.Workflows {
+		rw := runWorkflow{Name: w.Name, Status: w.Status, Jobs: []runJob{}}
+		if rw.Status == workflows.StatusRunning {
+			rw.Status = workflows.StatusOnHold
+		}
+		for _, j := range st.Jobs {
+			if j.WorkflowID != w.ID {
+				continue
+			}
+			s := j.Status
+			switch s {
+			case workflows.StatusUnauthorized:
+				s = workflows.StatusFailed
+			case workflows.StatusOnHold, workflows.StatusQueued, workflows.StatusRunning:
+				// An approval nobody answered, and what waits behind it.
+				s = workflows.StatusBlocked
+			}
+			rw.Jobs = append(rw.Jobs, runJob{Name: j.Name, Status: s})
+		}
+		out.Workflows = append(out.Workflows, rw)
+	}
+	return out
+}
+
+// gitSource is where `checkout` copies from: dir's HEAD, when dir is a
+// git repository.
+func gitSource(ctx context.Context, dir string) workflows.Source {
+	sha := gitOutput(ctx, dir, "rev-parse", "HEAD")
+	if sha == "" {
+		return workflows.Source{}
+	}
+	return workflows.Source{GitDir: absDir(dir), Revision: sha}
+}
+
+func gitOutput(ctx context.Context, dir string, args ...string) string {
+	out, err := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...).Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func absDir(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return dir
+	}
+	return abs
+}
+
+func localUser() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "local"
 }

@@ -1,0 +1,396 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/slipway-ci/slipway/workflows"
+)
+
+// CreatePipeline stores a planned pipeline with the next number of its
+// app, its workflows and jobs, and its first events, in one transaction.
+func (s *DB) CreatePipeline(ctx context.Context, p *workflows.NewPipeline, events []workflows.Event) (*workflows.PipelineRecord, error) {
+	trig, err := json.Marshal(p.Trigger)
+	if err != nil {
+		return nil, fmt.Errorf("store: create pipeline: %w", err)
+	}
+	src, err := json.Marshal(p.Source)
+	if err != nil {
+		return nil, fmt.Errorf("store: create pipeline: %w", err)
+	}
+	rec := &workflows.PipelineRecord{
+		ID: p.ID, App: p.App, Repo: p.Repo, Author: p.Author, Trigger: p.Trigger,
+		Source: p.Source, Status: workflows.StatusRunning, Created: p.Created,
+	}
+	err = s.update(ctx, func(sqltx *sqlx.Tx) error {
+		tx := s.inTx(sqltx)
+		n, err := nextCounter(ctx, tx, "pipeline:"+p.App)
+		if err != nil {
+			return err
+		}
+		rec.Number = n
+		rec.Trigger.Number = n
+		if _, err := tx.ExecContext(ctx, `INSERT INTO pipelines
+			(id, app, number, repo, author, trigger_json, source_json, status, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			p.ID, p.App, n, p.Repo, p.Author, string(trig), string(src), rec.Status, nanos(p.Created)); err != nil {
+			return err
+		}
+		for wi, w := range p.Plan.Workflows {
+			wid := p.WorkflowIDs[wi]
+			if _, err := tx.ExecContext(ctx, `INSERT INTO workflows (id, pipeline_id, seq, name, status, created_at)
+				VALUES (?, ?, ?, ?, ?, ?)`, wid, p.ID, wi, w.Name, workflows.StatusRunning, nanos(p.Created)); err != nil {
+				return err
+			}
+			for ji, j := range w.Jobs {
+				req, err := json.Marshal(j.Requires)
+				if err != nil {
+					return err
+				}
+				cx, err := json.Marshal(j.Context)
+				if err != nil {
+					return err
+				}
+				spec, err := json.Marshal(j.Spec)
+				if err != nil {
+					return err
+				}
+				if _, err := tx.ExecContext(ctx, `INSERT INTO jobs
+					(id, pipeline_id, workflow_id, seq, name, job, type, requires_json, context_json, spec_json, env, status)
+					VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+					p.JobIDs[wi][ji], p.ID, wid, ji, j.Name, j.Job, j.Type, string(req), string(cx), string(spec),
+					p.Envs[w.Name+"/"+j.Name], workflows.StatusBlocked); err != nil {
+					return err
+				}
+			}
+		}
+		return addEvents(ctx, tx, events)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: create pipeline: %w", err)
+	}
+	return rec, nil
+}
+
+func nextCounter(ctx context.Context, tx runner, name string) (int, error) {
+	var n int
+	err := sqlx.GetContext(ctx, tx, &n, `INSERT INTO counters (name, value) VALUES (?, 1)
+		ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`, name)
+	return n, err
+}
+
+// ActivePipelines lists unfinished pipelines, oldest first.
+func (s *DB) ActivePipelines(ctx context.Context) ([]string, error) {
+	var ids []string
+	if err := sqlx.SelectContext(ctx, s.run(), &ids, `SELECT id FROM pipelines WHERE finished_at = 0 ORDER BY created_at, rowid`); err != nil {
+		return nil, fmt.Errorf("store: active pipelines: %w", err)
+	}
+	return ids, nil
+}
+
+// PipelineState reads a pipeline with its workflows and jobs.
+func (s *DB) PipelineState(ctx context.Context, id string) (*workflows.PipelineState, error) {
+	st, err := pipelineState(ctx, s.run(), id)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return st, nil
+}
+
+type pipelineRow struct {
+	ID         string `db:"id"`
+	App        string `db:"app"`
+	Number     int    `db:"number"`
+	Repo       string `db:"repo"`
+	Author     string `db:"author"`
+	Trigger    string `db:"trigger_json"`
+	Source     string `db:"source_json"`
+	Status     string `db:"status"`
+	CreatedAt  int64  `db:"created_at"`
+	FinishedAt int64  `db:"finished_at"`
+}
+
+type workflowRow struct {
+	ID         string `db:"id"`
+	PipelineID string `db:"pipeline_id"`
+	Name       string `db:"name"`
+	Status     string `db:"status"`
+	Canceled   bool   `db:"canceled"`
+	CreatedAt  int64  `db:"created_at"`
+	FinishedAt int64  `db:"finished_at"`
+}
+
+type jobRow struct {
+	ID         string `db:"id"`
+	PipelineID string `db:"pipeline_id"`
+	WorkflowID string `db:"workflow_id"`
+	Name       string `db:"name"`
+	Job        string `db:"job"`
+	Type       string `db:"type"`
+	Requires   string `db:"requires_json"`
+	Context    string `db:"context_json"`
+	Env        string `db:"env"`
+	Status     string `db:"status"`
+	Reason     string `db:"reason"`
+	Attempt    int    `db:"attempt"`
+	AttemptID  string `db:"attempt_id"`
+	ExitCode   int    `db:"exit_code"`
+	StartedAt  int64  `db:"started_at"`
+	FinishedAt int64  `db:"finished_at"`
+}
+
+func pipelineRecord(ctx context.Context, q sqlx.QueryerContext, id string) (*workflows.PipelineRecord, error) {
+	var p pipelineRow
+	if err := sqlx.GetContext(ctx, q, &p, `SELECT id, app, number, repo, author, trigger_json, source_json, status, created_at, finished_at
+		FROM pipelines WHERE id = ?`, id); err != nil {
+		return nil, notFound("pipeline", id, err)
+	}
+	rec := &workflows.PipelineRecord{
+		ID: p.ID, App: p.App, Number: p.Number, Repo: p.Repo, Author: p.Author, Status: p.Status,
+		Created: fromNanos(p.CreatedAt), Finished: fromNanos(p.FinishedAt),
+	}
+	if err := json.Unmarshal([]byte(p.Trigger), &rec.Trigger); err != nil {
+		return nil, fmt.Errorf("pipeline %s trigger: %w", id, err)
+	}
+	// pipeline.id and pipeline.number are known only once stored.
+	rec.Trigger.ID, rec.Trigger.Number = p.ID, p.Number
+	if err := json.Unmarshal([]byte(p.Source), &rec.Source); err != nil {
+		return nil, fmt.Errorf("pipeline %s source: %w", id, err)
+	}
+	return rec, nil
+}
+
+const workflowCols = `id, pipeline_id, name, status, canceled, created_at, finished_at`
+
+func (w workflowRow) record() workflows.WorkflowRecord {
+	return workflows.WorkflowRecord{
+		ID: w.ID, PipelineID: w.PipelineID, Name: w.Name, Status: w.Status, Canceled: w.Canceled,
+		Created: fromNanos(w.CreatedAt), Finished: fromNanos(w.FinishedAt),
+	}
+}
+
+const jobCols = `j.id, j.pipeline_id, j.workflow_id, j.name, j.job, j.type, j.requires_json, j.context_json, j.env,
+	j.status, j.reason, j.attempt, j.attempt_id, j.exit_code, j.started_at, j.finished_at`
+
+func (j jobRow) record() (workflows.JobRecord, error) {
+	rec := workflows.JobRecord{
+		ID: j.ID, PipelineID: j.PipelineID, WorkflowID: j.WorkflowID, Name: j.Name, Job: j.Job, Type: j.Type,
+		Env: j.Env, Status: j.Status, Reason: j.Reason, Attempt: j.Attempt, AttemptID: j.AttemptID,
+		ExitCode: j.ExitCode, Started: fromNanos(j.StartedAt), Finished: fromNanos(j.FinishedAt),
+	}
+	if err := decodeJSON(j.Requires, &rec.Requires); err != nil {
+		return rec, fmt.Errorf("job %s requires: %w", j.ID, err)
+	}
+	if err := decodeJSON(j.Context, &rec.Context); err != nil {
+		return rec, fmt.Errorf("job %s context: %w", j.ID, err)
+	}
+	return rec, nil
+}
+
+// decodeJSON skips the empty values most jobs have: the scheduler reads
+// every job of a pipeline at each step.
+func decodeJSON(s string, v any) error {
+	switch s {
+	case "null", "{}", "[]", "":
+		return nil
+	}
+	return json.Unmarshal([]byte(s), v)
+}
+
+func pipelineState(ctx context.Context, q sqlx.QueryerContext, id string) (*workflows.PipelineState, error) {
+	p, err := pipelineRecord(ctx, q, id)
+	if err != nil {
+		return nil, err
+	}
+	st := &workflows.PipelineState{Pipeline: *p}
+	var ws []workflowRow
+	if err := sqlx.SelectContext(ctx, q, &ws, `SELECT `+workflowCols+` FROM workflows WHERE pipeline_id = ? ORDER BY seq`, id); err != nil {
+		return nil, err
+	}
+	for _, w := range ws {
+		st.Workflows = append(st.Workflows, w.record())
+	}
+	var js []jobRow
+	if err := sqlx.SelectContext(ctx, q, &js, `SELECT `+jobCols+`
+		FROM jobs j JOIN workflows w ON w.id = j.workflow_id WHERE j.pipeline_id = ? ORDER BY w.seq, j.seq`, id); err != nil {
+		return nil, err
+	}
+	st.Jobs = make([]workflows.JobRecord, 0, len(js))
+	for _, j := range js {
+		rec, err := j.record()
+		if err != nil {
+			return nil, err
+		}
+		st.Jobs = append(st.Jobs, rec)
+	}
+	return st, nil
+}
+
+// JobSpec reads what a job runs.
+func (s *DB) JobSpec(ctx context.Context, jobID string) (*workflows.JobSpec, error) {
+	var raw string
+	if err := sqlx.GetContext(ctx, s.run(), &raw, `SELECT spec_json FROM jobs WHERE id = ?`, jobID); err != nil {
+		return nil, fmt.Errorf("store: %w", notFound("job", jobID, err))
+	}
+	var spec *workflows.JobSpec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		return nil, fmt.Errorf("store: job %s spec: %w", jobID, err)
+	}
+	return spec, nil
+}
+
+type attemptRow struct {
+	ID         string `db:"id"`
+	JobID      string `db:"job_id"`
+	PipelineID string `db:"pipeline_id"`
+	Number     int    `db:"number"`
+	BuildNum   int    `db:"build_num"`
+	Executor   string `db:"executor"`
+	Status     string `db:"status"`
+	ExitCode   int    `db:"exit_code"`
+	Reason     string `db:"reason"`
+	StartedAt  int64  `db:"started_at"`
+	FinishedAt int64  `db:"finished_at"`
+}
+
+func (r attemptRow) record() workflows.AttemptRecord {
+	return workflows.AttemptRecord{
+		ID: r.ID, JobID: r.JobID, PipelineID: r.PipelineID, Number: r.Number, BuildNum: r.BuildNum, Executor: r.Executor,
+		Status: r.Status, ExitCode: r.ExitCode, Reason: r.Reason,
+		Started: fromNanos(r.StartedAt), Finished: fromNanos(r.FinishedAt),
+	}
+}
+
+const attemptCols = `a.id, a.job_id, j.pipeline_id, a.number, a.build_num, a.executor, a.status, a.exit_code, a.reason, a.started_at, a.finished_at`
+
+// RunningAttempts lists the attempts marked running, oldest first.
+func (s *DB) RunningAttempts(ctx context.Context) ([]workflows.AttemptRecord, error) {
+	var rows []attemptRow
+	if err := sqlx.SelectContext(ctx, s.run(), &rows, `SELECT `+attemptCols+` FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.status = 'running' ORDER BY a.started_at`); err != nil {
+		return nil, fmt.Errorf("store: running attempts: %w", err)
+	}
+	out := make([]workflows.AttemptRecord, len(rows))
+	for i, r := range rows {
+		out[i] = r.record()
+	}
+	return out, nil
+}
+
+// Attempts lists a job's attempts with their steps, oldest first.
+func (s *DB) Attempts(ctx context.Context, jobID string) ([]workflows.AttemptRecord, error) {
+	var rows []attemptRow
+	if err := sqlx.SelectContext(ctx, s.run(), &rows, `SELECT `+attemptCols+` FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.job_id = ? ORDER BY a.number`, jobID); err != nil {
+		return nil, fmt.Errorf("store: attempts: %w", err)
+	}
+	out := make([]workflows.AttemptRecord, len(rows))
+	for i, r := range rows {
+		out[i] = r.record()
+		var steps []struct {
+			Name       string `db:"name"`
+			Status     string `db:"status"`
+			ExitCode   int    `db:"exit_code"`
+			StartedAt  int64  `db:"started_at"`
+			FinishedAt int64  `db:"finished_at"`
+		}
+		if err := sqlx.SelectContext(ctx, s.run(), &steps, `SELECT name, status, exit_code, started_at, finished_at
+			FROM steps WHERE attempt_id = ? ORDER BY idx`, r.ID); err != nil {
+			return nil, fmt.Errorf("store: steps: %w", err)
+		}
+		for _, st := range steps {
+			out[i].Steps = append(out[i].Steps, workflows.StepResult{
+				Name: st.Name, Status: st.Status, ExitCode: st.ExitCode,
+				Started: fromNanos(st.StartedAt), Finished: fromNanos(st.FinishedAt),
+			})
+		}
+	}
+	return out, nil
+}
+
+// Approval returns the latest approval of a job.
+func (s *DB) Approval(ctx context.Context, jobID string) (*workflows.ApprovalRecord, error) {
+	a, err := approval(ctx, s.run(), jobID)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return a, nil
+}
+
+type approvalRow struct {
+	ID         int64  `db:"id"`
+	JobID      string `db:"job_id"`
+	PipelineID string `db:"pipeline_id"`
+	Envs       string `db:"envs_json"`
+	Approvers  string `db:"approvers_json"`
+	AllowSelf  bool   `db:"allow_self"`
+	Author     string `db:"author"`
+	Status     string `db:"status"`
+	DecidedBy  string `db:"decided_by"`
+	Reason     string `db:"reason"`
+	CreatedAt  int64  `db:"created_at"`
+	DecidedAt  int64  `db:"decided_at"`
+	ExpiresAt  int64  `db:"expires_at"`
+}
+
+func approval(ctx context.Context, q sqlx.QueryerContext, jobID string) (*workflows.ApprovalRecord, error) {
+	var r approvalRow
+	if err := sqlx.GetContext(ctx, q, &r, `SELECT id, job_id, pipeline_id, envs_json, approvers_json, allow_self, author,
+		status, decided_by, reason, created_at, decided_at, expires_at
+		FROM approvals WHERE job_id = ? ORDER BY id DESC LIMIT 1`, jobID); err != nil {
+		return nil, notFound("approval of job", jobID, err)
+	}
+	a := &workflows.ApprovalRecord{
+		ID: r.ID, JobID: r.JobID, PipelineID: r.PipelineID, AllowSelf: r.AllowSelf, Author: r.Author,
+		Status: r.Status, DecidedBy: r.DecidedBy, Reason: r.Reason,
+		Created: fromNanos(r.CreatedAt), Decided: fromNanos(r.DecidedAt), Expires: fromNanos(r.ExpiresAt),
+	}
+	if err := json.Unmarshal([]byte(r.Envs), &a.Envs); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(r.Approvers), &a.Approvers); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// PendingApprovals lists the approvals still waiting for a decision.
+func (s *DB) PendingApprovals(ctx context.Context) ([]string, error) {
+	var ids []string
+	if err := sqlx.SelectContext(ctx, s.run(), &ids, `SELECT job_id FROM approvals WHERE status = 'pending' ORDER BY expires_at`); err != nil {
+		return nil, fmt.Errorf("store: pending approvals: %w", err)
+	}
+	return ids, nil
+}
+
+// Deployments lists an environment's deployments, newest first.
+func (s *DB) Deployments(ctx context.Context, app, env string) ([]workflows.Deployment, error) {
+	var rows []struct {
+		ID         string `db:"id"`
+		App        string `db:"app"`
+		Env        string `db:"env"`
+		Commit     string `db:"commit_sha"`
+		Version    string `db:"version"`
+		PipelineID string `db:"pipeline_id"`
+		JobID      string `db:"job_id"`
+		AttemptID  string `db:"attempt_id"`
+		StartedBy  string `db:"started_by"`
+		ApprovedBy string `db:"approved_by"`
+		Outcome    string `db:"outcome"`
+		CreatedAt  int64  `db:"created_at"`
+	}
+	if err := sqlx.SelectContext(ctx, s.run(), &rows, `SELECT id, app, env, commit_sha, version, pipeline_id, job_id, attempt_id,
+		started_by, approved_by, outcome, created_at FROM deployments WHERE app = ? AND env = ?
+		ORDER BY created_at DESC, rowid DESC`, app, env); err != nil {
+		return nil, fmt.Errorf("store: deployments: %w", err)
+	}
+	out := make([]workflows.Deployment, len(rows))
+	for i, r := range rows {
+		out[i] = workflows.Deployment{
+			ID: r.ID, App: r.App, Env: r.Env, Commit: r.Commit, Version: r.Version, PipelineID: r.PipelineID,
+			JobID: r.JobID, AttemptID: r.AttemptID, StartedBy: r.StartedBy, ApprovedBy: r.ApprovedBy,
+			Outcome: r.Outcome, Created: fromNanos(r.CreatedAt),
+		}
+	}
+	return out, nil
+}

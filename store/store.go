@@ -1,0 +1,200 @@
+// Package store keeps slipway's state in one SQLite file (through sqlx and
+// go-sqlite3): pipelines, workflows, jobs and their attempts, approvals,
+// deployments, environment locks, webhook deliveries, the outbox of
+// notifications and the audit log. Job logs are files beside it, one per
+// attempt, indexed in the database.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
+	"github.com/slipway-ci/slipway/workflows"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DB is slipway's store. It is safe for concurrent use.
+type DB struct {
+	db     *sqlx.DB
+	logDir string
+	// wmu serializes this process's writes: SQLite has one writer at a
+	// time anyway, and a writer waiting in SQLite's busy handler sleeps
+	// in steps of milliseconds where a mutex hands over in microseconds.
+	// The busy timeout still covers other processes.
+	wmu   sync.Mutex
+	stmts sync.Map // query -> *sqlx.Stmt; see runner
+}
+
+var _ workflows.Store = (*DB)(nil)
+
+// Open opens (creating if needed) the store at path and applies the
+// migrations it has not seen. Job logs go to the "logs" folder beside it.
+//
+// The file runs in WAL mode so readers never wait for the writer;
+// synchronous=NORMAL means a commit survives the process being killed
+// (what the crash test checks) and may be lost only to a power cut, never
+// corrupted. Every transaction begins IMMEDIATE: writers queue on the busy
+// timeout instead of failing to upgrade a read lock.
+func Open(ctx context.Context, path string) (*DB, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	dsn := "file:" + path + "?_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on&_synchronous=NORMAL&_txlock=immediate"
+	db, err := sqlx.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetConnMaxIdleTime(time.Minute)
+	s := &DB{db: db, logDir: filepath.Join(filepath.Dir(path), "logs")}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := os.MkdirAll(s.logDir, 0o755); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *DB) Close() error {
+	s.stmts.Range(func(_, v any) bool {
+		v.(*sqlx.Stmt).Close()
+		return true
+	})
+	return s.db.Close()
+}
+
+// migrate applies, in name order and each in its own transaction, the
+// embedded migrations not yet recorded in schema_migrations.
+func (s *DB) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("store: migrations table: %w", err)
+	}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := filepath.Base(name)
+		err := s.update(ctx, func(tx *sqlx.Tx) error {
+			var n int
+			if err := tx.GetContext(ctx, &n, `SELECT count(*) FROM schema_migrations WHERE name = ?`, base); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			body, err := migrations.ReadFile(name)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`, base, time.Now().UnixNano())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("store: migration %s: %w", base, err)
+		}
+	}
+	return nil
+}
+
+// update runs fn in one transaction, committed when fn returns nil.
+func (s *DB) update(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// Update runs fn in one write transaction.
+func (s *DB) Update(ctx context.Context, fn func(tx workflows.StoreTx) error) error {
+	err := s.update(ctx, func(t *sqlx.Tx) error { return fn(&tx{q: s.inTx(t), logDir: s.logDir}) })
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// RecordDelivery remembers a webhook delivery ID; it reports false when
+// the delivery was seen before, so that a redelivered webhook is ignored.
+func (s *DB) RecordDelivery(ctx context.Context, id, event string, at time.Time) (bool, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	res, err := s.run().ExecContext(ctx, `INSERT INTO webhook_deliveries (id, event, received_at) VALUES (?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`, id, event, nanos(at))
+	if err != nil {
+		return false, fmt.Errorf("store: record delivery: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("store: record delivery: %w", err)
+	}
+	return n == 1, nil
+}
+
+// AuditLog lists the audit entries, oldest first.
+func (s *DB) AuditLog(ctx context.Context) ([]workflows.AuditEntry, error) {
+	var rows []struct {
+		At      int64  `db:"at"`
+		Actor   string `db:"actor"`
+		Action  string `db:"action"`
+		Subject string `db:"subject"`
+		Detail  string `db:"detail"`
+	}
+	if err := sqlx.SelectContext(ctx, s.run(), &rows, `SELECT at, actor, action, subject, detail FROM audit ORDER BY seq`); err != nil {
+		return nil, fmt.Errorf("store: audit log: %w", err)
+	}
+	out := make([]workflows.AuditEntry, len(rows))
+	for i, r := range rows {
+		out[i] = workflows.AuditEntry{At: fromNanos(r.At), Actor: r.Actor, Action: r.Action, Subject: r.Subject, Detail: r.Detail}
+	}
+	return out, nil
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func notFound(what, id string, err error) error {
+	if err == sql.ErrNoRows {
+		return fmt.Errorf("%s %q: %w", what, id, workflows.ErrNotFound)
+	}
+	return err
+}

@@ -1,0 +1,252 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/slipway-ci/slipway/workflows"
+)
+
+// tx is one write transaction, handed to the engine by Update.
+type tx struct {
+	q      runner
+	logDir string
+}
+
+var _ workflows.StoreTx = (*tx)(nil)
+
+func (t *tx) PipelineState(ctx context.Context, id string) (*workflows.PipelineState, error) {
+	return pipelineState(ctx, t.q, id)
+}
+
+func (t *tx) Pipeline(ctx context.Context, id string) (*workflows.PipelineRecord, error) {
+	return pipelineRecord(ctx, t.q, id)
+}
+
+func (t *tx) Workflow(ctx context.Context, id string) (*workflows.WorkflowRecord, error) {
+	var w workflowRow
+	if err := sqlx.GetContext(ctx, t.q, &w, `SELECT `+workflowCols+` FROM workflows WHERE id = ?`, id); err != nil {
+		return nil, notFound("workflow", id, err)
+	}
+	rec := w.record()
+	return &rec, nil
+}
+
+func (t *tx) Job(ctx context.Context, id string) (*workflows.JobRecord, error) {
+	var j jobRow
+	if err := sqlx.GetContext(ctx, t.q, &j, `SELECT `+jobCols+` FROM jobs j WHERE j.id = ?`, id); err != nil {
+		return nil, notFound("job", id, err)
+	}
+	rec, err := j.record()
+	if err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+func (t *tx) SetPipelineStatus(ctx context.Context, id, status string, at time.Time) error {
+	fin := int64(0)
+	if status != workflows.StatusRunning && status != workflows.StatusOnHold {
+		fin = nanos(at)
+	}
+	return exec1(ctx, t.q, "pipeline", id, `UPDATE pipelines SET status = ?, finished_at = ? WHERE id = ?`, status, fin, id)
+}
+
+func (t *tx) SetWorkflowStatus(ctx context.Context, id, status string, at time.Time) error {
+	fin := int64(0)
+	if status != workflows.StatusRunning && status != workflows.StatusOnHold {
+		fin = nanos(at)
+	}
+	return exec1(ctx, t.q, "workflow", id, `UPDATE workflows SET status = ?, finished_at = ? WHERE id = ?`, status, fin, id)
+}
+
+func (t *tx) SetWorkflowCanceled(ctx context.Context, id string, canceled bool) error {
+	return exec1(ctx, t.q, "workflow", id, `UPDATE workflows SET canceled = ? WHERE id = ?`, canceled, id)
+}
+
+func (t *tx) SetJobStatus(ctx context.Context, jobID, status, reason string, at time.Time) error {
+	fin := int64(0)
+	if workflows.Terminal(status) {
+		fin = nanos(at)
+	}
+	return exec1(ctx, t.q, "job", jobID, `UPDATE jobs SET status = ?, reason = ?, finished_at = ? WHERE id = ?`,
+		status, reason, fin, jobID)
+}
+
+func (t *tx) StartAttempt(ctx context.Context, a *workflows.AttemptRecord, app string) error {
+	var n int
+	if err := sqlx.GetContext(ctx, t.q, &n, `SELECT attempt + 1 FROM jobs WHERE id = ?`, a.JobID); err != nil {
+		return notFound("job", a.JobID, err)
+	}
+	build, err := nextCounter(ctx, t.q, "build:"+app)
+	if err != nil {
+		return err
+	}
+	a.Number, a.BuildNum, a.Status = n, build, workflows.StatusRunning
+	if _, err := t.q.ExecContext(ctx, `INSERT INTO attempts
+		(id, job_id, number, build_num, executor, status, log_path, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.ID, a.JobID, n, build, a.Executor, a.Status, logPath(t.logDir, a.ID), nanos(a.Started)); err != nil {
+		return err
+	}
+	return exec1(ctx, t.q, "job", a.JobID, `UPDATE jobs SET status = ?, reason = '', attempt = ?, attempt_id = ?,
+		exit_code = 0, started_at = ?, finished_at = 0 WHERE id = ?`, workflows.StatusRunning, n, a.ID, nanos(a.Started), a.JobID)
+}
+
+func (t *tx) FinishAttempt(ctx context.Context, a *workflows.AttemptRecord) error {
+	if err := exec1(ctx, t.q, "attempt", a.ID, `UPDATE attempts SET status = ?, exit_code = ?, reason = ?, finished_at = ?
+		WHERE id = ?`, a.Status, a.ExitCode, a.Reason, nanos(a.Finished), a.ID); err != nil {
+		return err
+	}
+	for i, st := range a.Steps {
+		if _, err := t.q.ExecContext(ctx, `INSERT INTO steps (attempt_id, idx, name, status, exit_code, started_at, finished_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, a.ID, i, st.Name, st.Status, st.ExitCode, nanos(st.Started), nanos(st.Finished)); err != nil {
+			return err
+		}
+	}
+	return exec1(ctx, t.q, "job", a.JobID, `UPDATE jobs SET status = ?, reason = ?, exit_code = ?, finished_at = ?
+		WHERE id = ? AND attempt_id = ?`, a.Status, a.Reason, a.ExitCode, nanos(a.Finished), a.JobID, a.ID)
+}
+
+func (t *tx) CreateApproval(ctx context.Context, a *workflows.ApprovalRecord) error {
+	envs, err := json.Marshal(a.Envs)
+	if err != nil {
+		return err
+	}
+	who, err := json.Marshal(a.Approvers)
+	if err != nil {
+		return err
+	}
+	res, err := t.q.ExecContext(ctx, `INSERT INTO approvals
+		(job_id, pipeline_id, envs_json, approvers_json, allow_self, author, status, created_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.JobID, a.PipelineID, string(envs), string(who), a.AllowSelf, a.Author,
+		a.Status, nanos(a.Created), nanos(a.Expires))
+	if err != nil {
+		return err
+	}
+	a.ID, err = res.LastInsertId()
+	return err
+}
+
+func (t *tx) Approval(ctx context.Context, jobID string) (*workflows.ApprovalRecord, error) {
+	return approval(ctx, t.q, jobID)
+}
+
+func (t *tx) DecideApproval(ctx context.Context, a *workflows.ApprovalRecord) error {
+	// Only a pending approval changes: a decision is never overwritten.
+	return exec1(ctx, t.q, "pending approval", fmt.Sprint(a.ID), `UPDATE approvals SET status = ?, decided_by = ?, reason = ?,
+		decided_at = ? WHERE id = ? AND status = 'pending'`, a.Status, a.DecidedBy, a.Reason, nanos(a.Decided), a.ID)
+}
+
+func (t *tx) RecordDeployment(ctx context.Context, d *workflows.Deployment) error {
+	_, err := t.q.ExecContext(ctx, `INSERT INTO deployments (id, app, env, commit_sha, version, pipeline_id, job_id,
+		attempt_id, started_by, approved_by, outcome, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		d.ID, d.App, d.Env, d.Commit, d.Version, d.PipelineID, d.JobID, d.AttemptID, d.StartedBy, d.ApprovedBy,
+		d.Outcome, nanos(d.Created))
+	return err
+}
+
+func (t *tx) EnvLock(ctx context.Context, app, env string) (*workflows.EnvLock, error) {
+	var r struct {
+		Holder string `db:"holder"`
+		Reason string `db:"reason"`
+		Manual bool   `db:"manual"`
+		JobID  string `db:"job_id"`
+		Since  int64  `db:"since"`
+	}
+	err := sqlx.GetContext(ctx, t.q, &r, `SELECT holder, reason, manual, job_id, since FROM env_locks WHERE app = ? AND env = ?`, app, env)
+	if err == sql.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &workflows.EnvLock{App: app, Env: env, Holder: r.Holder, Reason: r.Reason, Manual: r.Manual, JobID: r.JobID,
+		Since: fromNanos(r.Since)}, nil
+}
+
+func (t *tx) SetEnvLock(ctx context.Context, l *workflows.EnvLock) error {
+	_, err := t.q.ExecContext(ctx, `INSERT INTO env_locks (app, env, holder, reason, manual, job_id, since)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, l.App, l.Env, l.Holder, l.Reason, l.Manual, l.JobID, nanos(l.Since))
+	return err
+}
+
+func (t *tx) DeleteEnvLock(ctx context.Context, app, env string) error {
+	_, err := t.q.ExecContext(ctx, `DELETE FROM env_locks WHERE app = ? AND env = ?`, app, env)
+	return err
+}
+
+func (t *tx) EnqueueDeploy(ctx context.Context, app, env, jobID, pipelineID string, at time.Time) error {
+	_, err := t.q.ExecContext(ctx, `INSERT INTO deploy_queue (app, env, job_id, pipeline_id, queued_at)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING`, app, env, jobID, pipelineID, nanos(at))
+	return err
+}
+
+func (t *tx) DeployQueue(ctx context.Context, app, env string) ([]workflows.QueuedDeploy, error) {
+	var rows []struct {
+		JobID      string `db:"job_id"`
+		PipelineID string `db:"pipeline_id"`
+	}
+	if err := sqlx.SelectContext(ctx, t.q, &rows, `SELECT job_id, pipeline_id FROM deploy_queue WHERE app = ? AND env = ? ORDER BY seq`,
+		app, env); err != nil {
+		return nil, err
+	}
+	out := make([]workflows.QueuedDeploy, len(rows))
+	for i, r := range rows {
+		out[i] = workflows.QueuedDeploy{JobID: r.JobID, PipelineID: r.PipelineID}
+	}
+	return out, nil
+}
+
+func (t *tx) DequeueDeploy(ctx context.Context, jobID string) error {
+	_, err := t.q.ExecContext(ctx, `DELETE FROM deploy_queue WHERE job_id = ?`, jobID)
+	return err
+}
+
+func (t *tx) AddEvents(ctx context.Context, events []workflows.Event) error {
+	return addEvents(ctx, t.q, events)
+}
+
+func (t *tx) Audit(ctx context.Context, e workflows.AuditEntry) error {
+	_, err := t.q.ExecContext(ctx, `INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)`,
+		nanos(e.At), e.Actor, e.Action, e.Subject, e.Detail)
+	return err
+}
+
+func addEvents(ctx context.Context, tx runner, events []workflows.Event) error {
+	for _, e := range events {
+		data, err := json.Marshal(e.Data)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (pipeline_id, kind, data_json, created_at, next_at)
+			VALUES (?, ?, ?, ?, ?)`, e.PipelineID, e.Kind, string(data), nanos(e.At), nanos(e.At)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// exec1 runs a statement that must change exactly one row.
+func exec1(ctx context.Context, tx runner, what, id, query string, args ...any) error {
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%s %q: %w", what, id, workflows.ErrNotFound)
+	}
+	return nil
+}
+
+func logPath(dir, attemptID string) string {
+	return filepath.Join(dir, attemptID+".log")
+}

@@ -1,0 +1,56 @@
+package workflows
+
+import "slices"
+
+// App is a deployable application: a repository and the environments it
+// ships to. An environment is also a context: a job with
+// `context: production` in a pipeline of this app deploys to production.
+type App struct {
+	Name         string
+	Repo         string // "owner/name"
+	Environments map[string]*Environment
+}
+
+// Environment is where an app is deployed, and who may do what there.
+type Environment struct {
+	Name string
+	// Approvers may approve an approval job upstream of a deploy here
+	// (Slack user IDs or user group names). Empty means anyone.
+	Approvers []string
+	// AllowSelfApproval lets the pipeline's author approve it.
+	AllowSelfApproval bool
+	// Deployers may start a deploy here without an approval by one of
+	// Approvers. Empty means anyone.
+	Deployers []string
+}
+
+// Context is a named set of environment variables given to jobs that list
+// it. Secrets are given too, and masked in logs.
+type Context struct {
+	Name    string
+	Env     map[string]string
+	Secrets map[string]string
+}
+
+// Actor is who presses a button or types a command.
+type Actor struct {
+	ID     string   // Slack user ID or local user name
+	Groups []string // user groups the actor belongs to
+}
+
+// allowed reports whether a is listed, by ID or group, in who. An empty
+// list allows everyone.
+func (a Actor) allowed(who []string) bool {
+	if len(who) == 0 {
+		return true
+	}
+	if slices.Contains(who, a.ID) {
+		return true
+	}
+	for _, g := range a.Groups {
+		if slices.Contains(who, g) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,316 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// States a job passes through before it ends with one of the statuses a
+// `requires` entry may name (StatusSuccess ... StatusUnauthorized).
+const (
+	// StatusBlocked: waiting for the jobs it requires.
+	StatusBlocked = "blocked"
+	// StatusQueued: ready, waiting for a free slot or its environment's lock.
+	StatusQueued = "queued"
+	// StatusRunning: an attempt is in an executor.
+	StatusRunning = "running"
+	// StatusOnHold: an approval job waiting for a decision; a workflow or
+	// pipeline with nothing left to do but wait for one.
+	StatusOnHold = "on_hold"
+)
+
+// Approval decisions.
+const (
+	ApprovalPending  = "pending"
+	ApprovalApproved = "approved"
+	ApprovalRejected = "rejected"
+	ApprovalExpired  = "expired"
+	ApprovalCanceled = "canceled"
+)
+
+// ErrNotFound is returned (wrapped) by stores and the engine for a
+// pipeline, job or approval that does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Terminal reports whether a job status is final.
+func Terminal(status string) bool {
+	switch status {
+	case StatusSuccess, StatusFailed, StatusCanceled, StatusNotRun, StatusUnauthorized:
+		return true
+	}
+	return false
+}
+
+// NewPipeline is what a trigger asks to run: the plan and who and what it is for.
+type NewPipeline struct {
+	ID      string
+	App     string
+	Repo    string // "owner/name"
+	Author  string // who pushed or typed the command; approvals check it
+	Trigger Trigger
+	Source  Source
+	Plan    *Plan
+	// Envs maps "workflow/job" to the environment of App that the job
+	// deploys to; the engine fills it from its job contexts.
+	Envs map[string]string
+	// IDs of the workflows and jobs, in plan order; the engine fills them.
+	WorkflowIDs []string
+	JobIDs      [][]string
+	Created     time.Time
+}
+
+// PipelineRecord is a pipeline as stored.
+type PipelineRecord struct {
+	ID       string
+	App      string
+	Number   int
+	Repo     string
+	Author   string
+	Trigger  Trigger
+	Source   Source
+	Status   string
+	Created  time.Time
+	Finished time.Time
+}
+
+// WorkflowRecord is a workflow of a pipeline as stored.
+type WorkflowRecord struct {
+	ID         string
+	PipelineID string
+	Name       string
+	Status     string
+	Canceled   bool // a cancel was asked; nothing new starts
+	Created    time.Time
+	Finished   time.Time
+}
+
+// JobRecord is a job of a workflow as stored, with its latest attempt.
+type JobRecord struct {
+	ID         string
+	PipelineID string
+	WorkflowID string
+	Name       string
+	Job        string
+	Type       string
+	Requires   map[string][]string
+	Context    []string
+	Env        string // environment of the pipeline's app it deploys to
+	Status     string
+	Reason     string // why it failed or waits, in words
+	Attempt    int    // number of the latest attempt, 0 before the first
+	AttemptID  string
+	ExitCode   int
+	Started    time.Time
+	Finished   time.Time
+}
+
+// AttemptRecord is one run of a job in an executor.
+type AttemptRecord struct {
+	ID         string
+	JobID      string
+	PipelineID string
+	Number     int
+	BuildNum   int
+	Executor   string
+	Status     string
+	ExitCode   int
+	Reason     string
+	Started    time.Time
+	Finished   time.Time
+	Steps      []StepResult
+}
+
+// ApprovalRecord is the decision an approval job waits for.
+type ApprovalRecord struct {
+	ID         int64
+	JobID      string
+	PipelineID string
+	// Envs are the environments downstream jobs deploy to; Approvers are
+	// the users or groups allowed by every one of them (empty: anyone).
+	Envs      []string
+	Approvers []string
+	AllowSelf bool
+	Author    string
+	Status    string
+	DecidedBy string
+	Reason    string
+	Created   time.Time
+	Decided   time.Time
+	Expires   time.Time
+}
+
+// Deployment is an app's version that reached an environment.
+type Deployment struct {
+	ID         string
+	App        string
+	Env        string
+	Commit     string
+	Version    string
+	PipelineID string
+	JobID      string
+	AttemptID  string
+	StartedBy  string
+	ApprovedBy string
+	Outcome    string
+	Created    time.Time
+}
+
+// EnvLock is who holds an environment: a deploy job or a person.
+type EnvLock struct {
+	App    string
+	Env    string
+	Holder string // user for a manual lock, job ID otherwise
+	Reason string
+	Manual bool
+	JobID  string
+	Since  time.Time
+}
+
+// AuditEntry records one decision: who did what to what, and the outcome.
+type AuditEntry struct {
+	At      time.Time
+	Actor   string
+	Action  string // "approve", "reject", "cancel", "rerun", "lock", "unlock"
+	Subject string
+	Detail  string
+}
+
+// PipelineState is a pipeline with its workflows and jobs, in plan order.
+type PipelineState struct {
+	Pipeline  PipelineRecord
+	Workflows []WorkflowRecord
+	Jobs      []JobRecord
+}
+
+// Store keeps the engine's state. Every method that changes state does so
+// in one transaction; Update groups several changes in one.
+type Store interface {
+	// CreatePipeline stores p with a new number for its app, its
+	// workflows and jobs (blocked), and the events in one transaction.
+	CreatePipeline(ctx context.Context, p *NewPipeline, events []Event) (*PipelineRecord, error)
+	// Update runs fn in one write transaction; fn's error rolls it back.
+	Update(ctx context.Context, fn func(tx StoreTx) error) error
+	// ActivePipelines lists the IDs of unfinished pipelines, oldest first.
+	ActivePipelines(ctx context.Context) ([]string, error)
+	// PipelineState reads a pipeline, its workflows and jobs.
+	PipelineState(ctx context.Context, id string) (*PipelineState, error)
+	// JobSpec reads what a job runs; nil for approval and no-op jobs.
+	JobSpec(ctx context.Context, jobID string) (*JobSpec, error)
+	// PendingApprovals lists the job IDs of approvals waiting for a decision.
+	PendingApprovals(ctx context.Context) ([]string, error)
+	// RunningAttempts lists attempts that were left running.
+	RunningAttempts(ctx context.Context) ([]AttemptRecord, error)
+	// Attempts lists a job's attempts, oldest first.
+	Attempts(ctx context.Context, jobID string) ([]AttemptRecord, error)
+	// Approval returns the latest approval of an approval job.
+	Approval(ctx context.Context, jobID string) (*ApprovalRecord, error)
+	// Deployments lists an environment's deployments, newest first.
+	Deployments(ctx context.Context, app, env string) ([]Deployment, error)
+	// DueEvents returns undelivered events, oldest first, of the
+	// pipelines whose oldest undelivered event is due by now; at most limit.
+	DueEvents(ctx context.Context, now time.Time, limit int) ([]Event, error)
+	// NextEventDue is when the earliest undelivered event is due; zero when none.
+	NextEventDue(ctx context.Context) (time.Time, error)
+	MarkEventsDelivered(ctx context.Context, seqs []int64, at time.Time) error
+	DeferEvent(ctx context.Context, seq int64, next time.Time, cause string) error
+	// CreateJobLog opens the log of an attempt for writing.
+	CreateJobLog(ctx context.Context, attemptID string) (io.WriteCloser, error)
+}
+
+// StoreTx is one write transaction of a Store.
+type StoreTx interface {
+	PipelineState(ctx context.Context, id string) (*PipelineState, error)
+	// Pipeline, Workflow and Job read one record, for decisions that
+	// need no more than that.
+	Pipeline(ctx context.Context, id string) (*PipelineRecord, error)
+	Workflow(ctx context.Context, id string) (*WorkflowRecord, error)
+	Job(ctx context.Context, id string) (*JobRecord, error)
+	SetPipelineStatus(ctx context.Context, id, status string, at time.Time) error
+	SetWorkflowStatus(ctx context.Context, id, status string, at time.Time) error
+	SetWorkflowCanceled(ctx context.Context, id string, canceled bool) error
+	// SetJobStatus changes a job that is not running; at sets its end
+	// time when status is terminal.
+	SetJobStatus(ctx context.Context, jobID, status, reason string, at time.Time) error
+	// StartAttempt records a new attempt (its Number and BuildNum
+	// assigned here) and marks its job running.
+	StartAttempt(ctx context.Context, a *AttemptRecord, app string) error
+	// FinishAttempt records how an attempt ended and ends its job.
+	FinishAttempt(ctx context.Context, a *AttemptRecord) error
+	CreateApproval(ctx context.Context, a *ApprovalRecord) error
+	Approval(ctx context.Context, jobID string) (*ApprovalRecord, error)
+	DecideApproval(ctx context.Context, a *ApprovalRecord) error
+	RecordDeployment(ctx context.Context, d *Deployment) error
+	EnvLock(ctx context.Context, app, env string) (*EnvLock, error) // nil when free
+	SetEnvLock(ctx context.Context, l *EnvLock) error
+	DeleteEnvLock(ctx context.Context, app, env string) error
+	// EnqueueDeploy puts a job in its environment's queue; repeating it is harmless.
+	EnqueueDeploy(ctx context.Context, app, env, jobID, pipelineID string, at time.Time) error
+	// DeployQueue lists the job IDs waiting for an environment, in arrival order.
+	DeployQueue(ctx context.Context, app, env string) ([]QueuedDeploy, error)
+	DequeueDeploy(ctx context.Context, jobID string) error
+	AddEvents(ctx context.Context, events []Event) error
+	Audit(ctx context.Context, e AuditEntry) error
+}
+
+// QueuedDeploy is a job waiting for an environment's lock.
+type QueuedDeploy struct {
+	JobID      string
+	PipelineID string
+}
+
+// Event is something the outside world hears about, through the outbox.
+type Event struct {
+	Seq        int64 // assigned by the store, increasing
+	PipelineID string
+	Kind       string
+	At         time.Time
+	Data       EventData
+	Attempts   int // deliveries tried so far
+}
+
+// Event kinds.
+const (
+	EventPipelineCreated  = "pipeline.created"
+	EventJobStarted       = "job.started"
+	EventJobWaiting       = "job.waiting"
+	EventJobFinished      = "job.finished"
+	EventApprovalNeeded   = "approval.needed"
+	EventApprovalDecided  = "approval.decided"
+	EventDeployed         = "deployed"
+	EventWorkflowFinished = "workflow.finished"
+	EventPipelineFinished = "pipeline.finished"
+)
+
+// EventData is an event's details; fields not relevant to its kind are empty.
+type EventData struct {
+	Workflow   string   `json:"workflow,omitempty"`
+	WorkflowID string   `json:"workflow_id,omitempty"`
+	Job        string   `json:"job,omitempty"`
+	JobID      string   `json:"job_id,omitempty"`
+	AttemptID  string   `json:"attempt_id,omitempty"`
+	Status     string   `json:"status,omitempty"`
+	ExitCode   int      `json:"exit_code,omitempty"`
+	Reason     string   `json:"reason,omitempty"`
+	Env        string   `json:"env,omitempty"`
+	Approvers  []string `json:"approvers,omitempty"`
+	Actor      string   `json:"actor,omitempty"`
+	Commit     string   `json:"commit,omitempty"`
+}
+
+// Notifier tells the outside world (Slack, GitHub) about events. An error
+// means "try again later"; the outbox retries with backoff.
+type Notifier interface {
+	Notify(ctx context.Context, e Event) error
+}
+
+// Clock tells the time; tests pass a fake one.
+type Clock interface {
+	Now() time.Time
+}
+
+// IDs makes unique identifiers, safe in file names.
+type IDs interface {
+	NewID() string
+}
