@@ -1,0 +1,363 @@
+package executors
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/slipway-ci/slipway/workflows"
+)
+
+// tarOf builds a tar stream of regular files, name → contents, in the
+// order given by names.
+func tarOf(t *testing.T, files ...string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for i := 0; i < len(files); i += 2 {
+		hdr := &tar.Header{Name: files[i], Mode: 0o644, Size: int64(len(files[i+1])), Typeflag: tar.TypeReg}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(files[i+1])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// readTree returns every regular file under dir, relative name → contents.
+func readTree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		out[filepath.ToSlash(rel)] = string(data)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// clock returns a clock that moves a second forward on every call, so
+// that "most recent" is decided by order and not by the machine's timer.
+func clock() func() time.Time {
+	t := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	return func() time.Time { t = t.Add(time.Second); return t }
+}
+
+func TestRenderKey(t *testing.T) {
+	data := KeyData{
+		Branch:      "main",
+		Revision:    "3f2a9c1",
+		BuildNum:    "42",
+		Environment: map[string]string{"NODE": "22"},
+		Checksum: func(f string) (string, error) {
+			if f != "package-lock.json" {
+				return "", os.ErrNotExist
+			}
+			return "c2hh", nil
+		},
+		Now:  func() time.Time { return time.Unix(1700000000, 0) },
+		Arch: "arch1-linux-amd64-6_85",
+	}
+	tests := []struct {
+		name, tmpl, want, err string
+	}{
+		{name: "branch and revision", tmpl: "v1-{{ .Branch }}-{{ .Revision }}", want: "v1-main-3f2a9c1"},
+		{name: "build number", tmpl: "b{{ .BuildNum }}", want: "b42"},
+		{name: "environment", tmpl: "node{{ .Environment.NODE }}", want: "node22"},
+		{name: "missing environment as on CircleCI", tmpl: "x-{{ .Environment.NOPE }}", want: "x-<no value>"},
+		{name: "checksum", tmpl: `deps-{{ checksum "package-lock.json" }}`, want: "deps-c2hh"},
+		{name: "epoch", tmpl: "e-{{ epoch }}", want: "e-1700000000"},
+		{name: "arch", tmpl: "{{ arch }}-x", want: "arch1-linux-amd64-6_85-x"},
+		{name: "checksum of a missing file", tmpl: `{{ checksum "nope" }}`, err: `checksum "nope"`},
+		{name: "bad template", tmpl: "{{ .Branch ", err: "cache key"},
+		{name: "empty", tmpl: "  ", err: "renders empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := RenderKey(tt.tmpl, data)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("RenderKey(%q) error = %v, want one containing %q", tt.tmpl, err, tt.err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("RenderKey(%q) = %q, %v; want %q", tt.tmpl, got, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestChecksumIsCircleCIs(t *testing.T) {
+	// sha256("hello\n") in standard base64.
+	got, err := Checksum(strings.NewReader("hello\n"))
+	if want := "WJG1tSLV3whtD/CxEPvZ0hu0/HFjrzTQgoai6Eb2vgM="; err != nil || got != want {
+		t.Fatalf("Checksum = %q, %v; want %q", got, err, want)
+	}
+}
+
+func TestCPUFamilyModel(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"x86", "processor\t: 0\ncpu family\t: 6\nmodel\t\t: 85\nmodel name\t: Xeon\n\nprocessor\t: 1\ncpu family\t: 9\nmodel\t\t: 9\n", "6_85"},
+		{"arm64 has no family", "processor\t: 0\nBogoMIPS\t: 50.00\nCPU part\t: 0xd0c\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := cpuFamilyModel([]byte(tt.in)); got != tt.want {
+				t.Fatalf("cpuFamilyModel = %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if a := HostArch(); !strings.HasPrefix(a, "arch1-") {
+		t.Fatalf("HostArch() = %q, want the arch1- form", a)
+	}
+}
+
+func TestCache(t *testing.T) {
+	c := &Cache{Dir: t.TempDir(), Now: clock(), MaxBytes: 4096}
+	save := func(key, content string) bool {
+		t.Helper()
+		saved, err := c.Save(key, bytes.NewReader(tarOf(t, "f", content)))
+		if err != nil {
+			t.Fatalf("Save(%q): %v", key, err)
+		}
+		return saved
+	}
+	if !save("v1-deps-aaa", "first") || !save("v1-deps-bbb", "second") || !save("v2-other", "third") {
+		t.Fatal("first saves of new keys reported not saved")
+	}
+	if save("v1-deps-aaa", "overwritten?") {
+		t.Fatal("saving an existing key reported saved; keys are immutable")
+	}
+	tests := []struct {
+		name    string
+		keys    []string
+		wantKey string
+		want    string
+	}{
+		{"exact", []string{"v1-deps-aaa"}, "v1-deps-aaa", "first"},
+		{"prefix picks the most recent", []string{"v1-deps-"}, "v1-deps-bbb", "second"},
+		{"exact beats a more recent prefix match", []string{"v1-deps-aaa", "v1-"}, "v1-deps-aaa", "first"},
+		{"falls through to the next key", []string{"v3-", "v2-"}, "v2-other", "third"},
+		{"empty keys are skipped", []string{"", "v2-other"}, "v2-other", "third"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			key, rc, err := c.Restore(tt.keys)
+			if err != nil {
+				t.Fatalf("Restore(%q): %v", tt.keys, err)
+			}
+			defer rc.Close()
+			dir := t.TempDir()
+			if err := Untar(rc, dir); err != nil {
+				t.Fatal(err)
+			}
+			if got := readTree(t, dir)["f"]; key != tt.wantKey || got != tt.want {
+				t.Fatalf("Restore(%q) = %q with %q, want %q with %q", tt.keys, key, got, tt.wantKey, tt.want)
+			}
+		})
+	}
+	t.Run("no match", func(t *testing.T) {
+		if _, _, err := c.Restore([]string{"nope-"}); !errors.Is(err, ErrNoCache) {
+			t.Fatalf("Restore of an unknown key: %v, want ErrNoCache", err)
+		}
+	})
+	t.Run("size limit", func(t *testing.T) {
+		_, err := c.Save("big", bytes.NewReader(tarOf(t, "f", strings.Repeat("x", 8192))))
+		if !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("Save over the limit: %v, want ErrTooLarge", err)
+		}
+		if _, _, err := c.Restore([]string{"big"}); !errors.Is(err, ErrNoCache) {
+			t.Fatalf("a refused archive was kept: %v", err)
+		}
+	})
+}
+
+func TestWorkspace(t *testing.T) {
+	w := &Workspace{Dir: t.TempDir(), Now: clock(), MaxBytes: 8192}
+	attach := func() (map[string]string, error) {
+		dir := t.TempDir()
+		err := w.Attach(func(r io.Reader) error { return Untar(r, dir) })
+		return readTree(t, dir), err
+	}
+	if _, err := attach(); err == nil {
+		t.Fatal("attaching an empty workspace succeeded")
+	}
+	if err := w.Persist("build-1", bytes.NewReader(tarOf(t, "bin/app", "v1", "VERSION", "1"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Persist("test-1", bytes.NewReader(tarOf(t, "VERSION", "2", "report.xml", "<ok/>"))); err != nil {
+		t.Fatal(err)
+	}
+	got, err := attach()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"bin/app": "v1", "VERSION": "2", "report.xml": "<ok/>"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("attached workspace (-want +got):\n%s", d)
+	}
+	if err := w.Persist("big-1", bytes.NewReader(tarOf(t, "f", strings.Repeat("x", 8192)))); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("persist over the limit: %v, want ErrTooLarge", err)
+	}
+	if err := w.Persist("../evil", bytes.NewReader(nil)); err == nil {
+		t.Fatal("a layer id with a slash was accepted")
+	}
+}
+
+func TestOutputs(t *testing.T) {
+	o := &Outputs{Dir: t.TempDir(), MaxBytes: 8192}
+	if err := o.StoreArtifacts(bytes.NewReader(tarOf(t, "app.log", "hi")), "logs/run"); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.StoreTestResults(bytes.NewReader(tarOf(t, "unit/junit.xml", "<x/>")), ""); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"artifacts/logs/run/app.log": "hi", "test-results/unit/junit.xml": "<x/>"}
+	if d := cmp.Diff(want, readTree(t, o.Dir)); d != "" {
+		t.Fatalf("outputs (-want +got):\n%s", d)
+	}
+	if err := o.StoreArtifacts(bytes.NewReader(tarOf(t, "big", strings.Repeat("x", 9000))), ""); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("artifact over the limit: %v, want ErrTooLarge", err)
+	}
+	if err := o.StoreArtifacts(bytes.NewReader(tarOf(t, "a", "b")), "../../etc"); err != nil {
+		// A destination is cleaned to stay inside artifacts/.
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(o.Dir, "artifacts", "etc", "a")); err != nil {
+		t.Fatalf("a ../ destination did not land inside artifacts/: %v", err)
+	}
+}
+
+func TestUntarStaysInside(t *testing.T) {
+	tests := []struct {
+		name    string
+		entries func(tw *tar.Writer) error
+	}{
+		{"dot-dot name", func(tw *tar.Writer) error {
+			return tw.WriteHeader(&tar.Header{Name: "../escaped", Typeflag: tar.TypeReg, Mode: 0o644})
+		}},
+		{"write through a symlink", func(tw *tar.Writer) error {
+			if err := tw.WriteHeader(&tar.Header{Name: "link", Typeflag: tar.TypeSymlink, Linkname: "..", Mode: 0o777}); err != nil {
+				return err
+			}
+			return tw.WriteHeader(&tar.Header{Name: "link/escaped", Typeflag: tar.TypeReg, Mode: 0o644})
+		}},
+		{"hard link outside", func(tw *tar.Writer) error {
+			return tw.WriteHeader(&tar.Header{Name: "h", Typeflag: tar.TypeLink, Linkname: "../../etc/passwd"})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			tw := tar.NewWriter(&buf)
+			if err := tt.entries(tw); err != nil {
+				t.Fatal(err)
+			}
+			tw.Close()
+			parent := t.TempDir()
+			if err := Untar(&buf, filepath.Join(parent, "in")); err == nil {
+				t.Fatal("Untar accepted an archive that leaves its folder")
+			}
+			if _, err := os.Stat(filepath.Join(parent, "escaped")); err == nil {
+				t.Fatal("a file was written outside the folder")
+			}
+		})
+	}
+}
+
+func TestWriteTarRoundTrip(t *testing.T) {
+	src := t.TempDir()
+	for name, content := range map[string]string{"a/b.txt": "b", "a/c/d.txt": "d", "top.txt": "t"} {
+		p := filepath.Join(src, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("b.txt", filepath.Join(src, "a", "link")); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	rel := func(p string) (string, error) { return filepath.Rel(src, p) }
+	if err := WriteTar(&buf, []string{filepath.Join(src, "a"), filepath.Join(src, "a", "c"), filepath.Join(src, "top.txt")}, rel); err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	if err := Untar(&buf, dst); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"a/b.txt": "b", "a/c/d.txt": "d", "top.txt": "t"}
+	if d := cmp.Diff(want, readTree(t, dst)); d != "" {
+		t.Fatalf("round trip (-want +got):\n%s", d)
+	}
+	if l, err := os.Readlink(filepath.Join(dst, "a", "link")); err != nil || l != "b.txt" {
+		t.Fatalf("symlink = %q, %v; want b.txt", l, err)
+	}
+	if err := WriteTar(io.Discard, []string{filepath.Join(src, "missing")}, rel); err == nil {
+		t.Fatal("WriteTar of a missing path succeeded")
+	}
+}
+
+func TestEnvAndWhen(t *testing.T) {
+	job := &workflows.JobRun{
+		Env:  map[string]string{"A": "engine", "B": "engine", "C": "engine", "CIRCLE_SHA1": "abc"},
+		Spec: &workflows.JobSpec{Environment: map[string]string{"B": "job", "C": "job"}},
+	}
+	got := StepEnv(map[string]string{"HOME": "/h", "A": "base"}, job, map[string]string{"C": "step"})
+	want := map[string]string{"HOME": "/h", "A": "engine", "B": "job", "C": "step", "CIRCLE_SHA1": "abc"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("StepEnv (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff([]string{"A=1", "B=2"}, EnvList(map[string]string{"B": "2", "A": "1"})); d != "" {
+		t.Fatalf("EnvList not sorted:\n%s", d)
+	}
+
+	whens := []struct {
+		name   string
+		step   workflows.Step
+		failed bool
+		want   bool
+	}{
+		{"run default after success", workflows.Step{Run: &workflows.RunStep{}}, false, true},
+		{"run default after failure", workflows.Step{Run: &workflows.RunStep{}}, true, false},
+		{"on_fail after success", workflows.Step{Run: &workflows.RunStep{When: workflows.WhenOnFail}}, false, false},
+		{"on_fail after failure", workflows.Step{Run: &workflows.RunStep{When: workflows.WhenOnFail}}, true, true},
+		{"always after failure", workflows.Step{Run: &workflows.RunStep{When: workflows.WhenAlways}}, true, true},
+		{"artifacts after failure", workflows.Step{StoreArtifacts: &workflows.StoreArtifactsStep{}}, true, true},
+		{"checkout after failure", workflows.Step{Checkout: &workflows.CheckoutStep{}}, true, false},
+		{"save_cache on_fail", workflows.Step{SaveCache: &workflows.SaveCacheStep{When: workflows.WhenOnFail}}, true, true},
+	}
+	for _, tt := range whens {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ShouldRun(StepWhen(tt.step), tt.failed); got != tt.want {
+				t.Fatalf("ShouldRun(%q, %v) = %v, want %v", StepWhen(tt.step), tt.failed, got, tt.want)
+			}
+		})
+	}
+	if DefaultShell(true) != "/bin/bash -eo pipefail" || DefaultShell(false) != "/bin/sh -eo pipefail" {
+		t.Fatal("DefaultShell is not CircleCI's")
+	}
+	if d := cmp.Diff([]string{"/bin/bash", "-eo", "pipefail", "/s"}, ShellArgv("/bin/bash -eo pipefail", "/s")); d != "" {
+		t.Fatalf("ShellArgv:\n%s", d)
+	}
+}
