@@ -169,7 +169,7 @@ type stepError struct {
 func (e *stepError) Error() string { return e.reason }
 
 func failf(format string, args ...any) error {
-	return &stepError{code: 1, reason: fmt.Sprintf(format, args...)}
+	return &stepError{code: -1, reason: fmt.Sprintf(format, args...)}
 }
 
 // exitError is a command that exited non-zero.

@@ -232,8 +232,8 @@ func TestWorkspaceHandedToNextJob(t *testing.T) {
 	e, cli := setup(t, docker.Options{})
 	ws := t.TempDir()
 	first := image(
-		run("mkdir -p out/deep && echo built > out/deep/app.txt && echo v1 > version"),
-		workflows.Step{PersistToWorkspace: &workflows.PersistStep{Root: ".", Paths: []string{"out", "version"}}},
+		run("mkdir -p out/deep && echo built > out/deep/app.txt && echo v1 > version && echo x > a.log && echo y > b.log"),
+		workflows.Step{PersistToWorkspace: &workflows.PersistStep{Root: ".", Paths: []string{"out", "version", "*.log"}}},
 	)
 	log := &logBuffer{}
 	if res := runJob(t, context.Background(), e, cli, newJob(t, first, ws, ""), log); res.Status != workflows.StatusSuccess {
@@ -241,12 +241,12 @@ func TestWorkspaceHandedToNextJob(t *testing.T) {
 	}
 	second := image(
 		workflows.Step{AttachWorkspace: &workflows.AttachStep{At: "/tmp/ws"}},
-		run(`echo "got $(cat /tmp/ws/out/deep/app.txt) $(cat /tmp/ws/version) owner=$(stat -c %U /tmp/ws/version)"`),
+		run(`echo "got $(cat /tmp/ws/out/deep/app.txt) $(cat /tmp/ws/version) $(cat /tmp/ws/a.log /tmp/ws/b.log) owner=$(stat -c %U /tmp/ws/version)"`),
 	)
 	second.Docker[0].User = dockertest.User
 	log = &logBuffer{}
 	res := runJob(t, context.Background(), e, cli, newJob(t, second, ws, ""), log)
-	if res.Status != workflows.StatusSuccess || !strings.Contains(log.String(), "got built v1 owner=circleci\n") {
+	if res.Status != workflows.StatusSuccess || !strings.Contains(log.String(), "got built v1 x\ny owner=circleci\n") {
 		t.Fatalf("attaching job: %s, log:\n%s", res.Status, log)
 	}
 }
@@ -278,7 +278,7 @@ func TestCacheSaveRestore(t *testing.T) {
 	)
 	log = &logBuffer{}
 	res := runJob(t, context.Background(), e, cli, newJob(t, restore, "", cache), log)
-	if res.Status != workflows.StatusSuccess || !strings.Contains(log.String(), "restored first\n") {
+	if res.Status != workflows.StatusSuccess || !strings.Contains(log.String(), "restored first\n") || !strings.Contains(log.String(), "Restored cache deps-main-") {
 		t.Fatalf("restore: %s, log:\n%s", res.Status, log)
 	}
 }

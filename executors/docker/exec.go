@@ -119,7 +119,7 @@ func (x *execution) wait(ctx context.Context, silence time.Duration) (int, error
 			}
 			x.kill(ctx)
 			code, _ := x.exitCode(ctx, nil)
-			return code, &stepError{code: code, reason: fmt.Sprintf("Too long with no output (exceeded %v)", silence)}
+			return code, &stepError{code: code, reason: fmt.Sprintf("no output for %v; the step was stopped", silence)}
 		}
 	}
 	select {

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path"
+	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
@@ -211,18 +213,25 @@ func stream(produce func(io.Writer) error, consume func(io.Reader) error) error 
 }
 
 // persist adds the step's paths, named relative to its root, to the
-// workflow's workspace.
+// workflow's workspace. Paths may be globs, as on CircleCI.
 func (j *jobRun) persist(ctx context.Context, step *workflows.PersistStep) error {
+	if j.job.Workspace == "" {
+		return failf("persist_to_workspace: the job has no workspace folder")
+	}
 	root := j.path(step.Root)
-	paths := make([]string, len(step.Paths))
+	rels, err := j.glob(ctx, root, step.Paths)
+	if err != nil {
+		return err
+	}
+	paths := make([]string, len(rels))
 	rel := map[string]string{}
-	for i, p := range step.Paths {
+	for i, p := range rels {
 		paths[i] = path.Join(root, p)
 		rel[paths[i]] = path.Clean(p)
 	}
 	var missing []string
 	ws := &executors.Workspace{Dir: j.job.Workspace, MaxBytes: j.e.opts.WorkspaceMaxBytes}
-	err := stream(func(w io.Writer) error {
+	err = stream(func(w io.Writer) error {
 		return j.copyPaths(ctx, w, paths, func(p string) string { return rel[p] }, func(p string) { missing = append(missing, p) })
 	}, func(r io.Reader) error {
 		return ws.Persist(j.job.ID, r)
@@ -236,8 +245,40 @@ func (j *jobRun) persist(ctx context.Context, step *workflows.PersistStep) error
 	return nil
 }
 
+// globScript prints, one a line, what each pattern ($2...) matches under
+// the folder $1; a pattern that matches nothing fails it.
+const globScript = `cd "$1" || exit 1
+shift
+IFS='
+'
+for pat in "$@"; do
+  found=
+  for m in $pat; do
+    [ -e "$m" ] || [ -L "$m" ] || continue
+    printf '%s\n' "$m"
+    found=1
+  done
+  [ -n "$found" ] || { echo "$pat matches nothing under $PWD" >&2; exit 3; }
+done`
+
+// glob expands patterns under root in the primary container, where the
+// files are; plain paths need no shell.
+func (j *jobRun) glob(ctx context.Context, root string, patterns []string) ([]string, error) {
+	if !slices.ContainsFunc(patterns, func(p string) bool { return strings.ContainsAny(p, "*?[") }) {
+		return patterns, nil
+	}
+	out, err := j.output(ctx, j.user, append([]string{"/bin/sh", "-c", globScript, "sh", root}, patterns...)...)
+	if err != nil {
+		return nil, failf("persist_to_workspace: %v", err)
+	}
+	return strings.Split(strings.TrimSpace(out), "\n"), nil
+}
+
 // attach unpacks the workflow's workspace layers at the step's path.
 func (j *jobRun) attach(ctx context.Context, step *workflows.AttachStep) error {
+	if j.job.Workspace == "" {
+		return failf("attach_workspace: the job has no workspace folder")
+	}
 	at := j.path(step.At)
 	if err := j.mkdir(ctx, at); err != nil {
 		return err
@@ -261,8 +302,12 @@ func (j *jobRun) attach(ctx context.Context, step *workflows.AttachStep) error {
 	return nil
 }
 
+// cache is the project's cache store. Docker archives name files by
+// their absolute paths in the container and the local executor's by its
+// attempt folder, so each executor keeps its archives in a folder of its
+// own: a key shared by both kinds of job never restores the other's.
 func (j *jobRun) cache() *executors.Cache {
-	return &executors.Cache{Dir: j.job.CacheDir, MaxBytes: j.e.opts.CacheMaxBytes}
+	return &executors.Cache{Dir: filepath.Join(j.job.CacheDir, "docker"), MaxBytes: j.e.opts.CacheMaxBytes}
 }
 
 // keyData is what the cache key templates of a step see; checksum reads
@@ -285,18 +330,34 @@ func (j *jobRun) keyData(ctx context.Context) executors.KeyData {
 // saveCache stores the step's paths under its rendered key, named by
 // their absolute paths; a key that exists is kept, as on CircleCI.
 func (j *jobRun) saveCache(ctx context.Context, step *workflows.SaveCacheStep) error {
+	if j.job.CacheDir == "" {
+		return failf("save_cache: the job has no cache folder")
+	}
 	key, err := executors.RenderKey(step.Key, j.keyData(ctx))
 	if err != nil {
 		return failf("save_cache: %v", err)
 	}
-	paths := make([]string, len(step.Paths))
-	for i, p := range step.Paths {
-		paths[i] = j.path(p)
+	var paths []string
+	for _, p := range step.Paths {
+		cp := j.path(p)
+		if _, err := j.e.client.ContainerStatPath(ctx, j.primary, cp); err != nil {
+			if !client.IsErrNotFound(err) {
+				return fmt.Errorf("save_cache: stat %s: %w", cp, err)
+			}
+			// As on CircleCI: a missing path is a warning, not a failure.
+			fmt.Fprintf(j.log, "Warning: could not find %s, not saving it\n", p)
+			continue
+		}
+		paths = append(paths, cp)
+	}
+	if len(paths) == 0 {
+		fmt.Fprintf(j.log, "No files to save for key %s\n", key)
+		return nil
 	}
 	var saved bool
 	err = stream(func(w io.Writer) error {
 		return j.copyPaths(ctx, w, paths, func(p string) string { return p }, func(p string) {
-			fmt.Fprintf(j.log, "Skipping %s: no such file or directory\n", p)
+			fmt.Fprintf(j.log, "Warning: could not find %s, not saving it\n", p)
 		})
 	}, func(r io.Reader) (err error) {
 		saved, err = j.cache().Save(key, r)
@@ -305,17 +366,20 @@ func (j *jobRun) saveCache(ctx context.Context, step *workflows.SaveCacheStep) e
 	if err != nil {
 		return failf("save_cache: %v", err)
 	}
-	if saved {
-		fmt.Fprintf(j.log, "Saved cache %s\n", key)
-	} else {
+	if !saved {
 		fmt.Fprintf(j.log, "Skipping cache generation, cache already exists for key: %s\n", key)
+		return nil
 	}
+	fmt.Fprintf(j.log, "Stored cache %s\n", key)
 	return nil
 }
 
 // restoreCache unpacks the first cache matching the step's keys where it
 // was saved.
 func (j *jobRun) restoreCache(ctx context.Context, step *workflows.RestoreCacheStep) error {
+	if j.job.CacheDir == "" {
+		return failf("restore_cache: the job has no cache folder")
+	}
 	kd := j.keyData(ctx)
 	keys := make([]string, 0, len(step.Keys))
 	for _, k := range step.Keys {
@@ -325,19 +389,20 @@ func (j *jobRun) restoreCache(ctx context.Context, step *workflows.RestoreCacheS
 		}
 		keys = append(keys, key)
 	}
-	key, archive, err := j.cache().Restore(keys)
+	found, archive, err := j.cache().Restore(keys)
 	if errors.Is(err, executors.ErrNoCache) {
-		fmt.Fprintf(j.log, "No cache is found for keys: %s\n", strings.Join(keys, " "))
+		// A miss is normal (the first build of a branch), not a failure.
+		fmt.Fprintf(j.log, "No cache is found for keys: %s\n", strings.Join(keys, ", "))
 		return nil
 	}
 	if err != nil {
 		return failf("restore_cache: %v", err)
 	}
 	defer archive.Close()
-	fmt.Fprintf(j.log, "Found a cache from key %s\n", key)
 	if err := j.e.client.CopyToContainer(ctx, j.primary, "/", archive, container.CopyToContainerOptions{}); err != nil {
-		return fmt.Errorf("restore_cache %s: %w", key, err)
+		return fmt.Errorf("restore_cache %s: %w", found, err)
 	}
+	fmt.Fprintf(j.log, "Restored cache %s\n", found)
 	return nil
 }
 
@@ -348,14 +413,20 @@ func (j *jobRun) outputs() *executors.Outputs {
 // storeArtifacts keeps a file or a folder's contents as artifacts under
 // the destination (the path as given by default).
 func (j *jobRun) storeArtifacts(ctx context.Context, step *workflows.StoreArtifactsStep) error {
+	if j.job.OutputDir == "" {
+		return failf("store_artifacts: the job has no output folder")
+	}
 	dest := step.Destination
 	if dest == "" {
-		dest = strings.TrimPrefix(step.Path, "~/")
+		dest = strings.TrimPrefix(strings.TrimPrefix(step.Path, "~"), "/")
 	}
 	return j.store(ctx, "store_artifacts", step.Path, dest, j.outputs().StoreArtifacts)
 }
 
 func (j *jobRun) storeTestResults(ctx context.Context, step *workflows.StoreTestResultsStep) error {
+	if j.job.OutputDir == "" {
+		return failf("store_test_results: the job has no output folder")
+	}
 	return j.store(ctx, "store_test_results", step.Path, "", j.outputs().StoreTestResults)
 }
 
@@ -366,7 +437,8 @@ func (j *jobRun) store(ctx context.Context, what, p, dest string, keep func(io.R
 	src := j.path(p)
 	rc, stat, err := j.e.client.CopyFromContainer(ctx, j.primary, src)
 	if client.IsErrNotFound(err) {
-		fmt.Fprintf(j.log, "No files found at %s\n", src)
+		// A failed job often has no reports; saying so is enough.
+		fmt.Fprintf(j.log, "No files found at %s\n", p)
 		return nil
 	}
 	if err != nil {
@@ -398,6 +470,5 @@ func (j *jobRun) store(ctx context.Context, what, p, dest string, keep func(io.R
 	if err != nil {
 		return failf("%s: %v", what, err)
 	}
-	fmt.Fprintf(j.log, "Stored %s\n", src)
 	return nil
 }

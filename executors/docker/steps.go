@@ -83,39 +83,40 @@ func (j *jobRun) steps(ctx context.Context) workflows.JobResult {
 	for i, s := range j.spec.Steps {
 		r := workflows.StepResult{Name: executors.StepName(s), Status: workflows.StatusNotRun}
 		if canceled || ctx.Err() != nil || !executors.ShouldRun(executors.StepWhen(s), failed) {
+			// After a cancel nothing more runs, `when: always` included,
+			// as in the local executor.
+			canceled = canceled || ctx.Err() != nil
 			res.Steps = append(res.Steps, r)
 			continue
 		}
-		fmt.Fprintf(j.log, "\n==> %s\n", r.Name)
+		fmt.Fprintf(j.log, "==> %s\n", r.Name)
 		r.Started = time.Now()
 		err := j.step(ctx, i, s)
 		r.Finished = time.Now()
 		r.Status = workflows.StatusSuccess
+		reason := ""
 		var exit *exitError
 		var fail *stepError
 		switch {
 		case err == nil:
 		case errors.Is(err, errCanceled) || ctx.Err() != nil:
-			r.Status, canceled = workflows.StatusCanceled, true
-			fmt.Fprintf(j.log, "Canceled\n")
+			r.Status, r.ExitCode, reason = workflows.StatusCanceled, -1, "canceled"
+			canceled = true
 		case errors.As(err, &exit):
+			// The exit code says why; the command's output said the rest.
 			r.Status, r.ExitCode = workflows.StatusFailed, exit.code
-			fmt.Fprintf(j.log, "Exited with code %d\n", exit.code)
 		case errors.As(err, &fail):
-			r.Status, r.ExitCode = workflows.StatusFailed, fail.code
-			fmt.Fprintf(j.log, "%s\n", fail.reason)
+			r.Status, r.ExitCode, reason = workflows.StatusFailed, fail.code, fail.reason
 		default:
 			// The engine failed us mid-step; the job fails with the cause.
-			r.Status, r.ExitCode = workflows.StatusFailed, -1
-			fail = &stepError{code: -1, reason: fmt.Sprintf("docker: %v", err)}
-			fmt.Fprintf(j.log, "%s\n", fail.reason)
+			r.Status, r.ExitCode, reason = workflows.StatusFailed, -1, fmt.Sprintf("docker: %v", err)
+		}
+		if reason != "" {
+			fmt.Fprintf(j.log, "==> %s\n", reason)
 		}
 		if r.Status == workflows.StatusFailed && !failed {
 			failed = true
-			res.Status, res.ExitCode = workflows.StatusFailed, r.ExitCode
-			if fail != nil {
-				res.Reason = fail.reason
-			}
+			res.Status, res.ExitCode, res.Reason = workflows.StatusFailed, r.ExitCode, reason
 		}
 		res.Steps = append(res.Steps, r)
 	}
@@ -201,11 +202,13 @@ func (j *jobRun) runStep(ctx context.Context, i int, run *workflows.RunStep) err
 	return nil
 }
 
-// env is a step's environment in CircleCI's order of precedence: the
-// engine's variables, then the primary image's `environment`, the job's,
-// and the step's.
+// env is a step's environment in CircleCI's order of precedence: what
+// the executor sets, the engine's variables, then the primary image's
+// `environment`, the job's, and the step's. (executors.StepEnv has no
+// place for the image's layer.) HOME and PATH come from the container.
 func (j *jobRun) env(step map[string]string) map[string]string {
-	return executors.MergeEnv(j.job.Env, j.spec.Docker[0].Environment, j.spec.Environment, step)
+	base := map[string]string{"CIRCLE_WORKING_DIRECTORY": j.workDir}
+	return executors.MergeEnv(base, j.job.Env, j.spec.Docker[0].Environment, j.spec.Environment, step)
 }
 
 // path resolves a path of the job's config in the primary: `~` is the
