@@ -33,7 +33,7 @@ type jobRun struct {
 	spec *workflows.JobSpec
 	log  io.Writer
 
-	network    string   // the attempt's own network
+	network    string   // the attempt's own network, if it has one
 	containers []string // primary first
 	primary    string
 	user       string // the primary's user; steps run as it
@@ -56,8 +56,8 @@ func (j *jobRun) labels() map[string]string {
 	}
 }
 
-// start makes the images present, creates the attempt's network and
-// containers and prepares the primary for steps.
+// start makes the images present and creates the attempt's network and
+// containers.
 func (j *jobRun) start(ctx context.Context) error {
 	res, err := j.e.resources(ctx, j.spec.ResourceClass)
 	if err != nil {
@@ -68,11 +68,14 @@ func (j *jobRun) start(ctx context.Context) error {
 			return err
 		}
 	}
-	net, err := j.e.client.NetworkCreate(ctx, "slipway-"+j.job.ID, network.CreateOptions{Driver: "bridge", Labels: j.labels()})
-	if err != nil {
-		return fmt.Errorf("create network: %w", err)
+	netMode := j.e.opts.Network
+	if netMode == "" {
+		net, err := j.e.client.NetworkCreate(ctx, "slipway-"+j.job.ID, network.CreateOptions{Driver: "bridge", Labels: j.labels()})
+		if err != nil {
+			return fmt.Errorf("create network: %w", err)
+		}
+		j.network, netMode = net.ID, net.ID
 	}
-	j.network = net.ID
 
 	primary := j.spec.Docker[0]
 	j.user = primary.User
@@ -88,7 +91,7 @@ func (j *jobRun) start(ctx context.Context) error {
 		cfg.Entrypoint = keepAlive
 	}
 	host := &container.HostConfig{
-		NetworkMode: container.NetworkMode(net.ID),
+		NetworkMode: container.NetworkMode(netMode),
 		Resources:   container.Resources{NanoCPUs: int64(res.CPUs * 1e9), Memory: res.Memory},
 	}
 	for _, svc := range j.spec.Docker[1:] {
@@ -121,7 +124,7 @@ func (j *jobRun) start(ctx context.Context) error {
 			return err
 		}
 	}
-	return j.prepare(ctx)
+	return nil
 }
 
 // create creates and starts a container, recording it for teardown first.

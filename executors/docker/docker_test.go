@@ -154,8 +154,8 @@ func TestStateKeptBetweenSteps(t *testing.T) {
 		user string
 		want []string
 	}{
-		{"root", "", []string{"state=kept", "pwd=/root/project", "uid=0"}},
-		{"non-root user", dockertest.User, []string{"state=kept", "pwd=/home/circleci/project", "uid=1000"}},
+		{"root", "", []string{"state=kept", "pwd=/root/project", "uid=0", "sub=/root/project/sub", "cwd=/root/project", "printed by cat"}},
+		{"non-root user", dockertest.User, []string{"state=kept", "pwd=/home/circleci/project", "uid=1000", "sub=/home/circleci/project/sub", "cwd=/home/circleci/project", "printed by cat"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -163,6 +163,10 @@ func TestStateKeptBetweenSteps(t *testing.T) {
 				run("echo kept > state.txt\nmkdir -p sub && touch /tmp/marker"),
 				run(`echo "state=$(cat state.txt)" && test -f /tmp/marker`),
 				run(`echo "pwd=$(pwd)" && echo "uid=$(id -u)"`),
+				workflows.Step{Run: &workflows.RunStep{Command: `echo "sub=$(pwd)"; echo "cwd=$CIRCLE_WORKING_DIRECTORY"`, WorkingDirectory: "sub"}},
+				// A shell reads the command from a file, so any program can
+				// be one.
+				workflows.Step{Run: &workflows.RunStep{Command: "printed by cat", Shell: "cat"}},
 			)
 			spec.Docker[0].User = tt.user
 			log := &logBuffer{}

@@ -1,8 +1,6 @@
 package docker
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,69 +9,66 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
-
 	"github.com/slipway-ci/slipway/executors"
 	"github.com/slipway-ci/slipway/workflows"
 )
 
-// scriptDir holds the run steps' commands in the primary container: a
-// shell reads its command from a file, as the local executor's does.
-const scriptDir = "/tmp/.slipway"
+// stepScript starts a run step in the primary container without a round
+// trip to the engine beforehand: it resolves the job's working_directory
+// ($1, `~` being the user's home) and the step's ($2, relative to the
+// job's), creating them as CircleCI does, writes the command from
+// SLIPWAY_SCRIPT to the file $3 (a shell reads its command from a file,
+// as in the local executor, so that `shell: python3` works too), and
+// execs the shell that follows, or CircleCI's default when none does.
+const stepScript = `case $1 in "~") d=$HOME ;; "~/"*) d=$HOME/${1#"~/"} ;; /*) d=$1 ;; *) d=/$1 ;; esac
+export CIRCLE_WORKING_DIRECTORY="${CIRCLE_WORKING_DIRECTORY:-$d}"
+case $2 in "") ;; "~") d=$HOME ;; "~/"*) d=$HOME/${2#"~/"} ;; /*) d=$2 ;; *) d=$d/$2 ;; esac
+mkdir -p "$d" && cd "$d" || exit 1
+f=$3
+mkdir -p "${f%/*}" && printf '%s\n' "$SLIPWAY_SCRIPT" > "$f" || exit 1
+unset SLIPWAY_SCRIPT
+shift 3
+if [ $# -eq 0 ]; then
+  if [ -x /bin/bash ]; then set -- /bin/bash -eo pipefail; else set -- /bin/sh -eo pipefail; fi
+fi
+exec "$@" "$f"`
 
-// prepare learns the primary user's home and whether bash exists, creates
-// the working directory, and copies the run steps' scripts in.
-func (j *jobRun) prepare(ctx context.Context) error {
-	wd := j.spec.WorkingDirectory
-	if wd == "" {
-		wd = "~/project"
+// scriptVar carries a run step's command into stepScript.
+const scriptVar = "SLIPWAY_SCRIPT"
+
+// scriptPath is where run step i's command is written in the primary.
+func scriptPath(i int) string { return "/tmp/.slipway/step-" + strconv.Itoa(i+1) }
+
+// probe learns the user's home, the working directory (creating it), and
+// the user's IDs, which steps that move files need. Run steps do without.
+func (j *jobRun) probe(ctx context.Context) error {
+	if j.workDir != "" {
+		return nil
 	}
-	const probe = `case $1 in "~") d=$HOME ;; "~/"*) d=$HOME/${1#"~/"} ;; /*) d=$1 ;; *) d=/$1 ;; esac
-mkdir -p "$d" && printf '%s\n%s\n' "$HOME" "$d" && if [ -x /bin/bash ]; then echo bash; else echo sh; fi
-echo "$(id -u 2>/dev/null):$(id -g 2>/dev/null)"`
-	out, err := j.output(ctx, j.user, "/bin/sh", "-c", probe, "sh", wd)
+	const script = `case $1 in "~") d=$HOME ;; "~/"*) d=$HOME/${1#"~/"} ;; /*) d=$1 ;; *) d=/$1 ;; esac
+mkdir -p "$d" && printf '%s\n%s\n' "$HOME" "$d" && echo "$(id -u 2>/dev/null):$(id -g 2>/dev/null)"`
+	out, err := j.output(ctx, j.user, "/bin/sh", "-c", script, "sh", j.jobDir())
 	if err != nil {
-		return fmt.Errorf("prepare primary container: %w", err)
+		return fmt.Errorf("probe primary container: %w", err)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 4 {
-		return fmt.Errorf("prepare primary container: unexpected output %q", out)
+	if len(lines) != 3 {
+		return fmt.Errorf("probe primary container: unexpected output %q", out)
 	}
-	j.home, j.workDir, j.hasBash = lines[0], lines[1], lines[2] == "bash"
-	uid, gid, _ := strings.Cut(lines[3], ":")
+	uid, gid, _ := strings.Cut(lines[2], ":")
 	j.uid, _ = strconv.Atoi(uid)
 	j.gid, _ = strconv.Atoi(gid)
-
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	now := time.Now()
-	hdr := &tar.Header{Typeflag: tar.TypeDir, Name: scriptDir[1:] + "/", Mode: 0o755, ModTime: now}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return err
-	}
-	for i, s := range j.spec.Steps {
-		if s.Run == nil {
-			continue
-		}
-		body := []byte(s.Run.Command + "\n")
-		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: scriptPath(i)[1:], Mode: 0o644, Size: int64(len(body)), ModTime: now}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if _, err := tw.Write(body); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	if err := j.e.client.CopyToContainer(ctx, j.primary, "/", &buf, container.CopyToContainerOptions{}); err != nil {
-		return fmt.Errorf("copy step scripts: %w", err)
-	}
+	j.home, j.workDir = lines[0], lines[1]
 	return nil
 }
 
-func scriptPath(step int) string { return scriptDir + "/step-" + strconv.Itoa(step) + ".sh" }
+// jobDir is the job's working_directory as the config says it.
+func (j *jobRun) jobDir() string {
+	if j.spec.WorkingDirectory == "" {
+		return "~/project"
+	}
+	return j.spec.WorkingDirectory
+}
 
 // steps runs the job's steps in order, CircleCI's `when` deciding which
 // run after a failure, and none after cancellation.
@@ -129,9 +124,13 @@ func (j *jobRun) steps(ctx context.Context) workflows.JobResult {
 // step runs one step. A command's non-zero exit is an *exitError, any
 // other failure of the step a *stepError.
 func (j *jobRun) step(ctx context.Context, i int, s workflows.Step) error {
-	switch {
-	case s.Run != nil:
+	if s.Run != nil {
 		return j.runStep(ctx, i, s.Run)
+	}
+	if err := j.probe(ctx); err != nil {
+		return err
+	}
+	switch {
 	case s.Checkout != nil:
 		return j.checkout(ctx, s.Checkout)
 	case s.SaveCache != nil:
@@ -162,16 +161,16 @@ func (j *jobRun) step(ctx context.Context, i int, s workflows.Step) error {
 
 // runStep runs a `run` step in the primary container.
 func (j *jobRun) runStep(ctx context.Context, i int, run *workflows.RunStep) error {
-	dir, err := j.stepDir(ctx, run.WorkingDirectory)
-	if err != nil {
-		return err
-	}
-	shell := executors.StepShell(j.spec, run, executors.DefaultShell(j.hasBash))
+	// An empty shell lets stepScript pick CircleCI's default in the
+	// image.
+	shell := executors.StepShell(j.spec, run, "")
+	cmd := []string{"/bin/sh", "-c", stepScript, "sh", j.jobDir(), run.WorkingDirectory, scriptPath(i)}
+	env := j.env(run.Environment)
+	env[scriptVar] = run.Command
 	s := execSpec{
-		cmd:  executors.ShellArgv(shell, scriptPath(i)),
-		env:  executors.EnvList(j.env(run.Environment)),
+		cmd:  append(cmd, strings.Fields(shell)...),
+		env:  executors.EnvList(env),
 		user: j.user,
-		dir:  dir,
 		out:  j.log,
 	}
 	if run.Background {
@@ -202,13 +201,13 @@ func (j *jobRun) runStep(ctx context.Context, i int, run *workflows.RunStep) err
 	return nil
 }
 
-// env is a step's environment in CircleCI's order of precedence: what
-// the executor sets, the engine's variables, then the primary image's
-// `environment`, the job's, and the step's. (executors.StepEnv has no
-// place for the image's layer.) HOME and PATH come from the container.
+// env is a step's environment in CircleCI's order of precedence: the
+// engine's variables, then the primary image's `environment`, the job's,
+// and the step's. (executors.StepEnv has no place for the image's
+// layer.) HOME and PATH come from the container, and stepScript sets
+// CIRCLE_WORKING_DIRECTORY.
 func (j *jobRun) env(step map[string]string) map[string]string {
-	base := map[string]string{"CIRCLE_WORKING_DIRECTORY": j.workDir}
-	return executors.MergeEnv(base, j.job.Env, j.spec.Docker[0].Environment, j.spec.Environment, step)
+	return executors.MergeEnv(j.job.Env, j.spec.Docker[0].Environment, j.spec.Environment, step)
 }
 
 // path resolves a path of the job's config in the primary: `~` is the
@@ -225,15 +224,6 @@ func (j *jobRun) path(p string) string {
 		return path.Clean(p)
 	}
 	return path.Join(j.workDir, p)
-}
-
-// stepDir resolves a step's working_directory and creates it.
-func (j *jobRun) stepDir(ctx context.Context, p string) (string, error) {
-	dir := j.path(p)
-	if dir == j.workDir {
-		return dir, nil
-	}
-	return dir, j.mkdir(ctx, dir)
 }
 
 func (j *jobRun) mkdir(ctx context.Context, dir string) error {
