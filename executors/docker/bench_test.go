@@ -29,48 +29,46 @@ func benchJob(spec *workflows.JobSpec, n int) *workflows.JobRun {
 // dockerRun is `docker run --rm IMAGE cmd...` through the API: create,
 // start, wait, remove; out gets the container's output from its logs
 // when not nil.
-func dockerRun(b *testing.B, cli client.APIClient, out io.Writer, cmd ...string) {
-	b.Helper()
+func dockerRun(cli client.APIClient, out io.Writer, cmd ...string) error {
 	ctx := context.Background()
 	// The engine's default log options may rotate away what a big output
 	// needs kept.
 	host := &container.HostConfig{LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1g"}}}
 	c, err := cli.ContainerCreate(ctx, &container.Config{Image: dockertest.Image, Cmd: cmd}, host, nil, nil, "")
 	if err != nil {
-		b.Fatal(err)
+		return err
 	}
 	defer cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
 	wait, errc := cli.ContainerWait(ctx, c.ID, container.WaitConditionNextExit)
 	if err := cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
-		b.Fatal(err)
+		return err
 	}
 	select {
 	case w := <-wait:
 		if w.StatusCode != 0 {
-			b.Fatalf("exit %d", w.StatusCode)
+			return fmt.Errorf("exit %d", w.StatusCode)
 		}
 	case err := <-errc:
-		b.Fatal(err)
+		return err
 	}
-	if out != nil {
-		rc, err := cli.ContainerLogs(ctx, c.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		_, err = stdcopy.StdCopy(out, out, rc)
-		rc.Close()
-		if err != nil {
-			b.Fatal(err)
-		}
+	if out == nil {
+		return nil
 	}
+	rc, err := cli.ContainerLogs(ctx, c.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = stdcopy.StdCopy(out, out, rc)
+	return err
 }
 
-func runBench(b *testing.B, e *docker.Executor, job *workflows.JobRun, log io.Writer) {
-	b.Helper()
+func runBench(e *docker.Executor, job *workflows.JobRun, log io.Writer) error {
 	res, err := e.Run(context.Background(), job, log)
-	if err != nil || res.Status != workflows.StatusSuccess {
-		b.Fatalf("%s %v", res.Status, err)
+	if err == nil && res.Status != workflows.StatusSuccess {
+		err = fmt.Errorf("job %s: %s", res.Status, res.Reason)
 	}
+	return err
 }
 
 // BenchmarkTrueJob compares a one-step `true` job with `docker run --rm
@@ -90,9 +88,13 @@ func BenchmarkTrueJob(b *testing.B) {
 			var jobTime, runTime time.Duration
 			for i := 0; b.Loop(); i++ {
 				t0 := time.Now()
-				runBench(b, e, benchJob(spec, i), io.Discard)
+				if err := runBench(e, benchJob(spec, i), io.Discard); err != nil {
+					b.Fatal(err)
+				}
 				t1 := time.Now()
-				dockerRun(b, cli, nil, "true")
+				if err := dockerRun(cli, nil, "true"); err != nil {
+					b.Fatal(err)
+				}
 				jobTime += t1.Sub(t0)
 				runTime += time.Since(t1)
 			}
@@ -125,9 +127,13 @@ func BenchmarkOutput100MB(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		var jobOut, logsOut countingWriter
 		t0 := time.Now()
-		runBench(b, e, benchJob(spec, i), &jobOut)
+		if err := runBench(e, benchJob(spec, i), &jobOut); err != nil {
+			b.Fatal(err)
+		}
 		t1 := time.Now()
-		dockerRun(b, cli, &logsOut, "/bin/sh", "-c", cmd)
+		if err := dockerRun(cli, &logsOut, "/bin/sh", "-c", cmd); err != nil {
+			b.Fatal(err)
+		}
 		jobTime += t1.Sub(t0)
 		logsTime += time.Since(t1)
 		if jobOut.n.Load() < size || logsOut.n.Load() != size {
@@ -141,10 +147,41 @@ func BenchmarkOutput100MB(b *testing.B) {
 }
 
 // BenchmarkParallel20 runs 20 one-step jobs at once and reports the
-// batch's wall time and the peak of the heap in use while they ran.
+// batch's wall time and the peak of the heap in use while they ran, with
+// a network per attempt (the default) and on the shared bridge.
 func BenchmarkParallel20(b *testing.B) {
 	cli := dockertest.RequireImage(b)
-	e := docker.New(cli, docker.Options{})
+	for _, network := range []string{"", "bridge"} {
+		name := "own-network"
+		if network != "" {
+			name = "shared-" + network
+		}
+		b.Run(name, func(b *testing.B) {
+			e := docker.New(cli, docker.Options{Network: network})
+			parallel20(b, e)
+		})
+	}
+	// The floor: 20 `docker run --rm IMAGE true` at once.
+	b.Run("docker-run", func(b *testing.B) {
+		var total time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			var wg sync.WaitGroup
+			for range 20 {
+				wg.Go(func() {
+					if err := dockerRun(cli, nil, "true"); err != nil {
+						b.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			total += time.Since(t0)
+		}
+		b.ReportMetric(total.Seconds()/float64(b.N), "batch-s/op")
+	})
+}
+
+func parallel20(b *testing.B, e *docker.Executor) {
 	spec := image(run("echo hello from a parallel job; true"))
 	var peak atomic.Uint64
 	stop := make(chan struct{})
@@ -172,7 +209,11 @@ func BenchmarkParallel20(b *testing.B) {
 		t0 := time.Now()
 		var wg sync.WaitGroup
 		for n := range 20 {
-			wg.Go(func() { runBench(b, e, benchJob(spec, i*100+n), io.Discard) })
+			wg.Go(func() {
+				if err := runBench(e, benchJob(spec, i*100+n), io.Discard); err != nil {
+					b.Error(err)
+				}
+			})
 		}
 		wg.Wait()
 		total += time.Since(t0)
