@@ -18,6 +18,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
 
+	"github.com/slipway-ci/slipway/executors"
 	"github.com/slipway-ci/slipway/workflows"
 )
 
@@ -44,7 +45,8 @@ type jobRun struct {
 	remote     bool // the host's socket is mounted
 	execs      int  // exec counter, for kill markers
 
-	bg sync.WaitGroup // background steps' output copiers
+	background []*execution   // background steps, stopped with the job
+	bg         sync.WaitGroup // their output copiers
 }
 
 func (j *jobRun) labels() map[string]string {
@@ -82,7 +84,7 @@ func (j *jobRun) start(ctx context.Context) error {
 	cfg := &container.Config{
 		Image:      primary.Image,
 		User:       primary.User,
-		Env:        envList(primary.Environment),
+		Env:        executors.EnvList(primary.Environment),
 		Labels:     j.labels(),
 		Entrypoint: primary.Entrypoint,
 		Cmd:        primary.Command,
@@ -114,7 +116,7 @@ func (j *jobRun) start(ctx context.Context) error {
 		cfg := &container.Config{
 			Image:      svc.Image,
 			User:       svc.User,
-			Env:        envList(svc.Environment),
+			Env:        executors.EnvList(svc.Environment),
 			Labels:     j.labels(),
 			Entrypoint: svc.Entrypoint,
 			Cmd:        svc.Command,
@@ -155,7 +157,11 @@ func (j *jobRun) teardown(ctx context.Context) {
 		}()
 	}
 	wg.Wait()
-	// Background steps' streams end with their container.
+	// Background steps' streams end with their container; closing them
+	// makes sure, should the engine not have removed it.
+	for _, x := range j.background {
+		x.conn.Close()
+	}
 	j.bg.Wait()
 	if j.network != "" {
 		if err := j.e.client.NetworkRemove(ctx, j.network); err != nil && !client.IsErrNotFound(err) {

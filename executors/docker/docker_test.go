@@ -6,10 +6,14 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -520,5 +524,82 @@ func TestCleanupRemovesLeftovers(t *testing.T) {
 	}
 	if err := e.Cleanup(ctx, "never-seen"); err != nil {
 		t.Errorf("Cleanup of an unknown attempt: %v", err)
+	}
+}
+
+// fakeRegistry speaks enough of the registry protocol for a pull to ask
+// for credentials and then fail: it wants Basic auth, records what it
+// got, and knows no manifest.
+func fakeRegistry(t *testing.T) (host string, got func() []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var auths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a := r.Header.Get("Authorization"); a != "" {
+			mu.Lock()
+			auths = append(auths, a)
+			mu.Unlock()
+		} else {
+			w.Header().Set("WWW-Authenticate", `Basic realm="slipway-test"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/v2/" {
+			w.Write([]byte("{}"))
+			return
+		}
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(`{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}`))
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(auths)
+	}
+}
+
+func TestPullWithCredentials(t *testing.T) {
+	basic := func(user, pass string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+	}
+	tests := []struct {
+		name      string
+		imageAuth *workflows.RegistryAuth
+		server    *workflows.RegistryAuth
+		want      string
+	}{
+		{"image auth", &workflows.RegistryAuth{Username: "img", Password: "img-secret"}, nil, basic("img", "img-secret")},
+		{"server config", nil, &workflows.RegistryAuth{Username: "srv", Password: "srv-secret"}, basic("srv", "srv-secret")},
+		{"image auth wins", &workflows.RegistryAuth{Username: "img", Password: "s"}, &workflows.RegistryAuth{Username: "srv", Password: "s"}, basic("img", "s")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			host, got := fakeRegistry(t)
+			opts := docker.Options{PullTimeout: 30 * time.Second}
+			if tt.server != nil {
+				opts.Registries = map[string]workflows.RegistryAuth{host: *tt.server}
+			}
+			e, _ := setup(t, opts)
+			spec := image(run("true"))
+			spec.Docker[0].Image = host + "/slipway/app:1"
+			spec.Docker[0].Auth = tt.imageAuth
+			log := &logBuffer{}
+			res, err := e.Run(context.Background(), newJob(t, spec, "", ""), log)
+			if err == nil || res.Status != workflows.StatusFailed {
+				t.Fatalf("got %s, %v; want a failed pull", res.Status, err)
+			}
+			if !strings.Contains(log.String(), "Pulling image "+spec.Docker[0].Image) || !strings.Contains(log.String(), "pull ") {
+				t.Errorf("log does not tell the pull failed:\n%s", log)
+			}
+			auths := got()
+			if len(auths) == 0 || !slices.Contains(auths, tt.want) {
+				t.Errorf("registry got credentials %q, want %q", auths, tt.want)
+			}
+			if strings.Contains(log.String(), "secret") {
+				t.Errorf("log shows a password:\n%s", log)
+			}
+		})
 	}
 }

@@ -178,6 +178,7 @@ func (j *jobRun) runStep(ctx context.Context, i int, run *workflows.RunStep) err
 		if err != nil {
 			return err
 		}
+		j.background = append(j.background, x)
 		j.bg.Add(1)
 		go func() {
 			// Ends with the command, or when teardown removes the
@@ -232,5 +233,3 @@ func (j *jobRun) mkdir(ctx context.Context, dir string) error {
 	}
 	return nil
 }
-
-func envList(env map[string]string) []string { return executors.EnvList(env) }
