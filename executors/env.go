@@ -16,7 +16,10 @@ const DefaultNoOutputTimeout = 10 * time.Minute
 // DefaultShell is the shell CircleCI uses for run steps that set none:
 // bash with -eo pipefail where the image or host has /bin/bash, sh with
 // the same options otherwise. The executor finds out whether bash exists
-// (on the host, or in the container) and the rule stays here.
+// (on the host, or in the container) and the rule stays here. The sh
+// form is CircleCI's documented fallback, kept as is even though some
+// shells (Debian's dash) refuse -o pipefail: a job on such a host fails
+// with the shell's own message and can set `shell:`.
 func DefaultShell(hasBash bool) string {
 	if hasBash {
 		return "/bin/bash -eo pipefail"

@@ -1,0 +1,611 @@
+package local
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/slipway-ci/slipway/workflows"
+)
+
+func newExecutor(t *testing.T) *Executor {
+	t.Helper()
+	e, err := New(Options{Dir: filepath.Join(t.TempDir(), "attempts")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// shared are the folders a project's jobs share across attempts.
+type shared struct{ cache, workspace string }
+
+func newShared(t *testing.T) shared {
+	t.Helper()
+	return shared{cache: t.TempDir(), workspace: t.TempDir()}
+}
+
+var attemptSeq struct {
+	sync.Mutex
+	n int
+}
+
+// newJob makes an attempt with a fresh ID and output folder.
+func newJob(t *testing.T, sh shared, steps ...workflows.Step) *workflows.JobRun {
+	t.Helper()
+	attemptSeq.Lock()
+	attemptSeq.n++
+	id := "attempt-" + strconv.Itoa(attemptSeq.n)
+	attemptSeq.Unlock()
+	return &workflows.JobRun{
+		ID:      id,
+		JobName: "build",
+		Spec:    &workflows.JobSpec{Steps: steps},
+		Env: map[string]string{
+			"CI": "true", "CIRCLECI": "true", "CIRCLE_BRANCH": "main",
+			"CIRCLE_SHA1": "abc123", "CIRCLE_BUILD_NUM": "7", "CIRCLE_JOB": "build",
+		},
+		CacheDir:  sh.cache,
+		Workspace: sh.workspace,
+		OutputDir: t.TempDir(),
+	}
+}
+
+func run(cmd string) workflows.Step { return workflows.Step{Run: &workflows.RunStep{Command: cmd}} }
+
+func runWhen(cmd, when string) workflows.Step {
+	return workflows.Step{Run: &workflows.RunStep{Command: cmd, When: when}}
+}
+
+// runJob runs a job to its end and returns its result and log.
+func runJob(t *testing.T, e *Executor, job *workflows.JobRun) (workflows.JobResult, string) {
+	t.Helper()
+	var log bytes.Buffer
+	res, err := e.Run(context.Background(), job, &log)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return res, log.String()
+}
+
+func statuses(res workflows.JobResult) []string {
+	var out []string
+	for _, s := range res.Steps {
+		out = append(out, s.Status)
+	}
+	return out
+}
+
+func TestRun(t *testing.T) {
+	t.Setenv("SLIPWAY_TEST_SECRET", "hunter2")
+	tests := []struct {
+		name     string
+		steps    []workflows.Step
+		edit     func(*workflows.JobRun)
+		status   string
+		exitCode int
+		reason   string // contained in JobResult.Reason
+		steps_   []string
+		logHas   []string
+		logLacks []string
+	}{
+		{
+			name:   "state kept in files between steps",
+			steps:  []workflows.Step{run("echo kept > state"), run(`test "$(cat state)" = kept`)},
+			status: "success", steps_: []string{"success", "success"},
+		},
+		{
+			name: "environment precedence: engine < job < step",
+			steps: []workflows.Step{{Run: &workflows.RunStep{
+				Command:     `echo "A=$A B=$B C=$C"`,
+				Environment: map[string]string{"C": "step"},
+			}}},
+			edit: func(j *workflows.JobRun) {
+				j.Env["A"], j.Env["B"], j.Env["C"] = "engine", "engine", "engine"
+				j.Spec.Environment = map[string]string{"B": "job", "C": "job"}
+			},
+			status: "success", steps_: []string{"success"},
+			logHas: []string{"A=engine B=job C=step\n"},
+		},
+		{
+			name:   "CIRCLE_ variables from the engine",
+			steps:  []workflows.Step{run(`echo "$CIRCLE_BRANCH $CIRCLE_SHA1 $CI"`)},
+			status: "success", steps_: []string{"success"},
+			logHas: []string{"main abc123 true\n"},
+		},
+		{
+			name:   "slipway's own environment does not leak into jobs",
+			steps:  []workflows.Step{run(`test -z "$SLIPWAY_TEST_SECRET"`)},
+			status: "success", steps_: []string{"success"},
+		},
+		{
+			name: "after a failure only always and on_fail steps run",
+			steps: []workflows.Step{
+				run("echo before; exit 3"),
+				run("echo SKIPPED"),
+				runWhen("echo ALWAYS", workflows.WhenAlways),
+				runWhen("echo ONFAIL", workflows.WhenOnFail),
+			},
+			status: "failed", exitCode: 3,
+			steps_:   []string{"failed", "not_run", "success", "success"},
+			logHas:   []string{"before\n", "ALWAYS\n", "ONFAIL\n"},
+			logLacks: []string{"SKIPPED"},
+		},
+		{
+			name:   "on_fail does not run after success",
+			steps:  []workflows.Step{run("true"), runWhen("echo ONFAIL", workflows.WhenOnFail)},
+			status: "success", steps_: []string{"success", "not_run"},
+			logLacks: []string{"ONFAIL"},
+		},
+		{
+			name:   "default shell is bash -eo pipefail",
+			steps:  []workflows.Step{run("false | true\necho NOT_REACHED")},
+			status: "failed", exitCode: 1, steps_: []string{"failed"},
+			logLacks: []string{"NOT_REACHED"},
+		},
+		{
+			name:   "the job's shell replaces the default",
+			steps:  []workflows.Step{run("false | true\necho REACHED")},
+			edit:   func(j *workflows.JobRun) { j.Spec.Shell = "/bin/sh -e" },
+			status: "success", steps_: []string{"success"},
+			logHas: []string{"REACHED\n"},
+		},
+		{
+			name:   "default working directory is ~/project in the job's home",
+			steps:  []workflows.Step{run(`test "$PWD" = "$HOME/project" && test "$CIRCLE_WORKING_DIRECTORY" = "$PWD"`)},
+			status: "success", steps_: []string{"success"},
+		},
+		{
+			name: "a step's relative working_directory is under the job's",
+			steps: []workflows.Step{{Run: &workflows.RunStep{
+				Command: `test "$PWD" = "$HOME/app/sub"`, WorkingDirectory: "sub",
+			}}},
+			edit:   func(j *workflows.JobRun) { j.Spec.WorkingDirectory = "~/app" },
+			status: "success", steps_: []string{"success"},
+		},
+		{
+			name: "no_output_timeout stops a silent step",
+			steps: []workflows.Step{
+				{Run: &workflows.RunStep{Command: "echo started; sleep 60", NoOutputTimeout: 200 * time.Millisecond}},
+				runWhen("echo ALWAYS", workflows.WhenAlways),
+			},
+			status: "failed", exitCode: -1, reason: "no output for 200ms",
+			steps_: []string{"failed", "success"},
+			logHas: []string{"started\n", "ALWAYS\n"},
+		},
+		{
+			name:   "an unfinished last line still reaches the log",
+			steps:  []workflows.Step{run("printf 'no newline'"), run("echo next")},
+			status: "success", steps_: []string{"success", "success"},
+			logHas: []string{"no newline\n", "next\n"},
+		},
+		{
+			name:   "setup_remote_docker fails clearly",
+			steps:  []workflows.Step{{SetupRemoteDocker: &workflows.SetupRemoteDockerStep{}}},
+			status: "failed", exitCode: -1, reason: "setup_remote_docker",
+			steps_: []string{"failed"},
+		},
+		{
+			name:   "native steps fail clearly",
+			steps:  []workflows.Step{{Native: &workflows.NativeStep{Orb: "slipway/aws", Command: "ecr-push"}}},
+			status: "failed", exitCode: -1, reason: "slipway/aws ecr-push",
+			steps_: []string{"failed"},
+		},
+	}
+	e := newExecutor(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			job := newJob(t, newShared(t), tt.steps...)
+			if tt.edit != nil {
+				tt.edit(job)
+			}
+			res, log := runJob(t, e, job)
+			if res.Status != tt.status || res.ExitCode != tt.exitCode || !strings.Contains(res.Reason, tt.reason) {
+				t.Errorf("result = %s exit %d reason %q; want %s exit %d reason containing %q\nlog:\n%s",
+					res.Status, res.ExitCode, res.Reason, tt.status, tt.exitCode, tt.reason, log)
+			}
+			if d := cmp.Diff(tt.steps_, statuses(res)); d != "" {
+				t.Errorf("step statuses (-want +got):\n%s\nlog:\n%s", d, log)
+			}
+			for _, s := range tt.logHas {
+				if !strings.Contains(log, s) {
+					t.Errorf("log lacks %q:\n%s", s, log)
+				}
+			}
+			for _, s := range tt.logLacks {
+				if strings.Contains(log, s) {
+					t.Errorf("log has %q:\n%s", s, log)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(e.opts.Dir, job.ID)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("attempt folder left behind: %v", err)
+			}
+		})
+	}
+}
+
+// alive reports whether pid is a running process; a zombie waiting for a
+// parent that does not reap (PID 1 of a container) counts as gone.
+func alive(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(data, ')')
+	return i >= 0 && !bytes.HasPrefix(bytes.TrimSpace(data[i+1:]), []byte("Z"))
+}
+
+// waitGone waits (a bounded while) for a killed process to disappear;
+// SIGKILL is delivered asynchronously.
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	for i := 0; i < 500 && alive(pid); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if alive(pid) {
+		t.Errorf("process %d still running", pid)
+	}
+}
+
+// readPID waits for a step to write a PID into file.
+func readPID(t *testing.T, file string) int {
+	t.Helper()
+	for i := 0; i < 1000; i++ {
+		if data, err := os.ReadFile(file); err == nil && bytes.HasSuffix(data, []byte("\n")) {
+			pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pid
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no pid in %s", file)
+	return 0
+}
+
+func TestBackgroundStep(t *testing.T) {
+	out := t.TempDir()
+	job := newJob(t, newShared(t),
+		workflows.Step{Run: &workflows.RunStep{Command: `echo $$ > "$OUT/bg"; echo from-background; exec sleep 300`, Background: true}},
+		// The foreground step sees the background one running.
+		run(`for i in $(seq 500); do [ -s "$OUT/bg" ] && break; sleep 0.01; done; kill -0 "$(cat "$OUT/bg")" && echo seen`),
+	)
+	job.Spec.Environment = map[string]string{"OUT": out}
+	res, log := runJob(t, newExecutor(t), job)
+	if res.Status != workflows.StatusSuccess || !strings.Contains(log, "seen\n") {
+		t.Fatalf("result %+v\nlog:\n%s", res, log)
+	}
+	waitGone(t, readPID(t, filepath.Join(out, "bg")))
+}
+
+func TestDaemonLeftByAStepStopsAtJobEnd(t *testing.T) {
+	out := t.TempDir()
+	job := newJob(t, newShared(t),
+		run(`sleep 300 >/dev/null 2>&1 & echo $! > "$OUT/daemon"`),
+		run(`kill -0 "$(cat "$OUT/daemon")"`), // still running for the next step
+	)
+	job.Spec.Environment = map[string]string{"OUT": out}
+	if res, log := runJob(t, newExecutor(t), job); res.Status != workflows.StatusSuccess {
+		t.Fatalf("result %+v\nlog:\n%s", res, log)
+	}
+	waitGone(t, readPID(t, filepath.Join(out, "daemon")))
+}
+
+func TestCancelKillsTheProcessGroup(t *testing.T) {
+	out := t.TempDir()
+	job := newJob(t, newShared(t),
+		run(`sleep 300 & echo $! > "$OUT/child"; echo $$ > "$OUT/shell"; wait`),
+		runWhen("echo ALWAYS", workflows.WhenAlways),
+	)
+	job.Spec.Environment = map[string]string{"OUT": out}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type ran struct {
+		res workflows.JobResult
+		err error
+	}
+	done := make(chan ran, 1)
+	var log bytes.Buffer
+	go func() {
+		res, err := newExecutor(t).Run(ctx, job, &log)
+		done <- ran{res, err}
+	}()
+	child, shell := readPID(t, filepath.Join(out, "child")), readPID(t, filepath.Join(out, "shell"))
+	cancel()
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if r.res.Status != workflows.StatusCanceled {
+		t.Errorf("status = %s, want canceled", r.res.Status)
+	}
+	if d := cmp.Diff([]string{"canceled", "not_run"}, statuses(r.res)); d != "" {
+		t.Errorf("step statuses (-want +got):\n%s", d)
+	}
+	if strings.Contains(log.String(), "ALWAYS") {
+		t.Error("a when: always step ran after cancel")
+	}
+	waitGone(t, shell)
+	waitGone(t, child)
+}
+
+// gitRepo makes a repository with two commits of file "version" and
+// returns its folder and the first commit.
+func gitRepo(t *testing.T) (dir, first string) {
+	t.Helper()
+	dir = t.TempDir()
+	git := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "-q", "-b", "main")
+	for _, v := range []string{"v1", "v2"} {
+		if err := os.WriteFile(filepath.Join(dir, "version"), []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		git("add", "version")
+		git("commit", "-q", "-m", v)
+		if first == "" {
+			first = git("rev-parse", "HEAD")
+		}
+	}
+	return dir, first
+}
+
+func TestCheckout(t *testing.T) {
+	repo, first := gitRepo(t)
+	tarball := filepath.Join(t.TempDir(), "src.tar.gz")
+	writeTarball(t, tarball, "owner-repo-abc123/", map[string]string{"version": "tarball\n", "sub/f": "x"})
+
+	tests := []struct {
+		name   string
+		source workflows.Source
+		path   string
+		check  string
+	}{
+		{
+			name:   "git revision that is not the branch head",
+			source: workflows.Source{GitDir: repo, Revision: first},
+			check: `test "$(cat version)" = v1 && test "$(git rev-parse HEAD)" = ` + first +
+				` && test "$(git rev-parse --abbrev-ref HEAD)" = "$CIRCLE_BRANCH"`,
+		},
+		{
+			name:   "git into a path",
+			source: workflows.Source{GitDir: repo, Revision: "main"},
+			path:   "~/src",
+			check:  `test "$(cat ~/src/version)" = v2`,
+		},
+		{
+			name:   "tarball without its top folder",
+			source: workflows.Source{Tarball: tarball},
+			check:  `test "$(cat version)" = tarball && test -f sub/f`,
+		},
+	}
+	e := newExecutor(t)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			job := newJob(t, newShared(t), workflows.Step{Checkout: &workflows.CheckoutStep{Path: tt.path}}, run(tt.check))
+			job.Source = tt.source
+			res, log := runJob(t, e, job)
+			if res.Status != workflows.StatusSuccess {
+				t.Fatalf("result %+v\nlog:\n%s", res, log)
+			}
+		})
+	}
+	t.Run("unknown revision fails the step", func(t *testing.T) {
+		job := newJob(t, newShared(t), workflows.Step{Checkout: &workflows.CheckoutStep{}})
+		job.Source = workflows.Source{GitDir: repo, Revision: "no-such-ref"}
+		res, _ := runJob(t, e, job)
+		if res.Status != workflows.StatusFailed || !strings.Contains(res.Reason, "no-such-ref") {
+			t.Fatalf("result %+v, want a failure naming the revision", res)
+		}
+	})
+}
+
+func writeTarball(t *testing.T, name, top string, files map[string]string) {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	tw.WriteHeader(&tar.Header{Name: top, Typeflag: tar.TypeDir, Mode: 0o755})
+	for n, c := range files {
+		tw.WriteHeader(&tar.Header{Name: top + n, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(c))})
+		tw.Write([]byte(c))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCacheAcrossAttempts(t *testing.T) {
+	e, sh := newExecutor(t), newShared(t)
+	save := workflows.Step{SaveCache: &workflows.SaveCacheStep{
+		Key:   `deps-{{ .Branch }}-{{ checksum "lock" }}`,
+		Paths: []string{"deps", "~/.cache/tool"},
+	}}
+	restore := func(keys ...string) workflows.Step {
+		return workflows.Step{RestoreCache: &workflows.RestoreCacheStep{Keys: keys}}
+	}
+	steps := []struct {
+		name   string
+		steps  []workflows.Step
+		logHas string
+	}{
+		{"save", []workflows.Step{
+			run("echo lock1 > lock && mkdir -p deps ~/.cache/tool && echo v1 > deps/lib && echo t1 > ~/.cache/tool/db"),
+			save,
+		}, "Stored cache deps-main-"},
+		{"restore by prefix into a new attempt's home", []workflows.Step{
+			restore("deps-feature-", "deps-main-"),
+			run(`test "$(cat deps/lib)" = v1 && test "$(cat ~/.cache/tool/db)" = t1`),
+		}, "Restored cache deps-main-"},
+		{"saving an existing key keeps the first archive", []workflows.Step{
+			run("echo lock1 > lock && mkdir -p deps && echo v2 > deps/lib"),
+			save,
+		}, "cache already exists for key: deps-main-"},
+		{"exact key still restores the first archive", []workflows.Step{
+			run("echo lock1 > lock"),
+			restore(`deps-{{ .Branch }}-{{ checksum "lock" }}`),
+			run(`test "$(cat deps/lib)" = v1`),
+		}, "Restored cache deps-main-"},
+		{"a miss is not a failure", []workflows.Step{restore("nothing-")}, "No cache is found for keys: nothing-"},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			res, log := runJob(t, e, newJob(t, sh, st.steps...))
+			if res.Status != workflows.StatusSuccess || !strings.Contains(log, st.logHas) {
+				t.Fatalf("result %+v, want success with %q in the log:\n%s", res, st.logHas, log)
+			}
+		})
+	}
+}
+
+func TestWorkspaceAcrossJobs(t *testing.T) {
+	e, sh := newExecutor(t), newShared(t)
+	producer := newJob(t, sh,
+		run("mkdir -p out/bin && echo built > out/bin/app && echo notes > out/notes.txt"),
+		workflows.Step{PersistToWorkspace: &workflows.PersistStep{Root: ".", Paths: []string{"out/bin", "out/*.txt"}}},
+	)
+	if res, log := runJob(t, e, producer); res.Status != workflows.StatusSuccess {
+		t.Fatalf("producer: %+v\n%s", res, log)
+	}
+	consumer := newJob(t, sh,
+		workflows.Step{AttachWorkspace: &workflows.AttachStep{At: "~/ws"}},
+		run(`test "$(cat ~/ws/out/bin/app)" = built && test "$(cat ~/ws/out/notes.txt)" = notes`),
+	)
+	if res, log := runJob(t, e, consumer); res.Status != workflows.StatusSuccess {
+		t.Fatalf("consumer: %+v\n%s", res, log)
+	}
+	missing := newJob(t, sh, workflows.Step{PersistToWorkspace: &workflows.PersistStep{Root: ".", Paths: []string{"nope"}}})
+	if res, _ := runJob(t, e, missing); res.Status != workflows.StatusFailed || !strings.Contains(res.Reason, "nope") {
+		t.Fatalf("persisting a missing path: %+v, want a failure naming it", res)
+	}
+}
+
+func TestOutputsKeptAfterFailure(t *testing.T) {
+	job := newJob(t, newShared(t),
+		run(`mkdir -p reports/unit && echo '<testsuite/>' > reports/unit/junit.xml && echo hello > app.log && exit 1`),
+		workflows.Step{StoreArtifacts: &workflows.StoreArtifactsStep{Path: "app.log", Destination: "logs/app.log"}},
+		workflows.Step{StoreArtifacts: &workflows.StoreArtifactsStep{Path: "reports"}},
+		workflows.Step{StoreTestResults: &workflows.StoreTestResultsStep{Path: "reports"}},
+	)
+	res, log := runJob(t, newExecutor(t), job)
+	if d := cmp.Diff([]string{"failed", "success", "success", "success"}, statuses(res)); d != "" {
+		t.Fatalf("step statuses (-want +got):\n%s\nlog:\n%s", d, log)
+	}
+	for name, want := range map[string]string{
+		"artifacts/logs/app.log":           "hello\n",
+		"artifacts/reports/unit/junit.xml": "<testsuite/>\n",
+		"test-results/unit/junit.xml":      "<testsuite/>\n",
+	} {
+		got, err := os.ReadFile(filepath.Join(job.OutputDir, name))
+		if err != nil || string(got) != want {
+			t.Errorf("%s = %q, %v; want %q", name, got, err, want)
+		}
+	}
+}
+
+// TestOutputStreams checks that a step's lines reach the log while it
+// runs: the step waits for a file that the log writer creates when it
+// sees the step's first line, so buffering would make the step fail.
+func TestOutputStreams(t *testing.T) {
+	out := t.TempDir()
+	job := newJob(t, newShared(t),
+		run(`echo first; for i in $(seq 1000); do [ -f "$OUT/go" ] && echo second && exit 0; sleep 0.01; done; exit 1`))
+	job.Spec.Environment = map[string]string{"OUT": out}
+	w := &triggerWriter{on: "first\n", do: func() { os.WriteFile(filepath.Join(out, "go"), nil, 0o644) }}
+	res, err := newExecutor(t).Run(context.Background(), job, w)
+	if err != nil || res.Status != workflows.StatusSuccess {
+		t.Fatalf("Run = %+v, %v; log:\n%s", res, err, w.buf.String())
+	}
+}
+
+type triggerWriter struct {
+	buf bytes.Buffer
+	on  string
+	do  func()
+}
+
+func (w *triggerWriter) Write(p []byte) (int, error) {
+	w.buf.Write(p)
+	if bytes.Contains(p, []byte(w.on)) {
+		w.do()
+	}
+	return len(p), nil
+}
+
+func TestCleanup(t *testing.T) {
+	e := newExecutor(t)
+	if err := e.Cleanup(context.Background(), "never-seen"); err != nil {
+		t.Fatalf("Cleanup of an unknown attempt: %v", err)
+	}
+	if err := e.Cleanup(context.Background(), "../escape"); err == nil {
+		t.Fatal("Cleanup accepted an ID with a path in it")
+	}
+
+	// What a crash leaves: an attempt folder and a process group still
+	// running, plus a recorded group number now used by someone else.
+	id := "crashed-1"
+	dir := filepath.Join(e.opts.Dir, id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ours := startGroup(t, attemptEnv+"="+id)
+	other := startGroup(t, attemptEnv+"=someone-else")
+	pgids := strconv.Itoa(ours) + "\n" + strconv.Itoa(other) + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "pgids"), []byte(pgids), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if err := e.Cleanup(context.Background(), id); err != nil {
+			t.Fatalf("Cleanup #%d: %v", i+1, err)
+		}
+	}
+	waitGone(t, ours)
+	if !alive(other) {
+		t.Error("Cleanup killed a process group that was not the attempt's")
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("attempt folder still there: %v", err)
+	}
+}
+
+// startGroup starts `sleep` leading its own process group with env, and
+// stops it when the test ends.
+func startGroup(t *testing.T, env string) int {
+	t.Helper()
+	cmd := exec.Command("sleep", "300")
+	cmd.Env = []string{env}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go cmd.Wait() // reaps it, whoever kills it
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	return cmd.Process.Pid
+}

@@ -1,0 +1,229 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/slipway-ci/slipway/executors"
+	"github.com/slipway-ci/slipway/workflows"
+)
+
+// pipeGrace is how long a finished step waits for processes it left
+// behind (`server &` without redirection) to let go of its output, before
+// slipway stops reading it and moves on. They keep running until the job
+// ends, as on CircleCI.
+const pipeGrace = time.Second
+
+// process is one started run step: its shell leads a process group of
+// its own, so that killing the group stops everything the step started.
+type process struct {
+	pgid int
+	lw   *lineWriter
+	done chan struct{} // closed once the shell has exited and been reaped
+	err  error         // from Wait, read after done
+}
+
+// killGroup stops every process of the step. It is only called while the
+// shell has not been reaped, or right after it has: a group number is
+// not handed out again while any process of the group lives.
+func killGroup(pgid int) {
+	if pgid > 1 {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	}
+}
+
+func (j *job) runStep(ctx context.Context, i int, rs *workflows.RunStep) outcome {
+	env := executors.StepEnv(j.base, j.run, rs.Environment)
+	env[attemptEnv] = j.run.ID
+	dir := j.workdir
+	if rs.WorkingDirectory != "" {
+		dir = j.resolve(j.workdir, rs.WorkingDirectory)
+	}
+	if rs.WorkingDirectory != "" {
+		// CircleCI creates the working directory if it is missing.
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fail("working_directory: %v", err)
+		}
+	}
+	script := filepath.Join(j.dir, fmt.Sprintf("step-%d", i+1))
+	if err := os.WriteFile(script, []byte(rs.Command), 0o700); err != nil {
+		return fail("writing the command: %v", err)
+	}
+	argv := executors.ShellArgv(executors.StepShell(j.run.Spec, rs, j.e.shell), script)
+
+	lw := newLineWriter(j.log)
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir, cmd.Env = dir, executors.EnvList(env)
+	cmd.Stdout, cmd.Stderr = lw, lw
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = pipeGrace
+	if err := cmd.Start(); err != nil {
+		lw.Close()
+		return fail("starting %s: %v", argv[0], err)
+	}
+	p := &process{pgid: cmd.Process.Pid, lw: lw, done: make(chan struct{})}
+	if err := j.recordGroup(p.pgid); err != nil {
+		// Without the record a crash would leave the group running
+		// with nobody to stop it; better not to run the step.
+		killGroup(p.pgid)
+		_ = cmd.Wait()
+		lw.Close()
+		return fail("recording the process group: %v", err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+
+	if rs.Background {
+		// Not waited for; its output keeps flowing into the log and the
+		// job's end stops it.
+		j.mu.Lock()
+		j.background = append(j.background, p)
+		j.mu.Unlock()
+		return success
+	}
+
+	timeout := rs.NoOutputTimeout
+	if timeout <= 0 {
+		timeout = j.e.opts.NoOutputTimeout
+	}
+	lw.watch(timeout, func() { killGroup(p.pgid) })
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		killGroup(p.pgid)
+		<-p.done
+		lw.Close()
+		return outcome{status: workflows.StatusCanceled, exitCode: -1, reason: "canceled"}
+	}
+	j.noteLeftovers(p.pgid)
+	if lw.Close() {
+		return fail("no output for %s; the step was stopped", timeout)
+	}
+	return exitOutcome(p.err)
+}
+
+func exitOutcome(err error) outcome {
+	var exit *exec.ExitError
+	switch {
+	case err == nil, errors.Is(err, exec.ErrWaitDelay):
+		// ErrWaitDelay: the shell exited 0 but something it started
+		// still held its output; that is the step's success.
+		return success
+	case errors.As(err, &exit):
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return fail("killed by signal %v", ws.Signal())
+		}
+		return outcome{status: workflows.StatusFailed, exitCode: exit.ExitCode()}
+	}
+	return fail("%v", err)
+}
+
+// recordGroup appends a process group to the attempt's pgids file, for
+// Cleanup after a crash.
+func (j *job) recordGroup(pgid int) error {
+	if j.pgids == nil {
+		f, err := os.OpenFile(filepath.Join(j.dir, "pgids"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		j.pgids = f
+	}
+	_, err := fmt.Fprintln(j.pgids, pgid)
+	return err
+}
+
+// noteLeftovers remembers a finished step's group when something of it
+// still runs (a daemon it started), for the job's end to stop. Checked
+// right after the shell is reaped, so the group number is still theirs.
+func (j *job) noteLeftovers(pgid int) {
+	if syscall.Kill(-pgid, 0) != nil {
+		return // nothing left
+	}
+	j.mu.Lock()
+	j.leftovers = append(j.leftovers, pgid)
+	j.mu.Unlock()
+}
+
+// stopProcesses ends everything the job started: background steps, and
+// what foreground steps left running.
+func (j *job) stopProcesses() {
+	j.mu.Lock()
+	bg, left := j.background, j.leftovers
+	j.background, j.leftovers = nil, nil
+	j.mu.Unlock()
+	for _, p := range bg {
+		select {
+		case <-p.done:
+			// The shell is gone, so its group number may be reused;
+			// kill only after checking the group is this job's.
+			killAttemptGroup(p.pgid, j.run.ID)
+		default:
+			killGroup(p.pgid)
+		}
+		<-p.done
+		p.lw.Close()
+	}
+	for _, pgid := range left {
+		killAttemptGroup(pgid, j.run.ID)
+	}
+}
+
+// killAttemptGroup kills process group pgid only if one of its processes
+// carries the attempt's marker in its environment. It defends against
+// killing an unrelated group whose number was reused since it was
+// recorded: after a restart, or when a step's group outlived its shell.
+// Linux only: without /proc nothing is killed.
+func killAttemptGroup(pgid int, attemptID string) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	marker := []byte("\x00" + attemptEnv + "=" + attemptID + "\x00")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || processGroup(pid) != pgid {
+			continue
+		}
+		environ, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil {
+			continue
+		}
+		if bytes.Contains(append([]byte{0}, environ...), marker) {
+			killGroup(pgid)
+			return
+		}
+	}
+}
+
+// processGroup reads a process's group from /proc/<pid>/stat, or -1.
+func processGroup(pid int) int {
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return -1
+	}
+	// "pid (comm) state ppid pgrp ...": comm may hold spaces and
+	// parentheses, so fields are counted from the last ')'.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return -1
+	}
+	f := bytes.Fields(data[i+1:])
+	if len(f) < 3 {
+		return -1
+	}
+	pgrp, err := strconv.Atoi(string(f[2]))
+	if err != nil {
+		return -1
+	}
+	return pgrp
+}

@@ -1,0 +1,341 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/slipway-ci/slipway/executors"
+	"github.com/slipway-ci/slipway/workflows"
+)
+
+// checkout puts the commit's tree at the step's path: from the local git
+// repository when there is one, as a git working copy so that commands
+// can ask git about it, or else from the source tarball.
+func (j *job) checkout(ctx context.Context, s *workflows.CheckoutStep) outcome {
+	dest := j.workdir
+	if s.Path != "" {
+		dest = j.resolve(j.workdir, s.Path)
+	}
+	src := j.run.Source
+	var err error
+	switch {
+	case src.GitDir != "":
+		err = j.checkoutGit(ctx, src, dest)
+	case src.Tarball != "":
+		err = checkoutTarball(src.Tarball, dest)
+	default:
+		return fail("checkout: the job has no source (no git repository, no tarball)")
+	}
+	if err != nil {
+		return fail("checkout: %v", err)
+	}
+	return success
+}
+
+// checkoutGit makes dest a git repository borrowing the source's objects
+// (git alternates): no copy of history, any commit of the source can be
+// checked out, even one no branch points at, and the source repository
+// is never written to.
+func (j *job) checkoutGit(ctx context.Context, src workflows.Source, dest string) error {
+	if src.Revision == "" {
+		return errors.New("no revision to check out")
+	}
+	gitDir, err := j.git(ctx, src.GitDir, "rev-parse", "--path-format=absolute", "--git-common-dir")
+	if err != nil {
+		return err
+	}
+	sha, err := j.git(ctx, src.GitDir, "rev-parse", "--verify", "--end-of-options", src.Revision+"^{commit}")
+	if err != nil {
+		return fmt.Errorf("revision %q: %w", src.Revision, err)
+	}
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return err
+	}
+	if _, err := j.git(ctx, dest, "init", "-q"); err != nil {
+		return err
+	}
+	alternates := filepath.Join(dest, ".git", "objects", "info", "alternates")
+	if err := os.WriteFile(alternates, []byte(filepath.Join(gitDir, "objects")+"\n"), 0o644); err != nil {
+		return err
+	}
+	if _, err := j.git(ctx, dest, "config", "remote.origin.url", src.GitDir); err != nil {
+		return err
+	}
+	// On a branch as CircleCI leaves it, so that `git branch` and tools
+	// reading the branch see the pipeline's; detached for a tag.
+	args := []string{"-c", "advice.detachedHead=false", "checkout", "-q", "-f", "--detach", sha}
+	if b := j.run.Env["CIRCLE_BRANCH"]; b != "" {
+		args = []string{"checkout", "-q", "-f", "-B", b, sha}
+	}
+	_, err = j.git(ctx, dest, args...)
+	return err
+}
+
+// git runs git in dir with the job's base environment, returning its
+// trimmed output; its error carries what git said.
+func (j *job) git(ctx context.Context, dir string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	cmd.Env = executors.EnvList(executors.MergeEnv(j.base, map[string]string{"GIT_TERMINAL_PROMPT": "0"}))
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("git %s: %w: %s", args[0], err, strings.TrimSpace(errOut.String()))
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+// checkoutTarball unpacks a GitHub source tarball, whose entries sit in
+// one top folder ("owner-repo-sha/") that is not part of the tree.
+func checkoutTarball(tarball, dest string) error {
+	f, err := os.Open(tarball)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return executors.UntarFunc(f, func(name string) (string, string, error) {
+		_, rest, _ := strings.Cut(strings.TrimPrefix(name, "./"), "/")
+		return dest, rest, nil
+	})
+}
+
+// Cache archives name their entries by where they live: "job/..." under
+// the attempt folder (home, working directory), which is different for
+// every attempt, and "host/..." for absolute host paths. A cache saved by
+// one attempt then restores into the next attempt's folder.
+const (
+	cacheJobPrefix  = "job/"
+	cacheHostPrefix = "host/"
+)
+
+func (j *job) cacheName(p string) (string, error) {
+	if rel, err := filepath.Rel(j.dir, p); err == nil && filepath.IsLocal(rel) {
+		return cacheJobPrefix + filepath.ToSlash(rel), nil
+	}
+	return cacheHostPrefix + strings.TrimPrefix(filepath.ToSlash(p), "/"), nil
+}
+
+func (j *job) cacheRoute(name string) (string, string, error) {
+	switch {
+	case strings.HasPrefix(name, cacheJobPrefix):
+		return j.dir, strings.TrimPrefix(name, cacheJobPrefix), nil
+	case strings.HasPrefix(name, cacheHostPrefix):
+		return "/", strings.TrimPrefix(name, cacheHostPrefix), nil
+	}
+	return "", "", fmt.Errorf("not an entry of a local cache")
+}
+
+func (j *job) cache() *executors.Cache {
+	return &executors.Cache{Dir: j.run.CacheDir, MaxBytes: j.e.opts.CacheMaxBytes, Now: j.e.opts.Now}
+}
+
+// keyData is what a cache key template sees: the job's environment, and
+// files relative to its working directory.
+func (j *job) keyData() executors.KeyData {
+	env := executors.StepEnv(j.base, j.run, nil)
+	d := executors.KeyDataFor(j.run, env, func(file string) (string, error) {
+		f, err := os.Open(j.resolve(j.workdir, file))
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		return executors.Checksum(f)
+	})
+	d.Now = j.e.opts.Now
+	return d
+}
+
+func (j *job) saveCache(s *workflows.SaveCacheStep) outcome {
+	if j.run.CacheDir == "" {
+		return fail("save_cache: the job has no cache folder")
+	}
+	key, err := executors.RenderKey(s.Key, j.keyData())
+	if err != nil {
+		return fail("save_cache: %v", err)
+	}
+	var paths []string
+	for _, p := range s.Paths {
+		hp := j.resolve(j.workdir, p)
+		if _, err := os.Lstat(hp); err != nil {
+			// As on CircleCI: a missing path is a warning, not a failure.
+			fmt.Fprintf(j.log, "Warning: could not find %s, not saving it\n", p)
+			continue
+		}
+		paths = append(paths, hp)
+	}
+	if len(paths) == 0 {
+		fmt.Fprintf(j.log, "No files to save for key %s\n", key)
+		return success
+	}
+	var saved bool
+	err = pipeTar(paths, j.cacheName, func(r io.Reader) (err error) {
+		saved, err = j.cache().Save(key, r)
+		return err
+	})
+	if err != nil {
+		return fail("save_cache: %v", err)
+	}
+	if !saved {
+		fmt.Fprintf(j.log, "Skipping cache generation, cache already exists for key: %s\n", key)
+		return success
+	}
+	fmt.Fprintf(j.log, "Stored cache %s\n", key)
+	return success
+}
+
+func (j *job) restoreCache(s *workflows.RestoreCacheStep) outcome {
+	if j.run.CacheDir == "" {
+		return fail("restore_cache: the job has no cache folder")
+	}
+	d := j.keyData()
+	keys := make([]string, 0, len(s.Keys))
+	for _, k := range s.Keys {
+		key, err := executors.RenderKey(k, d)
+		if err != nil {
+			return fail("restore_cache: %v", err)
+		}
+		keys = append(keys, key)
+	}
+	found, archive, err := j.cache().Restore(keys)
+	if errors.Is(err, executors.ErrNoCache) {
+		// A miss is normal (the first build of a branch), not a failure.
+		fmt.Fprintf(j.log, "No cache is found for keys: %s\n", strings.Join(keys, ", "))
+		return success
+	}
+	if err != nil {
+		return fail("restore_cache: %v", err)
+	}
+	defer archive.Close()
+	if err := executors.UntarFunc(archive, j.cacheRoute); err != nil {
+		return fail("restore_cache %s: %v", found, err)
+	}
+	fmt.Fprintf(j.log, "Restored cache %s\n", found)
+	return success
+}
+
+func (j *job) persist(s *workflows.PersistStep) outcome {
+	if j.run.Workspace == "" {
+		return fail("persist_to_workspace: the job has no workspace folder")
+	}
+	root := j.resolve(j.workdir, s.Root)
+	var paths []string
+	for _, p := range s.Paths {
+		matches, err := filepath.Glob(filepath.Join(root, p))
+		if err != nil {
+			return fail("persist_to_workspace: path %q: %v", p, err)
+		}
+		if len(matches) == 0 {
+			return fail("persist_to_workspace: %s matches nothing under %s", p, s.Root)
+		}
+		paths = append(paths, matches...)
+	}
+	name := func(hp string) (string, error) { return filepath.Rel(root, hp) }
+	ws := &executors.Workspace{Dir: j.run.Workspace, MaxBytes: j.e.opts.WorkspaceMaxBytes, Now: j.e.opts.Now}
+	if err := pipeTar(paths, name, func(r io.Reader) error { return ws.Persist(j.run.ID, r) }); err != nil {
+		return fail("persist_to_workspace: %v", err)
+	}
+	return success
+}
+
+func (j *job) attach(s *workflows.AttachStep) outcome {
+	if j.run.Workspace == "" {
+		return fail("attach_workspace: the job has no workspace folder")
+	}
+	at := j.resolve(j.workdir, s.At)
+	ws := &executors.Workspace{Dir: j.run.Workspace}
+	if err := ws.Attach(func(r io.Reader) error { return executors.Untar(r, at) }); err != nil {
+		return fail("attach_workspace: %v", err)
+	}
+	return success
+}
+
+func (j *job) outputs() *executors.Outputs {
+	return &executors.Outputs{Dir: j.run.OutputDir, MaxBytes: j.e.opts.OutputMaxBytes}
+}
+
+// storeArtifacts keeps a file or a folder under the attempt's artifacts,
+// at destination (by default the path as written, without a leading / or
+// ~/).
+func (j *job) storeArtifacts(s *workflows.StoreArtifactsStep) outcome {
+	if j.run.OutputDir == "" {
+		return fail("store_artifacts: the job has no output folder")
+	}
+	dest := s.Destination
+	if dest == "" {
+		dest = strings.TrimPrefix(strings.TrimPrefix(s.Path, "~"), "/")
+	}
+	return j.storeOutput("store_artifacts", s.Path, dest, j.outputs().StoreArtifacts)
+}
+
+func (j *job) storeTestResults(s *workflows.StoreTestResultsStep) outcome {
+	if j.run.OutputDir == "" {
+		return fail("store_test_results: the job has no output folder")
+	}
+	return j.storeOutput("store_test_results", s.Path, "", j.outputs().StoreTestResults)
+}
+
+// storeOutput stores what is at path under dest: a folder's contents, or
+// a single file named as dest's last element (its base name when dest is
+// empty).
+func (j *job) storeOutput(step, path, dest string, store func(io.Reader, string) error) outcome {
+	hp := j.resolve(j.workdir, path)
+	info, err := os.Stat(hp)
+	if errors.Is(err, os.ErrNotExist) {
+		// A failed job often has no reports; saying so is enough.
+		fmt.Fprintf(j.log, "No files found at %s\n", path)
+		return success
+	}
+	if err != nil {
+		return fail("%s: %v", step, err)
+	}
+	root, fileName := hp, ""
+	if !info.IsDir() {
+		root, fileName = filepath.Dir(hp), filepath.Base(hp)
+		if dest != "" {
+			dest, fileName = filepath.Dir(dest), filepath.Base(dest)
+		}
+	}
+	name := func(p string) (string, error) {
+		if p == hp && fileName != "" {
+			return fileName, nil
+		}
+		return filepath.Rel(root, p)
+	}
+	if err := pipeTar([]string{hp}, name, func(r io.Reader) error { return store(r, dest) }); err != nil {
+		return fail("%s: %v", step, err)
+	}
+	return success
+}
+
+// pipeTar streams a tar of paths into consume without holding it in
+// memory or on disk twice. If consume stops early (a cache key that
+// exists), the writer is stopped too.
+func pipeTar(paths []string, name func(string) (string, error), consume func(io.Reader) error) error {
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := executors.WriteTar(pw, paths, name)
+		pw.CloseWithError(err)
+		done <- err
+	}()
+	err := consume(pr)
+	pr.CloseWithError(errConsumed)
+	werr := <-done
+	if err != nil {
+		return err
+	}
+	if werr != nil && !errors.Is(werr, errConsumed) {
+		return werr
+	}
+	return nil
+}
+
+// errConsumed tells pipeTar's writer that nobody reads any more.
+var errConsumed = errors.New("reader finished")
