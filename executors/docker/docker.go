@@ -4,6 +4,11 @@
 // images as service containers that share the primary's network, so that
 // a step reaches them on localhost.
 //
+// A run step ends when its command exits. Processes it started that still
+// hold its output are then killed (the engine delays the container's later
+// execs while they live); processes that redirected their output, and
+// `background` steps, run until the job ends.
+//
 // Every container and network an attempt creates carries the label
 // LabelAttempt with the attempt's ID; the attempt removes them when it
 // ends, whatever happens, and Cleanup removes what a crashed process left.

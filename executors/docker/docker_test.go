@@ -158,8 +158,8 @@ func TestStateKeptBetweenSteps(t *testing.T) {
 		user string
 		want []string
 	}{
-		{"root", "", []string{"state=kept", "pwd=/root/project", "uid=0", "sub=/root/project/sub", "cwd=/root/project", "printed by cat"}},
-		{"non-root user", dockertest.User, []string{"state=kept", "pwd=/home/circleci/project", "uid=1000", "sub=/home/circleci/project/sub", "cwd=/home/circleci/project", "printed by cat"}},
+		{"root", "", []string{"state=kept", "pwd=/root/project", "uid=0", "sub=/root/project/sub", "cwd=/root/project", "printed by cat", "after-leftover"}},
+		{"non-root user", dockertest.User, []string{"state=kept", "pwd=/home/circleci/project", "uid=1000", "sub=/home/circleci/project/sub", "cwd=/home/circleci/project", "printed by cat", "after-leftover"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,6 +171,11 @@ func TestStateKeptBetweenSteps(t *testing.T) {
 				// A shell reads the command from a file, so any program can
 				// be one.
 				workflows.Step{Run: &workflows.RunStep{Command: "printed by cat", Shell: "cat"}},
+				// A step is over when its command exits, even with a
+				// process it started still holding its output; that
+				// process is stopped.
+				run("sleep 300 &"),
+				run(`if ps | grep -v grep | grep -q "sleep 300"; then echo leftover-alive; else echo after-leftover; fi`),
 			)
 			spec.Docker[0].User = tt.user
 			log := &logBuffer{}

@@ -14,16 +14,16 @@ import (
 )
 
 // markerVar is set in every exec's environment to a value unique to the
-// exec, so that killTree finds all of its processes, children and
-// daemonised grandchildren included: the engine has no call that kills an
-// exec.
+// exec, so that killScript finds all of its processes, children and
+// daemonised grandchildren included (only one that empties its own
+// environment escapes): the engine has no call that kills an exec.
 const markerVar = "SLIPWAY_EXEC_ID"
 
 // killScript stops then kills every process whose environment holds the
 // marker given as $1 (environ is NUL-separated, which busybox's grep does
-// not read past, hence tr), over a few passes so that a process forked between
-// the scan and the signals is caught by the next pass. It runs as the
-// step's user: reading another user's /proc/PID/environ takes a
+// not read past, hence tr), over a few passes so that a process forked
+// between the scan and the signals is caught by the next pass. It runs as
+// the step's user: reading another user's /proc/PID/environ takes a
 // capability containers lack.
 const killScript = `m=$1
 for pass in 1 2 3 4 5; do
@@ -42,7 +42,6 @@ type execSpec struct {
 	cmd     []string
 	env     []string
 	user    string
-	dir     string
 	out     io.Writer     // stdout and stderr, demultiplexed, as written
 	silence time.Duration // kill after this long without output; 0: never
 }
@@ -53,6 +52,7 @@ type execution struct {
 	id     string
 	marker string
 	user   string
+	out    io.Writer
 	conn   interface{ Close() error }
 	done   chan struct{} // closed when the output copy ended
 	err    error         // of the output copy, once done
@@ -62,11 +62,10 @@ type execution struct {
 // startExec creates an exec in the primary and starts copying its output.
 func (j *jobRun) startExec(ctx context.Context, s execSpec) (*execution, error) {
 	j.execs++
-	x := &execution{j: j, marker: fmt.Sprintf("%s=%s/%d/", markerVar, j.job.ID, j.execs), user: s.user, done: make(chan struct{})}
+	x := &execution{j: j, marker: fmt.Sprintf("%s=%s/%d/", markerVar, j.job.ID, j.execs), user: s.user, out: s.out, done: make(chan struct{})}
 	created, err := j.e.client.ContainerExecCreate(ctx, j.primary, container.ExecOptions{
 		User:         s.user,
 		Env:          append(s.env, x.marker),
-		WorkingDir:   s.dir,
 		Cmd:          s.cmd,
 		AttachStdout: true,
 		AttachStderr: true,
@@ -92,42 +91,59 @@ func (j *jobRun) startExec(ctx context.Context, s execSpec) (*execution, error) 
 	return x, nil
 }
 
+// exitPoll is how often wait asks whether a command exited while its
+// output is still open: processes it started in the background may hold
+// that open long after it ended.
+const exitPoll = 500 * time.Millisecond
+
 // wait waits for x to end and returns its exit code. Cancelling ctx, or
-// silence longer than s.silence, kills its processes: the first returns
-// errCanceled, the second a stepError.
+// silence longer than silence (when not zero), kills its processes: the
+// first returns errCanceled, the second a *stepError.
 func (x *execution) wait(ctx context.Context, silence time.Duration) (int, error) {
-	var timeout <-chan time.Time
+	var quiet *time.Timer
+	var quietC <-chan time.Time
 	if silence > 0 {
-		t := time.NewTimer(silence)
-		defer t.Stop()
-		timeout = t.C
-		for {
+		quiet = time.NewTimer(silence)
+		defer quiet.Stop()
+		quietC = quiet.C
+	}
+	poll := time.NewTicker(exitPoll)
+	defer poll.Stop()
+	for {
+		select {
+		case <-x.done:
+			return x.exitCode(ctx, x.err)
+		case <-ctx.Done():
+			x.kill(ctx)
+			return -1, errCanceled
+		case <-poll.C:
+			ins, err := x.j.e.client.ContainerExecInspect(ctx, x.id)
+			if err != nil || ins.Running {
+				continue
+			}
+			// The command exited, leaving processes that hold its output
+			// open. They are killed: the engine would otherwise hold back
+			// the exit of the container's later execs for seconds each.
+			// (A process that redirects its output, or a `background`
+			// step, lives on.)
 			select {
 			case <-x.done:
-				return x.exitCode(ctx, x.err)
-			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+				fmt.Fprintf(x.out, "Stopping the processes the step left holding its output\n")
 				x.kill(ctx)
-				return -1, errCanceled
-			case <-timeout:
 			}
+			return ins.ExitCode, nil
+		case <-quietC:
 			// The timer is not reset on every write (too costly for fast
 			// output); it wakes up and sleeps again for the time left.
-			quiet := time.Since(time.Unix(0, x.last.Load()))
-			if quiet < silence {
-				t.Reset(silence - quiet)
+			if q := time.Since(time.Unix(0, x.last.Load())); q < silence {
+				quiet.Reset(silence - q)
 				continue
 			}
 			x.kill(ctx)
 			code, _ := x.exitCode(ctx, nil)
 			return code, &stepError{code: code, reason: fmt.Sprintf("no output for %v; the step was stopped", silence)}
 		}
-	}
-	select {
-	case <-x.done:
-		return x.exitCode(ctx, x.err)
-	case <-ctx.Done():
-		x.kill(ctx)
-		return -1, errCanceled
 	}
 }
 

@@ -178,14 +178,7 @@ func (j *jobRun) runStep(ctx context.Context, i int, run *workflows.RunStep) err
 		if err != nil {
 			return err
 		}
-		j.background = append(j.background, x)
-		j.bg.Add(1)
-		go func() {
-			// Ends with the command, or when teardown removes the
-			// container.
-			defer j.bg.Done()
-			<-x.done
-		}()
+		j.adopt(x)
 		return nil
 	}
 	s.silence = run.NoOutputTimeout
@@ -200,6 +193,18 @@ func (j *jobRun) runStep(ctx context.Context, i int, run *workflows.RunStep) err
 		return &exitError{code: code}
 	}
 	return nil
+}
+
+// adopt lets x run on, its output going to the log, until the job ends.
+func (j *jobRun) adopt(x *execution) {
+	j.background = append(j.background, x)
+	j.bg.Add(1)
+	go func() {
+		// Ends with x's output: when its processes exit, or teardown
+		// removes the container or closes the stream.
+		defer j.bg.Done()
+		<-x.done
+	}()
 }
 
 // env is a step's environment in CircleCI's order of precedence: the
