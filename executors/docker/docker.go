@@ -20,9 +20,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 
 	"github.com/slipway-ci/slipway/workflows"
@@ -156,6 +162,36 @@ func (e *Executor) Run(ctx context.Context, job *workflows.JobRun, log io.Writer
 // Safe to repeat and to call for IDs never seen.
 func (e *Executor) Cleanup(ctx context.Context, attemptID string) error {
 	return e.removeLabelled(ctx, attemptID)
+}
+
+// Leftovers lists the attempts that have containers, networks or volumes
+// on the engine, so that a restarted server can clean up those it no
+// longer runs, whether or not its store remembers them.
+func (e *Executor) Leftovers(ctx context.Context) ([]string, error) {
+	f := filters.NewArgs(filters.Arg("label", LabelAttempt))
+	seen := map[string]bool{}
+	cs, err := e.client.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("docker: list leftovers: %w", err)
+	}
+	for _, c := range cs {
+		seen[c.Labels[LabelAttempt]] = true
+	}
+	nets, err := e.client.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("docker: list leftovers: %w", err)
+	}
+	for _, n := range nets {
+		seen[n.Labels[LabelAttempt]] = true
+	}
+	vols, err := e.client.VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("docker: list leftovers: %w", err)
+	}
+	for _, v := range vols.Volumes {
+		seen[v.Labels[LabelAttempt]] = true
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
 }
 
 // syncWriter serialises writes to a job's log: background steps write to

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -519,6 +520,10 @@ func TestCleanupRemovesLeftovers(t *testing.T) {
 	if n := countLabelled(t, cli, docker.LabelAttempt+"="+id); n != 3 {
 		t.Fatalf("set up %d leftovers, want 3", n)
 	}
+	left, err := e.Leftovers(ctx)
+	if err != nil || !slices.Contains(left, id) {
+		t.Errorf("Leftovers: %q, %v; want %s among them", left, err, id)
+	}
 	for range 2 {
 		if err := e.Cleanup(ctx, id); err != nil {
 			t.Fatal(err)
@@ -529,6 +534,61 @@ func TestCleanupRemovesLeftovers(t *testing.T) {
 	}
 	if err := e.Cleanup(ctx, "never-seen"); err != nil {
 		t.Errorf("Cleanup of an unknown attempt: %v", err)
+	}
+	if left, _ := e.Leftovers(ctx); slices.Contains(left, id) {
+		t.Errorf("Leftovers after Cleanup: %q", left)
+	}
+}
+
+// TestJobsIsolated runs a job whose primary serves HTTP while a job of
+// another pipeline tries to reach it at its address; the same server is
+// reached from within its own job.
+func TestJobsIsolated(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	server := image(
+		workflows.Step{Run: &workflows.RunStep{Command: "mkdir -p /tmp/www && echo secret-page > /tmp/www/index.html && httpd -f -p 8080 -h /tmp/www", Background: true}},
+		run(`for i in $(seq 100); do wget -q -O- http://$(hostname -i):8080/index.html && break; sleep 0.1; done; echo serving; sleep 60`),
+	)
+	serverJob := newJob(t, server, "", "")
+	log := &logBuffer{want: "serving", seen: make(chan struct{})}
+	serving := log.seen
+	done := make(chan workflows.JobResult, 1)
+	go func() {
+		// Ends when the test cancels the job.
+		res, _ := e.Run(ctx, serverJob, log)
+		done <- res
+	}()
+	select {
+	case <-serving:
+	case res := <-done:
+		t.Fatalf("server job ended: %s, log:\n%s", res.Status, log)
+	}
+	if !strings.Contains(log.String(), "secret-page") {
+		t.Fatalf("the server job could not reach its own server; log:\n%s", log)
+	}
+	f := filters.NewArgs(filters.Arg("label", docker.LabelAttempt+"="+serverJob.ID))
+	cs, err := cli.ContainerList(ctx, container.ListOptions{Filters: f})
+	if err != nil || len(cs) != 1 || cs[0].NetworkSettings == nil {
+		t.Fatalf("server container: %v, %v", cs, err)
+	}
+	var addr string
+	for _, n := range cs[0].NetworkSettings.Networks {
+		addr = n.IPAddress
+	}
+	if addr == "" {
+		t.Fatal("server container has no address")
+	}
+	client := image(run(fmt.Sprintf(`if timeout 2 wget -q -O- http://%s:8080/index.html; then echo reached; else echo unreachable; fi`, addr)))
+	clog := &logBuffer{}
+	res := runJob(t, context.Background(), e, cli, newJob(t, client, "", ""), clog)
+	if res.Status != workflows.StatusSuccess || !strings.Contains(clog.String(), "unreachable\n") || strings.Contains(clog.String(), "secret-page") {
+		t.Errorf("a job reached another pipeline's service at %s: %s, log:\n%s", addr, res.Status, clog)
+	}
+	cancel()
+	if res := <-done; res.Status != workflows.StatusCanceled {
+		t.Errorf("server job: %s", res.Status)
 	}
 }
 
