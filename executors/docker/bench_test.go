@@ -1,0 +1,225 @@
+package docker_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/slipway-ci/slipway/executors/docker"
+	"github.com/slipway-ci/slipway/executors/docker/dockertest"
+	"github.com/slipway-ci/slipway/workflows"
+)
+
+// benchJob returns an attempt with a fresh ID and no folders: the
+// benchmarked jobs only run commands.
+func benchJob(spec *workflows.JobSpec, n int) *workflows.JobRun {
+	id := fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), n)
+	return &workflows.JobRun{ID: id, PipelineID: id, WorkflowID: id, JobName: "bench", Spec: spec}
+}
+
+// dockerRun is `docker run --rm IMAGE cmd...` through the API: create,
+// start, wait, remove; out gets the container's output from its logs
+// when not nil.
+func dockerRun(cli client.APIClient, out io.Writer, cmd ...string) error {
+	ctx := context.Background()
+	// The engine's default log options may rotate away what a big output
+	// needs kept.
+	host := &container.HostConfig{LogConfig: container.LogConfig{Type: "json-file", Config: map[string]string{"max-size": "1g"}}}
+	c, err := cli.ContainerCreate(ctx, &container.Config{Image: dockertest.Image, Cmd: cmd}, host, nil, nil, "")
+	if err != nil {
+		return err
+	}
+	defer cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+	wait, errc := cli.ContainerWait(ctx, c.ID, container.WaitConditionNextExit)
+	if err := cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		return err
+	}
+	select {
+	case w := <-wait:
+		if w.StatusCode != 0 {
+			return fmt.Errorf("exit %d", w.StatusCode)
+		}
+	case err := <-errc:
+		return err
+	}
+	if out == nil {
+		return nil
+	}
+	rc, err := cli.ContainerLogs(ctx, c.ID, container.LogsOptions{ShowStdout: true, ShowStderr: true})
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = stdcopy.StdCopy(out, out, rc)
+	return err
+}
+
+func runBench(e *docker.Executor, job *workflows.JobRun, log io.Writer) error {
+	res, err := e.Run(context.Background(), job, log)
+	if err == nil && res.Status != workflows.StatusSuccess {
+		err = fmt.Errorf("job %s: %s", res.Status, res.Reason)
+	}
+	return err
+}
+
+// BenchmarkTrueJob compares a one-step `true` job with `docker run --rm
+// IMAGE true` on the same engine, alternating them so that both see the
+// same load; ratio is the job's time over docker run's. The job runs on
+// a network of its own (the default) and on the engine's shared bridge.
+func BenchmarkTrueJob(b *testing.B) {
+	cli := dockertest.RequireImage(b)
+	for _, network := range []string{"", "bridge"} {
+		name := "own-network"
+		if network != "" {
+			name = "shared-" + network
+		}
+		b.Run(name, func(b *testing.B) {
+			e := docker.New(cli, docker.Options{Network: network})
+			spec := image(run("true"))
+			var jobTime, runTime time.Duration
+			for i := 0; b.Loop(); i++ {
+				t0 := time.Now()
+				if err := runBench(e, benchJob(spec, i), io.Discard); err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if err := dockerRun(cli, nil, "true"); err != nil {
+					b.Fatal(err)
+				}
+				jobTime += t1.Sub(t0)
+				runTime += time.Since(t1)
+			}
+			b.ReportMetric(float64(jobTime.Milliseconds())/float64(b.N), "job-ms/op")
+			b.ReportMetric(float64(runTime.Milliseconds())/float64(b.N), "dockerrun-ms/op")
+			b.ReportMetric(float64(jobTime)/float64(runTime), "ratio")
+		})
+	}
+}
+
+// countingWriter counts what a job log got.
+type countingWriter struct{ n atomic.Int64 }
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n.Add(int64(len(p)))
+	return len(p), nil
+}
+
+// BenchmarkOutput100MB compares a job printing 100 MB with a container
+// printing the same and its output read back with `docker logs`.
+func BenchmarkOutput100MB(b *testing.B) {
+	cli := dockertest.RequireImage(b)
+	e := docker.New(cli, docker.Options{})
+	const size = 100_000_000
+	// yes dies of SIGPIPE when head has enough, which pipefail would
+	// report.
+	cmd := fmt.Sprintf("{ yes 'slipway log line of seventy bytes, give or take a few, for the bench' || true; } | head -c %d", size)
+	spec := image(run(cmd))
+	var jobTime, logsTime time.Duration
+	for i := 0; b.Loop(); i++ {
+		var jobOut, logsOut countingWriter
+		t0 := time.Now()
+		if err := runBench(e, benchJob(spec, i), &jobOut); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := dockerRun(cli, &logsOut, "/bin/sh", "-c", cmd); err != nil {
+			b.Fatal(err)
+		}
+		jobTime += t1.Sub(t0)
+		logsTime += time.Since(t1)
+		if jobOut.n.Load() < size || logsOut.n.Load() != size {
+			b.Fatalf("job log got %d bytes, docker logs %d; want %d", jobOut.n.Load(), logsOut.n.Load(), size)
+		}
+	}
+	b.SetBytes(size)
+	b.ReportMetric(float64(jobTime.Milliseconds())/float64(b.N), "job-ms/op")
+	b.ReportMetric(float64(logsTime.Milliseconds())/float64(b.N), "dockerlogs-ms/op")
+	b.ReportMetric(float64(jobTime)/float64(logsTime), "ratio")
+}
+
+// BenchmarkParallel20 runs 20 one-step jobs at once and reports the
+// batch's wall time and the peak of the heap in use while they ran, with
+// a network per attempt (the default) and on the shared bridge.
+func BenchmarkParallel20(b *testing.B) {
+	cli := dockertest.RequireImage(b)
+	for _, network := range []string{"", "bridge"} {
+		name := "own-network"
+		if network != "" {
+			name = "shared-" + network
+		}
+		b.Run(name, func(b *testing.B) {
+			e := docker.New(cli, docker.Options{Network: network})
+			parallel20(b, e)
+		})
+	}
+	// The floor: 20 `docker run --rm IMAGE true` at once.
+	b.Run("docker-run", func(b *testing.B) {
+		var total time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			var wg sync.WaitGroup
+			for range 20 {
+				wg.Go(func() {
+					if err := dockerRun(cli, nil, "true"); err != nil {
+						b.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			total += time.Since(t0)
+		}
+		b.ReportMetric(total.Seconds()/float64(b.N), "batch-s/op")
+	})
+}
+
+func parallel20(b *testing.B, e *docker.Executor) {
+	spec := image(run("echo hello from a parallel job; true"))
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		// Samples until the benchmark ends.
+		defer close(sampled)
+		var ms runtime.MemStats
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				runtime.ReadMemStats(&ms)
+				if ms.HeapInuse > peak.Load() {
+					peak.Store(ms.HeapInuse)
+				}
+			}
+		}
+	}()
+	var total time.Duration
+	for i := 0; b.Loop(); i++ {
+		t0 := time.Now()
+		var wg sync.WaitGroup
+		for n := range 20 {
+			wg.Go(func() {
+				if err := runBench(e, benchJob(spec, i*100+n), io.Discard); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		total += time.Since(t0)
+	}
+	close(stop)
+	<-sampled
+	b.ReportMetric(total.Seconds()/float64(b.N), "batch-s/op")
+	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MB")
+}

@@ -1,0 +1,304 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/distribution/reference"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/registry"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/jsonmessage"
+
+	"github.com/slipway-ci/slipway/executors"
+	"github.com/slipway-ci/slipway/workflows"
+)
+
+// keepAlive is the primary container's process when the job gives it no
+// command of its own: CircleCI does not run the primary image's entrypoint
+// (it could exit, or eat the job's resources); steps are exec'd beside it.
+var keepAlive = []string{"/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep 3600 & wait; done"}
+
+// jobRun is one attempt while it runs.
+type jobRun struct {
+	e    *Executor
+	job  *workflows.JobRun
+	spec *workflows.JobSpec
+	log  io.Writer
+
+	network    string   // the attempt's own network, if it has one
+	containers []string // primary first
+	primary    string
+	user       string // the primary's user; steps run as it
+	home       string // $HOME of user in the primary
+	workDir    string // absolute working_directory
+	hasBash    bool
+	uid, gid   int  // of user, for the files steps copy in
+	remote     bool // the host's socket is mounted
+	execs      int  // exec counter, for kill markers
+
+	background []*execution   // background steps, stopped with the job
+	bg         sync.WaitGroup // their output copiers
+}
+
+func (j *jobRun) labels() map[string]string {
+	return map[string]string{
+		LabelAttempt:  j.job.ID,
+		LabelPipeline: j.job.PipelineID,
+		LabelWorkflow: j.job.WorkflowID,
+		LabelJob:      j.job.JobName,
+	}
+}
+
+// start makes the images present and creates the attempt's network and
+// containers.
+func (j *jobRun) start(ctx context.Context) error {
+	res, err := j.e.resources(ctx, j.spec.ResourceClass)
+	if err != nil {
+		return err
+	}
+	for _, img := range j.spec.Docker {
+		if err := j.e.ensureImage(ctx, img, j.log); err != nil {
+			return err
+		}
+	}
+	netMode := j.e.opts.Network
+	if netMode == "" {
+		net, err := j.e.client.NetworkCreate(ctx, "slipway-"+j.job.ID, network.CreateOptions{Driver: "bridge", Labels: j.labels()})
+		if err != nil {
+			return fmt.Errorf("create network: %w", err)
+		}
+		j.network, netMode = net.ID, net.ID
+	}
+
+	primary := j.spec.Docker[0]
+	j.user = primary.User
+	cfg := &container.Config{
+		Image:      primary.Image,
+		User:       primary.User,
+		Env:        executors.EnvList(primary.Environment),
+		Labels:     j.labels(),
+		Entrypoint: primary.Entrypoint,
+		Cmd:        primary.Command,
+	}
+	if len(primary.Entrypoint) == 0 && len(primary.Command) == 0 {
+		cfg.Entrypoint = keepAlive
+	}
+	host := &container.HostConfig{
+		NetworkMode: container.NetworkMode(netMode),
+		Resources:   container.Resources{NanoCPUs: int64(res.CPUs * 1e9), Memory: res.Memory},
+	}
+	for _, svc := range j.spec.Docker[1:] {
+		if svc.Name != "" {
+			// Services share the primary's network namespace; their names
+			// are aliases of localhost, as on CircleCI.
+			host.ExtraHosts = append(host.ExtraHosts, svc.Name+":127.0.0.1")
+		}
+	}
+	if j.e.opts.RemoteDocker && wantsRemoteDocker(j.spec) {
+		host.Binds = []string{j.e.opts.DockerSocket + ":/var/run/docker.sock"}
+		j.remote = true
+	}
+	id, err := j.create(ctx, cfg, host)
+	if err != nil {
+		return err
+	}
+	j.primary = id
+	for _, svc := range j.spec.Docker[1:] {
+		cfg := &container.Config{
+			Image:      svc.Image,
+			User:       svc.User,
+			Env:        executors.EnvList(svc.Environment),
+			Labels:     j.labels(),
+			Entrypoint: svc.Entrypoint,
+			Cmd:        svc.Command,
+		}
+		host := &container.HostConfig{NetworkMode: container.NetworkMode("container:" + j.primary)}
+		if _, err := j.create(ctx, cfg, host); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// create creates and starts a container, recording it for teardown first.
+func (j *jobRun) create(ctx context.Context, cfg *container.Config, host *container.HostConfig) (string, error) {
+	c, err := j.e.client.ContainerCreate(ctx, cfg, host, nil, nil, "")
+	if err != nil {
+		return "", fmt.Errorf("create %q: %w", cfg.Image, err)
+	}
+	j.containers = append(j.containers, c.ID)
+	if err := j.e.client.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		return "", fmt.Errorf("start %q: %w", cfg.Image, err)
+	}
+	return c.ID, nil
+}
+
+// teardown removes the attempt's containers and network. It runs after
+// cancellation too, so it gets a context of its own.
+func (j *jobRun) teardown(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), j.e.opts.CleanupTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make([]error, len(j.containers))
+	for i, id := range j.containers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = j.e.removeContainer(ctx, id)
+		}()
+	}
+	wg.Wait()
+	// Background steps' streams end with their container; closing them
+	// makes sure, should the engine not have removed it.
+	for _, x := range j.background {
+		x.conn.Close()
+	}
+	j.bg.Wait()
+	if j.network != "" {
+		if err := j.e.client.NetworkRemove(ctx, j.network); err != nil && !client.IsErrNotFound(err) {
+			errs = append(errs, fmt.Errorf("docker: remove network: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		// Cleanup by label catches what is left.
+		j.e.log.Warn("attempt teardown", "attempt", j.job.ID, "err", err)
+	}
+}
+
+func (e *Executor) removeContainer(ctx context.Context, id string) error {
+	err := e.client.ContainerRemove(ctx, id, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	if err != nil && !client.IsErrNotFound(err) && !strings.Contains(err.Error(), "is already in progress") {
+		return fmt.Errorf("docker: remove container %s: %w", id, err)
+	}
+	return nil
+}
+
+// removeLabelled removes the containers, networks and volumes labelled
+// with attemptID.
+func (e *Executor) removeLabelled(ctx context.Context, attemptID string) error {
+	f := filters.NewArgs(filters.Arg("label", LabelAttempt+"="+attemptID))
+	cs, err := e.client.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return fmt.Errorf("docker: cleanup %s: %w", attemptID, err)
+	}
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, e.removeContainer(ctx, c.ID))
+	}
+	nets, err := e.client.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("docker: cleanup %s: %w", attemptID, err))
+	}
+	for _, n := range nets {
+		if err := e.client.NetworkRemove(ctx, n.ID); err != nil && !client.IsErrNotFound(err) {
+			errs = append(errs, fmt.Errorf("docker: remove network %s: %w", n.Name, err))
+		}
+	}
+	vols, err := e.client.VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("docker: cleanup %s: %w", attemptID, err))
+	}
+	for _, v := range vols.Volumes {
+		if err := e.client.VolumeRemove(ctx, v.Name, true); err != nil && !client.IsErrNotFound(err) {
+			errs = append(errs, fmt.Errorf("docker: remove volume %s: %w", v.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// resources looks up a job's resource class, with its CPUs clamped to the
+// engine's: the engine refuses a limit above what it has.
+func (e *Executor) resources(ctx context.Context, class string) (Resources, error) {
+	if class == "" {
+		class = e.opts.DefaultResourceClass
+	}
+	r, ok := e.opts.ResourceClasses[class]
+	if !ok {
+		return Resources{}, fmt.Errorf("resource_class %q is not offered by this server", class)
+	}
+	e.mu.Lock()
+	ncpu := e.ncpu
+	e.mu.Unlock()
+	if ncpu == 0 {
+		info, err := e.client.Info(ctx)
+		if err != nil {
+			return Resources{}, fmt.Errorf("engine info: %w", err)
+		}
+		ncpu = info.NCPU
+		e.mu.Lock()
+		e.ncpu = ncpu
+		e.mu.Unlock()
+	}
+	if ncpu > 0 && r.CPUs > float64(ncpu) {
+		r.CPUs = float64(ncpu)
+	}
+	return r, nil
+}
+
+// ensureImage pulls img unless the engine has it, saying so in the job's
+// log.
+func (e *Executor) ensureImage(ctx context.Context, img workflows.DockerImage, log io.Writer) error {
+	if _, err := e.client.ImageInspect(ctx, img.Image); err == nil {
+		return nil
+	} else if !client.IsErrNotFound(err) {
+		return fmt.Errorf("inspect image %q: %w", img.Image, err)
+	}
+	fmt.Fprintf(log, "Pulling image %s\n", img.Image)
+	auth, err := e.registryAuth(img)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.opts.PullTimeout)
+	defer cancel()
+	rc, err := e.client.ImagePull(ctx, img.Image, image.PullOptions{RegistryAuth: auth})
+	if err == nil {
+		err = jsonmessage.DisplayJSONMessagesStream(rc, io.Discard, 0, false, nil)
+		rc.Close()
+	}
+	if err != nil {
+		return fmt.Errorf("pull %q: %w", img.Image, err)
+	}
+	fmt.Fprintf(log, "Pulled image %s\n", img.Image)
+	return nil
+}
+
+// registryAuth encodes the credentials for img's registry: the image's
+// own `auth`, else the server's for that registry, else none.
+func (e *Executor) registryAuth(img workflows.DockerImage) (string, error) {
+	auth := img.Auth
+	if auth == nil {
+		named, err := reference.ParseNormalizedNamed(img.Image)
+		if err != nil {
+			return "", fmt.Errorf("image %q: %w", img.Image, err)
+		}
+		if a, ok := e.opts.Registries[reference.Domain(named)]; ok {
+			auth = &a
+		}
+	}
+	if auth == nil {
+		return "", nil
+	}
+	s, err := registry.EncodeAuthConfig(registry.AuthConfig{Username: auth.Username, Password: auth.Password})
+	if err != nil {
+		return "", fmt.Errorf("image %q: encode credentials: %w", img.Image, err)
+	}
+	return s, nil
+}
+
+func wantsRemoteDocker(spec *workflows.JobSpec) bool {
+	for _, s := range spec.Steps {
+		if s.SetupRemoteDocker != nil {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,229 @@
+// Package docker runs CircleCI `docker:` jobs in containers through the
+// Docker Engine API, as CircleCI runs them: one long-lived primary
+// container per job in which every step executes, and the job's other
+// images as service containers that share the primary's network, so that
+// a step reaches them on localhost.
+//
+// A run step ends when its command exits. Processes it started that still
+// hold its output are then killed (the engine delays the container's later
+// execs while they live); processes that redirected their output, and
+// `background` steps, run until the job ends.
+//
+// Every container and network an attempt creates carries the label
+// LabelAttempt with the attempt's ID; the attempt removes them when it
+// ends, whatever happens, and Cleanup removes what a crashed process left.
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+
+	"github.com/slipway-ci/slipway/workflows"
+)
+
+// Labels put on everything an attempt creates.
+const (
+	LabelAttempt  = "org.slipway.attempt"
+	LabelPipeline = "org.slipway.pipeline"
+	LabelWorkflow = "org.slipway.workflow"
+	LabelJob      = "org.slipway.job"
+)
+
+// Resources are the limits of a job's primary container.
+type Resources struct {
+	CPUs   float64 // clamped to the engine's CPU count
+	Memory int64   // bytes
+}
+
+// DefaultResourceClasses follow CircleCI's docker resource classes.
+var DefaultResourceClasses = map[string]Resources{
+	"small":    {CPUs: 1, Memory: 2 << 30},
+	"medium":   {CPUs: 2, Memory: 4 << 30},
+	"medium+":  {CPUs: 3, Memory: 6 << 30},
+	"large":    {CPUs: 4, Memory: 8 << 30},
+	"xlarge":   {CPUs: 8, Memory: 16 << 30},
+	"2xlarge":  {CPUs: 16, Memory: 32 << 30},
+	"2xlarge+": {CPUs: 20, Memory: 40 << 30},
+}
+
+// Options configure an Executor. The zero value is usable.
+type Options struct {
+	// Logger receives the executor's own events (not job output);
+	// slog.Default when nil.
+	Logger *slog.Logger
+	// ResourceClasses maps a job's resource_class to limits;
+	// DefaultResourceClasses when nil. A class missing from it fails the
+	// job.
+	ResourceClasses map[string]Resources
+	// DefaultResourceClass applies to jobs that name none; "medium" when
+	// empty.
+	DefaultResourceClass string
+	// RemoteDocker lets setup_remote_docker give a job the host's engine by
+	// mounting DockerSocket into its primary container. That makes the
+	// job root on the host, so it is off unless the operator trusts every
+	// config this server runs.
+	RemoteDocker bool
+	// DockerSocket is the host path of the engine's socket;
+	// /var/run/docker.sock when empty.
+	DockerSocket string
+	// Network names an existing network for every job's primary
+	// container. When empty, each attempt gets a bridge network of its
+	// own, so that jobs of different pipelines cannot reach each other's
+	// services; a shared network saves creating and removing one per job
+	// (about half a second on a busy engine) at the cost of that
+	// isolation.
+	Network string
+	// Registries holds the server's registry credentials by registry host
+	// ("docker.io", "123456789012.dkr.ecr.eu-west-1.amazonaws.com"). An
+	// image's own `auth` wins over them.
+	Registries map[string]workflows.RegistryAuth
+	// PullTimeout bounds the pull of one missing image; 10m when zero.
+	PullTimeout time.Duration
+	// CleanupTimeout bounds the removal of an attempt's containers after
+	// it ends, even when it was canceled; 1m when zero.
+	CleanupTimeout time.Duration
+	// CacheMaxBytes, WorkspaceMaxBytes and OutputMaxBytes limit one cache
+	// archive, one workspace layer, and an attempt's artifacts and test
+	// results; the executors package's defaults when zero.
+	CacheMaxBytes     int64
+	WorkspaceMaxBytes int64
+	OutputMaxBytes    int64
+}
+
+// Executor runs jobs in containers of one Docker engine. It is safe for
+// concurrent use by several attempts.
+type Executor struct {
+	client client.APIClient
+	opts   Options
+	log    *slog.Logger
+
+	mu   sync.Mutex
+	ncpu int // the engine's CPU count, once known
+}
+
+var _ workflows.Executor = (*Executor)(nil)
+
+// New returns an Executor that talks to the engine through c, created by
+// the caller with client.WithAPIVersionNegotiation so that older engines
+// work.
+func New(c client.APIClient, opts Options) *Executor {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.ResourceClasses == nil {
+		opts.ResourceClasses = DefaultResourceClasses
+	}
+	if opts.DefaultResourceClass == "" {
+		opts.DefaultResourceClass = "medium"
+	}
+	if opts.DockerSocket == "" {
+		opts.DockerSocket = "/var/run/docker.sock"
+	}
+	if opts.PullTimeout == 0 {
+		opts.PullTimeout = 10 * time.Minute
+	}
+	if opts.CleanupTimeout == 0 {
+		opts.CleanupTimeout = time.Minute
+	}
+	return &Executor{client: c, opts: opts, log: opts.Logger.With("executor", "docker")}
+}
+
+// Run runs the job's steps in its containers; see workflows.Executor.
+func (e *Executor) Run(ctx context.Context, job *workflows.JobRun, log io.Writer) (workflows.JobResult, error) {
+	if job.Spec == nil || len(job.Spec.Docker) == 0 {
+		return workflows.JobResult{Status: workflows.StatusFailed}, fmt.Errorf("docker: job %q has no docker image", job.JobName)
+	}
+	j := &jobRun{e: e, job: job, spec: job.Spec, log: &syncWriter{w: log}}
+	defer j.teardown(ctx)
+	if err := j.start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return workflows.JobResult{Status: workflows.StatusCanceled, Reason: "canceled"}, nil
+		}
+		fmt.Fprintf(j.log, "docker: %v\n", err)
+		return workflows.JobResult{Status: workflows.StatusFailed, Reason: err.Error()}, err
+	}
+	return j.steps(ctx), nil
+}
+
+// Cleanup removes every container and network labelled with attemptID.
+// Safe to repeat and to call for IDs never seen.
+func (e *Executor) Cleanup(ctx context.Context, attemptID string) error {
+	return e.removeLabelled(ctx, attemptID)
+}
+
+// Leftovers lists the attempts that have containers, networks or volumes
+// on the engine, so that a restarted server can clean up those it no
+// longer runs, whether or not its store remembers them.
+func (e *Executor) Leftovers(ctx context.Context) ([]string, error) {
+	f := filters.NewArgs(filters.Arg("label", LabelAttempt))
+	seen := map[string]bool{}
+	cs, err := e.client.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("docker: list leftovers: %w", err)
+	}
+	for _, c := range cs {
+		seen[c.Labels[LabelAttempt]] = true
+	}
+	nets, err := e.client.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("docker: list leftovers: %w", err)
+	}
+	for _, n := range nets {
+		seen[n.Labels[LabelAttempt]] = true
+	}
+	vols, err := e.client.VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("docker: list leftovers: %w", err)
+	}
+	for _, v := range vols.Volumes {
+		seen[v.Labels[LabelAttempt]] = true
+	}
+	return slices.Sorted(maps.Keys(seen)), nil
+}
+
+// syncWriter serialises writes to a job's log: background steps write to
+// it while the foreground step does.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// stepError is a step that failed for a reason other than a command's
+// exit code; its message goes to the job log and JobResult.Reason.
+type stepError struct {
+	code   int
+	reason string
+}
+
+func (e *stepError) Error() string { return e.reason }
+
+func failf(format string, args ...any) error {
+	return &stepError{code: -1, reason: fmt.Sprintf(format, args...)}
+}
+
+// exitError is a command that exited non-zero.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exited with code %d", e.code) }
+
+// errCanceled reports a step stopped by the job's cancellation.
+var errCanceled = errors.New("canceled")

@@ -1,0 +1,670 @@
+package docker_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/slipway-ci/slipway/executors/docker"
+	"github.com/slipway-ci/slipway/executors/docker/dockertest"
+	"github.com/slipway-ci/slipway/workflows"
+)
+
+// setup returns an executor on the test engine, and checks when the test
+// ends that it left nothing labelled behind.
+func setup(t *testing.T, opts docker.Options) (*docker.Executor, client.APIClient) {
+	t.Helper()
+	cli := dockertest.RequireImage(t)
+	before := countLabelled(t, cli, docker.LabelAttempt)
+	t.Cleanup(func() {
+		if after := countLabelled(t, cli, docker.LabelAttempt); after != before {
+			t.Errorf("left behind: %d containers, networks and volumes labelled %s (before: %d)", after, docker.LabelAttempt, before)
+		}
+	})
+	return docker.New(cli, opts), cli
+}
+
+// countLabelled counts the containers, networks and volumes with label
+// (a key, or key=value).
+func countLabelled(t *testing.T, cli client.APIClient, label string) int {
+	t.Helper()
+	ctx := context.Background()
+	f := filters.NewArgs(filters.Arg("label", label))
+	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := cli.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := cli.VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(cs) + len(ns) + len(vs.Volumes)
+}
+
+// newJob returns an attempt of spec with fresh folders; workspace and
+// cache folders are shared when given.
+func newJob(t *testing.T, spec *workflows.JobSpec, workspace, cache string) *workflows.JobRun {
+	t.Helper()
+	if workspace == "" {
+		workspace = t.TempDir()
+	}
+	if cache == "" {
+		cache = t.TempDir()
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	id := "t-" + hex.EncodeToString(b)
+	return &workflows.JobRun{
+		ID:         id,
+		PipelineID: "p-" + id,
+		WorkflowID: "w-" + id,
+		JobName:    t.Name(),
+		Spec:       spec,
+		Env:        map[string]string{"CIRCLE_BRANCH": "main", "CIRCLE_SHA1": "abc123", "CI": "true"},
+		Workspace:  workspace,
+		CacheDir:   cache,
+		OutputDir:  t.TempDir(),
+	}
+}
+
+func image(steps ...workflows.Step) *workflows.JobSpec {
+	return &workflows.JobSpec{
+		Executor: workflows.ExecutorDocker,
+		Docker:   []workflows.DockerImage{{Image: dockertest.Image}},
+		Steps:    steps,
+	}
+}
+
+func run(cmd string) workflows.Step {
+	return workflows.Step{Run: &workflows.RunStep{Command: cmd}}
+}
+
+// logBuffer is a job log that tests can read while the job writes it.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	// seen is closed when the log first contains want.
+	want string
+	seen chan struct{}
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n, err := l.buf.Write(p)
+	if l.seen != nil && l.want != "" && strings.Contains(l.buf.String(), l.want) {
+		close(l.seen)
+		l.seen = nil
+	}
+	return n, err
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// runJob runs job to its end and checks that its containers are gone.
+func runJob(t *testing.T, ctx context.Context, e *docker.Executor, cli client.APIClient, job *workflows.JobRun, log *logBuffer) workflows.JobResult {
+	t.Helper()
+	res, err := e.Run(ctx, job, log)
+	if err != nil {
+		t.Fatalf("Run: %v\nlog:\n%s", err, log)
+	}
+	if n := countLabelled(t, cli, docker.LabelAttempt+"="+job.ID); n != 0 {
+		t.Errorf("%d containers, networks or volumes of attempt %s left after Run", n, job.ID)
+	}
+	return res
+}
+
+func statuses(res workflows.JobResult) []string {
+	var out []string
+	for _, s := range res.Steps {
+		out = append(out, s.Status)
+	}
+	return out
+}
+
+func TestStateKeptBetweenSteps(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	tests := []struct {
+		name string
+		user string
+		want []string
+	}{
+		{"root", "", []string{"state=kept", "pwd=/root/project", "uid=0", "sub=/root/project/sub", "cwd=/root/project", "printed by cat", "after-leftover"}},
+		{"non-root user", dockertest.User, []string{"state=kept", "pwd=/home/circleci/project", "uid=1000", "sub=/home/circleci/project/sub", "cwd=/home/circleci/project", "printed by cat", "after-leftover"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := image(
+				run("echo kept > state.txt\nmkdir -p sub && touch /tmp/marker"),
+				run(`echo "state=$(cat state.txt)" && test -f /tmp/marker`),
+				run(`echo "pwd=$(pwd)" && echo "uid=$(id -u)"`),
+				workflows.Step{Run: &workflows.RunStep{Command: `echo "sub=$(pwd)"; echo "cwd=$CIRCLE_WORKING_DIRECTORY"`, WorkingDirectory: "sub"}},
+				// A shell reads the command from a file, so any program can
+				// be one.
+				workflows.Step{Run: &workflows.RunStep{Command: "printed by cat", Shell: "cat"}},
+				// A step is over when its command exits, even with a
+				// process it started still holding its output; that
+				// process is stopped.
+				run("sleep 300 &"),
+				run(`if ps | grep -v grep | grep -q "sleep 300"; then echo leftover-alive; else echo after-leftover; fi`),
+			)
+			spec.Docker[0].User = tt.user
+			log := &logBuffer{}
+			res := runJob(t, context.Background(), e, cli, newJob(t, spec, "", ""), log)
+			if res.Status != workflows.StatusSuccess {
+				t.Fatalf("status %s (%s), log:\n%s", res.Status, res.Reason, log)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(log.String(), w+"\n") {
+					t.Errorf("log lacks %q:\n%s", w, log)
+				}
+			}
+		})
+	}
+}
+
+func TestEnvironmentPrecedence(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	spec := image(workflows.Step{Run: &workflows.RunStep{
+		Command:     `echo "A=$A B=$B C=$C D=$D"`,
+		Environment: map[string]string{"D": "step"},
+	}})
+	spec.Docker[0].Environment = map[string]string{"B": "image", "C": "image", "D": "image"}
+	spec.Environment = map[string]string{"C": "job", "D": "job"}
+	job := newJob(t, spec, "", "")
+	job.Env = map[string]string{"A": "engine", "B": "engine", "C": "engine", "D": "engine"}
+	log := &logBuffer{}
+	res := runJob(t, context.Background(), e, cli, job, log)
+	if res.Status != workflows.StatusSuccess || !strings.Contains(log.String(), "A=engine B=image C=job D=step\n") {
+		t.Fatalf("status %s, log:\n%s", res.Status, log)
+	}
+}
+
+func TestServiceReachedOnLocalhost(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	spec := image(
+		run(`for i in $(seq 100); do
+  wget -qO- http://localhost:8080/index.html && wget -qO- http://web:8080/index.html && exit 0
+  sleep 0.1
+done
+exit 1`),
+		workflows.Step{Run: &workflows.RunStep{Command: "mkdir -p /tmp/bg && echo from-background > /tmp/bg/index.html && httpd -f -p 8081 -h /tmp/bg", Background: true}},
+		run(`for i in $(seq 100); do wget -qO- http://localhost:8081/index.html && exit 0; sleep 0.1; done; exit 1`),
+	)
+	spec.Docker = append(spec.Docker, workflows.DockerImage{
+		Image:       dockertest.Image,
+		Name:        "web",
+		User:        dockertest.User,
+		Environment: map[string]string{"GREETING": "hello from the service"},
+		Entrypoint:  []string{"/bin/sh", "-c"},
+		Command:     []string{`mkdir -p /tmp/www && echo "$GREETING as $(id -un)" > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www`},
+	})
+	log := &logBuffer{}
+	res := runJob(t, context.Background(), e, cli, newJob(t, spec, "", ""), log)
+	if res.Status != workflows.StatusSuccess {
+		t.Fatalf("status %s, log:\n%s", res.Status, log)
+	}
+	if !strings.Contains(log.String(), "from-background\n") {
+		t.Errorf("background step's server not reached; log:\n%s", log)
+	}
+	if got := strings.Count(log.String(), "hello from the service as circleci\n"); got != 2 {
+		t.Errorf("service answered %d times on localhost and web, want 2; log:\n%s", got, log)
+	}
+}
+
+func TestWorkspaceHandedToNextJob(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	ws := t.TempDir()
+	first := image(
+		run("mkdir -p out/deep && echo built > out/deep/app.txt && echo v1 > version && echo x > a.log && echo y > b.log"),
+		workflows.Step{PersistToWorkspace: &workflows.PersistStep{Root: ".", Paths: []string{"out", "version", "*.log"}}},
+	)
+	log := &logBuffer{}
+	if res := runJob(t, context.Background(), e, cli, newJob(t, first, ws, ""), log); res.Status != workflows.StatusSuccess {
+		t.Fatalf("persisting job: %s, log:\n%s", res.Status, log)
+	}
+	second := image(
+		workflows.Step{AttachWorkspace: &workflows.AttachStep{At: "/tmp/ws"}},
+		run(`echo "got $(cat /tmp/ws/out/deep/app.txt) $(cat /tmp/ws/version) $(cat /tmp/ws/a.log /tmp/ws/b.log) owner=$(stat -c %U /tmp/ws/version)"`),
+	)
+	second.Docker[0].User = dockertest.User
+	log = &logBuffer{}
+	res := runJob(t, context.Background(), e, cli, newJob(t, second, ws, ""), log)
+	if res.Status != workflows.StatusSuccess || !strings.Contains(log.String(), "got built v1 x\ny owner=circleci\n") {
+		t.Fatalf("attaching job: %s, log:\n%s", res.Status, log)
+	}
+}
+
+func TestCacheSaveRestore(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	cache := t.TempDir()
+	save := func(content string) *workflows.JobSpec {
+		return image(
+			run("echo lock-v1 > deps.lock && mkdir -p ~/deps && echo "+content+" > ~/deps/lib.txt"),
+			workflows.Step{SaveCache: &workflows.SaveCacheStep{Key: `deps-{{ .Branch }}-{{ checksum "deps.lock" }}`, Paths: []string{"~/deps"}}},
+		)
+	}
+	log := &logBuffer{}
+	if res := runJob(t, context.Background(), e, cli, newJob(t, save("first"), "", cache), log); res.Status != workflows.StatusSuccess {
+		t.Fatalf("first save: %s, log:\n%s", res.Status, log)
+	}
+	// Keys are immutable: a second save under the same key keeps the first.
+	log = &logBuffer{}
+	if res := runJob(t, context.Background(), e, cli, newJob(t, save("second"), "", cache), log); res.Status != workflows.StatusSuccess {
+		t.Fatalf("second save: %s, log:\n%s", res.Status, log)
+	}
+	if !strings.Contains(log.String(), "cache already exists") {
+		t.Errorf("second save did not say the key exists; log:\n%s", log)
+	}
+	restore := image(
+		workflows.Step{RestoreCache: &workflows.RestoreCacheStep{Keys: []string{"deps-{{ .Branch }}-nomatch", "deps-{{ .Branch }}-"}}},
+		run(`echo "restored $(cat ~/deps/lib.txt)"`),
+	)
+	log = &logBuffer{}
+	res := runJob(t, context.Background(), e, cli, newJob(t, restore, "", cache), log)
+	if res.Status != workflows.StatusSuccess || !strings.Contains(log.String(), "restored first\n") || !strings.Contains(log.String(), "Restored cache deps-main-") {
+		t.Fatalf("restore: %s, log:\n%s", res.Status, log)
+	}
+}
+
+func TestFailingStepThenAlways(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	spec := image(
+		run("mkdir -p reports && echo '<testsuite/>' > reports/junit.xml && echo partial > log.txt && exit 3"),
+		run("echo must-not-run"),
+		workflows.Step{Run: &workflows.RunStep{Command: "echo cleanup-ran", When: workflows.WhenAlways}},
+		workflows.Step{Run: &workflows.RunStep{Command: "echo on-fail-ran", When: workflows.WhenOnFail}},
+		workflows.Step{StoreArtifacts: &workflows.StoreArtifactsStep{Path: "log.txt", Destination: "logs/build.txt"}},
+		workflows.Step{StoreTestResults: &workflows.StoreTestResultsStep{Path: "reports"}},
+	)
+	job := newJob(t, spec, "", "")
+	log := &logBuffer{}
+	res := runJob(t, context.Background(), e, cli, job, log)
+	if res.Status != workflows.StatusFailed || res.ExitCode != 3 {
+		t.Errorf("got %s exit %d, want failed exit 3", res.Status, res.ExitCode)
+	}
+	want := []string{"failed", "not_run", "success", "success", "success", "success"}
+	if diff := cmp.Diff(want, statuses(res)); diff != "" {
+		t.Errorf("step statuses (-want +got):\n%s\nlog:\n%s", diff, log)
+	}
+	if strings.Contains(log.String(), "must-not-run") || !strings.Contains(log.String(), "cleanup-ran") || !strings.Contains(log.String(), "on-fail-ran") {
+		t.Errorf("log:\n%s", log)
+	}
+	for file, content := range map[string]string{
+		"artifacts/logs/build.txt": "partial\n",
+		"test-results/junit.xml":   "<testsuite/>\n",
+	} {
+		got, err := os.ReadFile(filepath.Join(job.OutputDir, file))
+		if err != nil || string(got) != content {
+			t.Errorf("%s: %q, %v; want %q", file, got, err, content)
+		}
+	}
+}
+
+func TestNoOutputTimeout(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	spec := image(
+		workflows.Step{Run: &workflows.RunStep{Command: "echo started; sleep 31 & sleep 32", NoOutputTimeout: 500 * time.Millisecond}},
+		workflows.Step{Run: &workflows.RunStep{Command: `if ps | grep -v grep | grep -q "sleep 3[12]"; then echo still-running; exit 1; fi; echo killed`, When: workflows.WhenAlways}},
+	)
+	log := &logBuffer{}
+	res := runJob(t, context.Background(), e, cli, newJob(t, spec, "", ""), log)
+	if res.Status != workflows.StatusFailed || !strings.Contains(res.Reason, "no output") {
+		t.Errorf("got %s %q, want failed for no output", res.Status, res.Reason)
+	}
+	if diff := cmp.Diff([]string{"failed", "success"}, statuses(res)); diff != "" {
+		t.Errorf("step statuses (-want +got):\n%s\nlog:\n%s", diff, log)
+	}
+	if !strings.Contains(log.String(), "killed\n") {
+		t.Errorf("the timed out step's processes survived; log:\n%s", log)
+	}
+}
+
+func TestCancelMidStep(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	spec := image(
+		run("echo started; sleep 60"),
+		workflows.Step{Run: &workflows.RunStep{Command: "echo always-ran", When: workflows.WhenAlways}},
+	)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log := &logBuffer{want: "started", seen: make(chan struct{})}
+	seen := log.seen
+	go func() {
+		// Ends when the step has started, or the test is over.
+		select {
+		case <-seen:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	res := runJob(t, ctx, e, cli, newJob(t, spec, "", ""), log)
+	if res.Status != workflows.StatusCanceled {
+		t.Errorf("got %s, want canceled; log:\n%s", res.Status, log)
+	}
+	if diff := cmp.Diff([]string{"canceled", "not_run"}, statuses(res)); diff != "" {
+		t.Errorf("step statuses (-want +got):\n%s", diff)
+	}
+}
+
+func TestMissingImageFailsFast(t *testing.T) {
+	e, cli := setup(t, docker.Options{PullTimeout: 30 * time.Second})
+	spec := image(run("true"))
+	spec.Docker[0].Image = "slipway-test-missing:nope"
+	log := &logBuffer{}
+	job := newJob(t, spec, "", "")
+	res, err := e.Run(context.Background(), job, log)
+	if err == nil || res.Status != workflows.StatusFailed {
+		t.Fatalf("got %s, %v; want a failed job and an error", res.Status, err)
+	}
+	if !strings.Contains(log.String(), "Pulling image slipway-test-missing:nope") || !strings.Contains(log.String(), `pull "slipway-test-missing:nope"`) {
+		t.Errorf("log does not say the pull failed:\n%s", log)
+	}
+	if n := countLabelled(t, cli, docker.LabelAttempt+"="+job.ID); n != 0 {
+		t.Errorf("%d objects left", n)
+	}
+}
+
+func TestCheckout(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	repo := t.TempDir()
+	git := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "-q")
+	os.MkdirAll(filepath.Join(repo, "src"), 0o755)
+	os.WriteFile(filepath.Join(repo, "src", "main.go"), []byte("package main\n"), 0o644)
+	git("add", ".")
+	git("commit", "-qm", "first")
+	rev := git("rev-parse", "HEAD")
+	os.WriteFile(filepath.Join(repo, "src", "main.go"), []byte("uncommitted\n"), 0o644)
+
+	tarball := filepath.Join(t.TempDir(), "src.tar.gz")
+	writeTarball(t, tarball, map[string]string{"owner-repo-abc123/src/main.go": "package main\n"})
+
+	tests := []struct {
+		name   string
+		source workflows.Source
+	}{
+		{"git", workflows.Source{GitDir: repo, Revision: rev}},
+		{"tarball", workflows.Source{Tarball: tarball}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := image(
+				workflows.Step{Checkout: &workflows.CheckoutStep{}},
+				run(`echo "$(cat src/main.go) owner=$(stat -c %U src/main.go)"; echo >> src/main.go`),
+			)
+			spec.Docker[0].User = dockertest.User
+			job := newJob(t, spec, "", "")
+			job.Source = tt.source
+			log := &logBuffer{}
+			res := runJob(t, context.Background(), e, cli, job, log)
+			if res.Status != workflows.StatusSuccess || !strings.Contains(log.String(), "package main owner=circleci\n") {
+				t.Fatalf("status %s, log:\n%s", res.Status, log)
+			}
+		})
+	}
+}
+
+func writeTarball(t *testing.T, name string, files map[string]string) {
+	t.Helper()
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeXGlobalHeader, Name: "pax_global_header", PAXRecords: map[string]string{"comment": "abc123"}})
+	for n, c := range files {
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: n, Mode: 0o644, Size: int64(len(c))})
+		tw.Write([]byte(c))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(name, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSetupRemoteDocker(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	spec := image(workflows.Step{SetupRemoteDocker: &workflows.SetupRemoteDockerStep{}}, run("echo never"))
+	log := &logBuffer{}
+	res := runJob(t, context.Background(), e, cli, newJob(t, spec, "", ""), log)
+	if res.Status != workflows.StatusFailed || !strings.Contains(res.Reason, "setup_remote_docker") {
+		t.Errorf("disabled: got %s %q", res.Status, res.Reason)
+	}
+
+	e = docker.New(cli, docker.Options{RemoteDocker: true})
+	spec = image(workflows.Step{SetupRemoteDocker: &workflows.SetupRemoteDockerStep{}}, run("test -S /var/run/docker.sock && echo socket-there"))
+	log = &logBuffer{}
+	res = runJob(t, context.Background(), e, cli, newJob(t, spec, "", ""), log)
+	if res.Status != workflows.StatusSuccess || !strings.Contains(log.String(), "socket-there\n") {
+		t.Errorf("enabled: got %s, log:\n%s", res.Status, log)
+	}
+}
+
+func TestResourceClass(t *testing.T) {
+	e, cli := setup(t, docker.Options{ResourceClasses: map[string]docker.Resources{"tiny": {CPUs: 0.5, Memory: 64 << 20}}})
+	spec := image(run("cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max"))
+	spec.ResourceClass = "tiny"
+	log := &logBuffer{}
+	res := runJob(t, context.Background(), e, cli, newJob(t, spec, "", ""), log)
+	if res.Status != workflows.StatusSuccess || !strings.Contains(log.String(), "67108864\n") {
+		t.Errorf("got %s, log:\n%s", res.Status, log)
+	}
+	spec.ResourceClass = "huge"
+	_, err := e.Run(context.Background(), newJob(t, spec, "", ""), &logBuffer{})
+	if err == nil || !strings.Contains(err.Error(), `resource_class "huge"`) {
+		t.Errorf("unknown class: %v", err)
+	}
+}
+
+func TestCleanupRemovesLeftovers(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	ctx := context.Background()
+	id := "t-leftover-" + strings.ToLower(strings.ReplaceAll(time.Now().Format("150405.000000"), ".", ""))
+	labels := map[string]string{docker.LabelAttempt: id}
+	// What a crash leaves: a running container, a network and a volume.
+	if _, err := cli.NetworkCreate(ctx, "slipway-"+id, network.CreateOptions{Labels: labels}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.VolumeCreate(ctx, volume.CreateOptions{Labels: labels}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := cli.ContainerCreate(ctx, &container.Config{Image: dockertest.Image, Cmd: []string{"sleep", "60"}, Labels: labels}, nil, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := countLabelled(t, cli, docker.LabelAttempt+"="+id); n != 3 {
+		t.Fatalf("set up %d leftovers, want 3", n)
+	}
+	left, err := e.Leftovers(ctx)
+	if err != nil || !slices.Contains(left, id) {
+		t.Errorf("Leftovers: %q, %v; want %s among them", left, err, id)
+	}
+	for range 2 {
+		if err := e.Cleanup(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := countLabelled(t, cli, docker.LabelAttempt+"="+id); n != 0 {
+		t.Errorf("%d leftovers after Cleanup", n)
+	}
+	if err := e.Cleanup(ctx, "never-seen"); err != nil {
+		t.Errorf("Cleanup of an unknown attempt: %v", err)
+	}
+	if left, _ := e.Leftovers(ctx); slices.Contains(left, id) {
+		t.Errorf("Leftovers after Cleanup: %q", left)
+	}
+}
+
+// TestJobsIsolated runs a job whose primary serves HTTP while a job of
+// another pipeline tries to reach it at its address; the same server is
+// reached from within its own job.
+func TestJobsIsolated(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	server := image(
+		workflows.Step{Run: &workflows.RunStep{Command: "mkdir -p /tmp/www && echo secret-page > /tmp/www/index.html && httpd -f -p 8080 -h /tmp/www", Background: true}},
+		run(`for i in $(seq 100); do wget -q -O- http://$(hostname -i):8080/index.html && break; sleep 0.1; done; echo serving; sleep 60`),
+	)
+	serverJob := newJob(t, server, "", "")
+	log := &logBuffer{want: "serving", seen: make(chan struct{})}
+	serving := log.seen
+	done := make(chan workflows.JobResult, 1)
+	go func() {
+		// Ends when the test cancels the job.
+		res, _ := e.Run(ctx, serverJob, log)
+		done <- res
+	}()
+	select {
+	case <-serving:
+	case res := <-done:
+		t.Fatalf("server job ended: %s, log:\n%s", res.Status, log)
+	}
+	if !strings.Contains(log.String(), "secret-page") {
+		t.Fatalf("the server job could not reach its own server; log:\n%s", log)
+	}
+	f := filters.NewArgs(filters.Arg("label", docker.LabelAttempt+"="+serverJob.ID))
+	cs, err := cli.ContainerList(ctx, container.ListOptions{Filters: f})
+	if err != nil || len(cs) != 1 || cs[0].NetworkSettings == nil {
+		t.Fatalf("server container: %v, %v", cs, err)
+	}
+	var addr string
+	for _, n := range cs[0].NetworkSettings.Networks {
+		addr = n.IPAddress
+	}
+	if addr == "" {
+		t.Fatal("server container has no address")
+	}
+	client := image(run(fmt.Sprintf(`if timeout 2 wget -q -O- http://%s:8080/index.html; then echo reached; else echo unreachable; fi`, addr)))
+	clog := &logBuffer{}
+	res := runJob(t, context.Background(), e, cli, newJob(t, client, "", ""), clog)
+	if res.Status != workflows.StatusSuccess || !strings.Contains(clog.String(), "unreachable\n") || strings.Contains(clog.String(), "secret-page") {
+		t.Errorf("a job reached another pipeline's service at %s: %s, log:\n%s", addr, res.Status, clog)
+	}
+	cancel()
+	if res := <-done; res.Status != workflows.StatusCanceled {
+		t.Errorf("server job: %s", res.Status)
+	}
+}
+
+// fakeRegistry speaks enough of the registry protocol for a pull to ask
+// for credentials and then fail: it wants Basic auth, records what it
+// got, and knows no manifest.
+func fakeRegistry(t *testing.T) (host string, got func() []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var auths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a := r.Header.Get("Authorization"); a != "" {
+			mu.Lock()
+			auths = append(auths, a)
+			mu.Unlock()
+		} else {
+			w.Header().Set("WWW-Authenticate", `Basic realm="slipway-test"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/v2/" {
+			w.Write([]byte("{}"))
+			return
+		}
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(`{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}`))
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(auths)
+	}
+}
+
+func TestPullWithCredentials(t *testing.T) {
+	basic := func(user, pass string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+	}
+	tests := []struct {
+		name      string
+		imageAuth *workflows.RegistryAuth
+		server    *workflows.RegistryAuth
+		want      string
+	}{
+		{"image auth", &workflows.RegistryAuth{Username: "img", Password: "img-secret"}, nil, basic("img", "img-secret")},
+		{"server config", nil, &workflows.RegistryAuth{Username: "srv", Password: "srv-secret"}, basic("srv", "srv-secret")},
+		{"image auth wins", &workflows.RegistryAuth{Username: "img", Password: "s"}, &workflows.RegistryAuth{Username: "srv", Password: "s"}, basic("img", "s")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			host, got := fakeRegistry(t)
+			opts := docker.Options{PullTimeout: 30 * time.Second}
+			if tt.server != nil {
+				opts.Registries = map[string]workflows.RegistryAuth{host: *tt.server}
+			}
+			e, _ := setup(t, opts)
+			spec := image(run("true"))
+			spec.Docker[0].Image = host + "/slipway/app:1"
+			spec.Docker[0].Auth = tt.imageAuth
+			log := &logBuffer{}
+			res, err := e.Run(context.Background(), newJob(t, spec, "", ""), log)
+			if err == nil || res.Status != workflows.StatusFailed {
+				t.Fatalf("got %s, %v; want a failed pull", res.Status, err)
+			}
+			if !strings.Contains(log.String(), "Pulling image "+spec.Docker[0].Image) || !strings.Contains(log.String(), "pull ") {
+				t.Errorf("log does not tell the pull failed:\n%s", log)
+			}
+			auths := got()
+			if len(auths) == 0 || !slices.Contains(auths, tt.want) {
+				t.Errorf("registry got credentials %q, want %q", auths, tt.want)
+			}
+			if strings.Contains(log.String(), "secret") {
+				t.Errorf("log shows a password:\n%s", log)
+			}
+		})
+	}
+}

@@ -1,0 +1,240 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/slipway-ci/slipway/executors"
+	"github.com/slipway-ci/slipway/workflows"
+)
+
+// stepScript starts a run step in the primary container without a round
+// trip to the engine beforehand: it resolves the job's working_directory
+// ($1, `~` being the user's home) and the step's ($2, relative to the
+// job's), creating them as CircleCI does, writes the command from
+// SLIPWAY_SCRIPT to the file $3 (a shell reads its command from a file,
+// as in the local executor, so that `shell: python3` works too), and
+// execs the shell that follows, or CircleCI's default when none does.
+const stepScript = `case $1 in "~") d=$HOME ;; "~/"*) d=$HOME/${1#"~/"} ;; /*) d=$1 ;; *) d=/$1 ;; esac
+export CIRCLE_WORKING_DIRECTORY="${CIRCLE_WORKING_DIRECTORY:-$d}"
+case $2 in "") ;; "~") d=$HOME ;; "~/"*) d=$HOME/${2#"~/"} ;; /*) d=$2 ;; *) d=$d/$2 ;; esac
+mkdir -p "$d" && cd "$d" || exit 1
+f=$3
+mkdir -p "${f%/*}" && printf '%s\n' "$SLIPWAY_SCRIPT" > "$f" || exit 1
+unset SLIPWAY_SCRIPT
+shift 3
+if [ $# -eq 0 ]; then
+  if [ -x /bin/bash ]; then set -- /bin/bash -eo pipefail; else set -- /bin/sh -eo pipefail; fi
+fi
+exec "$@" "$f"`
+
+// scriptVar carries a run step's command into stepScript.
+const scriptVar = "SLIPWAY_SCRIPT"
+
+// scriptPath is where run step i's command is written in the primary.
+func scriptPath(i int) string { return "/tmp/.slipway/step-" + strconv.Itoa(i+1) }
+
+// probe learns the user's home, the working directory (creating it), and
+// the user's IDs, which steps that move files need. Run steps do without.
+func (j *jobRun) probe(ctx context.Context) error {
+	if j.workDir != "" {
+		return nil
+	}
+	const script = `case $1 in "~") d=$HOME ;; "~/"*) d=$HOME/${1#"~/"} ;; /*) d=$1 ;; *) d=/$1 ;; esac
+mkdir -p "$d" && printf '%s\n%s\n' "$HOME" "$d" && echo "$(id -u 2>/dev/null):$(id -g 2>/dev/null)"`
+	out, err := j.output(ctx, j.user, "/bin/sh", "-c", script, "sh", j.jobDir())
+	if err != nil {
+		return fmt.Errorf("probe primary container: %w", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 {
+		return fmt.Errorf("probe primary container: unexpected output %q", out)
+	}
+	uid, gid, _ := strings.Cut(lines[2], ":")
+	j.uid, _ = strconv.Atoi(uid)
+	j.gid, _ = strconv.Atoi(gid)
+	j.home, j.workDir = lines[0], lines[1]
+	return nil
+}
+
+// jobDir is the job's working_directory as the config says it.
+func (j *jobRun) jobDir() string {
+	if j.spec.WorkingDirectory == "" {
+		return "~/project"
+	}
+	return j.spec.WorkingDirectory
+}
+
+// steps runs the job's steps in order, CircleCI's `when` deciding which
+// run after a failure, and none after cancellation.
+func (j *jobRun) steps(ctx context.Context) workflows.JobResult {
+	res := workflows.JobResult{Status: workflows.StatusSuccess}
+	failed, canceled := false, false
+	for i, s := range j.spec.Steps {
+		r := workflows.StepResult{Name: executors.StepName(s), Status: workflows.StatusNotRun}
+		if canceled || ctx.Err() != nil || !executors.ShouldRun(executors.StepWhen(s), failed) {
+			// After a cancel nothing more runs, `when: always` included,
+			// as in the local executor.
+			canceled = canceled || ctx.Err() != nil
+			res.Steps = append(res.Steps, r)
+			continue
+		}
+		fmt.Fprintf(j.log, "==> %s\n", r.Name)
+		r.Started = time.Now()
+		err := j.step(ctx, i, s)
+		r.Finished = time.Now()
+		r.Status = workflows.StatusSuccess
+		reason := ""
+		var exit *exitError
+		var fail *stepError
+		switch {
+		case err == nil:
+		case errors.Is(err, errCanceled) || ctx.Err() != nil:
+			r.Status, r.ExitCode, reason = workflows.StatusCanceled, -1, "canceled"
+			canceled = true
+		case errors.As(err, &exit):
+			// The exit code says why; the command's output said the rest.
+			r.Status, r.ExitCode = workflows.StatusFailed, exit.code
+		case errors.As(err, &fail):
+			r.Status, r.ExitCode, reason = workflows.StatusFailed, fail.code, fail.reason
+		default:
+			// The engine failed us mid-step; the job fails with the cause.
+			r.Status, r.ExitCode, reason = workflows.StatusFailed, -1, fmt.Sprintf("docker: %v", err)
+		}
+		if reason != "" {
+			fmt.Fprintf(j.log, "==> %s\n", reason)
+		}
+		if r.Status == workflows.StatusFailed && !failed {
+			failed = true
+			res.Status, res.ExitCode, res.Reason = workflows.StatusFailed, r.ExitCode, reason
+		}
+		res.Steps = append(res.Steps, r)
+	}
+	if canceled || ctx.Err() != nil {
+		res.Status, res.Reason = workflows.StatusCanceled, "canceled"
+	}
+	return res
+}
+
+// step runs one step. A command's non-zero exit is an *exitError, any
+// other failure of the step a *stepError.
+func (j *jobRun) step(ctx context.Context, i int, s workflows.Step) error {
+	if s.Run != nil {
+		return j.runStep(ctx, i, s.Run)
+	}
+	if err := j.probe(ctx); err != nil {
+		return err
+	}
+	switch {
+	case s.Checkout != nil:
+		return j.checkout(ctx, s.Checkout)
+	case s.SaveCache != nil:
+		return j.saveCache(ctx, s.SaveCache)
+	case s.RestoreCache != nil:
+		return j.restoreCache(ctx, s.RestoreCache)
+	case s.PersistToWorkspace != nil:
+		return j.persist(ctx, s.PersistToWorkspace)
+	case s.AttachWorkspace != nil:
+		return j.attach(ctx, s.AttachWorkspace)
+	case s.StoreArtifacts != nil:
+		return j.storeArtifacts(ctx, s.StoreArtifacts)
+	case s.StoreTestResults != nil:
+		return j.storeTestResults(ctx, s.StoreTestResults)
+	case s.SetupRemoteDocker != nil:
+		if !j.remote {
+			return failf("setup_remote_docker: this server does not give jobs a Docker engine (the docker executor's RemoteDocker option is off)")
+		}
+		fmt.Fprintf(j.log, "The host's Docker engine is at /var/run/docker.sock\n")
+		return nil
+	case s.AddSSHKeys != nil:
+		return failf("add_ssh_keys: this server has no SSH keys configured")
+	case s.Native != nil:
+		return failf("%s %s: native steps are carried out by the engine, not by the docker executor", s.Native.Orb, s.Native.Command)
+	}
+	return failf("empty step")
+}
+
+// runStep runs a `run` step in the primary container.
+func (j *jobRun) runStep(ctx context.Context, i int, run *workflows.RunStep) error {
+	// An empty shell lets stepScript pick CircleCI's default in the
+	// image.
+	shell := executors.StepShell(j.spec, run, "")
+	cmd := []string{"/bin/sh", "-c", stepScript, "sh", j.jobDir(), run.WorkingDirectory, scriptPath(i)}
+	env := j.env(run.Environment)
+	env[scriptVar] = run.Command
+	s := execSpec{
+		cmd:  append(cmd, strings.Fields(shell)...),
+		env:  executors.EnvList(env),
+		user: j.user,
+		out:  j.log,
+	}
+	if run.Background {
+		x, err := j.startExec(ctx, s)
+		if err != nil {
+			return err
+		}
+		j.adopt(x)
+		return nil
+	}
+	s.silence = run.NoOutputTimeout
+	if s.silence <= 0 {
+		s.silence = executors.DefaultNoOutputTimeout
+	}
+	code, err := j.run(ctx, s)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
+}
+
+// adopt lets x run on, its output going to the log, until the job ends.
+func (j *jobRun) adopt(x *execution) {
+	j.background = append(j.background, x)
+	j.bg.Add(1)
+	go func() {
+		// Ends with x's output: when its processes exit, or teardown
+		// removes the container or closes the stream.
+		defer j.bg.Done()
+		<-x.done
+	}()
+}
+
+// env is a step's environment in CircleCI's order of precedence: the
+// engine's variables, then the primary image's `environment`, the job's,
+// and the step's. (executors.StepEnv has no place for the image's
+// layer.) HOME and PATH come from the container, and stepScript sets
+// CIRCLE_WORKING_DIRECTORY.
+func (j *jobRun) env(step map[string]string) map[string]string {
+	return executors.MergeEnv(j.job.Env, j.spec.Docker[0].Environment, j.spec.Environment, step)
+}
+
+// path resolves a path of the job's config in the primary: `~` is the
+// user's home, a relative path is relative to the working directory.
+func (j *jobRun) path(p string) string {
+	switch {
+	case p == "" || p == ".":
+		return j.workDir
+	case p == "~":
+		return j.home
+	case strings.HasPrefix(p, "~/"):
+		return path.Join(j.home, p[2:])
+	case path.IsAbs(p):
+		return path.Clean(p)
+	}
+	return path.Join(j.workDir, p)
+}
+
+func (j *jobRun) mkdir(ctx context.Context, dir string) error {
+	if _, err := j.output(ctx, j.user, "mkdir", "-p", dir); err != nil {
+		return failf("create %s: %v", dir, err)
+	}
+	return nil
+}
