@@ -199,3 +199,24 @@ func writeFileAtomic(name string, data []byte) error {
 	}
 	return os.Rename(tmp.Name(), name)
 }
+
+// RestoreStep carries out a restore_cache step's lookup for either
+// executor: it renders the key templates, and on a miss (the first build
+// of a branch: normal, not a failure) says so in the log and returns a nil
+// archive.
+func (c *Cache) RestoreStep(templates []string, d KeyData, log io.Writer) (key string, archive io.ReadCloser, err error) {
+	keys := make([]string, 0, len(templates))
+	for _, t := range templates {
+		k, err := RenderKey(t, d)
+		if err != nil {
+			return "", nil, err
+		}
+		keys = append(keys, k)
+	}
+	key, archive, err = c.Restore(keys)
+	if errors.Is(err, ErrNoCache) {
+		fmt.Fprintf(log, "No cache is found for keys: %s\n", strings.Join(keys, ", "))
+		return "", nil, nil
+	}
+	return key, archive, err
+}

@@ -381,22 +381,12 @@ func (j *jobRun) restoreCache(ctx context.Context, step *workflows.RestoreCacheS
 		return failf("restore_cache: the job has no cache folder")
 	}
 	kd := j.keyData(ctx)
-	keys := make([]string, 0, len(step.Keys))
-	for _, k := range step.Keys {
-		key, err := executors.RenderKey(k, kd)
-		if err != nil {
-			return failf("restore_cache: %v", err)
-		}
-		keys = append(keys, key)
-	}
-	found, archive, err := j.cache().Restore(keys)
-	if errors.Is(err, executors.ErrNoCache) {
-		// A miss is normal (the first build of a branch), not a failure.
-		fmt.Fprintf(j.log, "No cache is found for keys: %s\n", strings.Join(keys, ", "))
-		return nil
-	}
+	found, archive, err := j.cache().RestoreStep(step.Keys, kd, j.log)
 	if err != nil {
 		return failf("restore_cache: %v", err)
+	}
+	if archive == nil {
+		return nil
 	}
 	defer archive.Close()
 	if err := j.e.client.CopyToContainer(ctx, j.primary, "/", archive, container.CopyToContainerOptions{}); err != nil {

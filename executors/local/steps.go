@@ -195,22 +195,12 @@ func (j *job) restoreCache(s *workflows.RestoreCacheStep) outcome {
 		return fail("restore_cache: the job has no cache folder")
 	}
 	d := j.keyData()
-	keys := make([]string, 0, len(s.Keys))
-	for _, k := range s.Keys {
-		key, err := executors.RenderKey(k, d)
-		if err != nil {
-			return fail("restore_cache: %v", err)
-		}
-		keys = append(keys, key)
-	}
-	found, archive, err := j.cache().Restore(keys)
-	if errors.Is(err, executors.ErrNoCache) {
-		// A miss is normal (the first build of a branch), not a failure.
-		fmt.Fprintf(j.log, "No cache is found for keys: %s\n", strings.Join(keys, ", "))
-		return success
-	}
+	found, archive, err := j.cache().RestoreStep(s.Keys, d, j.log)
 	if err != nil {
 		return fail("restore_cache: %v", err)
+	}
+	if archive == nil {
+		return success
 	}
 	defer archive.Close()
 	if err := executors.UntarFunc(archive, j.cacheRoute); err != nil {
