@@ -42,6 +42,9 @@ type EngineOptions struct {
 	RetryMin, RetryMax time.Duration
 	// Tick is how often approvals are checked for expiry; default 1 minute.
 	Tick time.Duration
+	// Natives carry out the steps of built-in orbs, by orb name
+	// (OrbAWS); slipway/slack is the engine's own.
+	Natives map[string]NativeRunner
 }
 
 // Engine runs pipelines durably: every decision is a transaction in the
@@ -68,6 +71,7 @@ type Engine struct {
 	retryMin time.Duration
 	retryMax time.Duration
 	tick     time.Duration
+	natives  *nativeSteps
 
 	mu       sync.Mutex
 	dirty    map[string]bool // pipelines to advance
@@ -148,6 +152,7 @@ func NewEngine(opts EngineOptions) *Engine {
 	if e.execName == "" {
 		e.execName = "executor"
 	}
+	e.natives = &nativeSteps{e: e, byOrb: opts.Natives}
 	e.jobsCtx, e.abandon = context.WithCancel(context.Background())
 	return e
 }
@@ -501,6 +506,7 @@ func (e *Engine) execute(ctx context.Context, l launch) (JobResult, error) {
 		Workspace: filepath.Join(e.dataDir, "workspaces", l.job.WorkflowID),
 		CacheDir:  filepath.Join(e.dataDir, "cache", safeName(l.pipeline.App)),
 		OutputDir: filepath.Join(e.dataDir, "output", l.attempt.ID),
+		Native:    e.natives,
 	}
 	// OutputDir is made by whoever stores an output in it.
 	for _, d := range []string{run.Workspace, run.CacheDir} {

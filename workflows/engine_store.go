@@ -281,6 +281,8 @@ const (
 	EventDeployed         = "deployed"
 	EventWorkflowFinished = "workflow.finished"
 	EventPipelineFinished = "pipeline.finished"
+	// EventChatMessage is a slipway/slack notify step's message.
+	EventChatMessage = "chat.message"
 )
 
 // EventData is an event's details; fields not relevant to its kind are empty.
@@ -297,6 +299,8 @@ type EventData struct {
 	Approvers  []string `json:"approvers,omitempty"`
 	Actor      string   `json:"actor,omitempty"`
 	Commit     string   `json:"commit,omitempty"`
+	Message    string   `json:"message,omitempty"`
+	Channel    string   `json:"channel,omitempty"` // a channel other than the app's
 }
 
 // Notifier tells the outside world (Slack, GitHub) about events. An error

@@ -45,6 +45,17 @@ type JobRun struct {
 	CacheDir string
 	// OutputDir holds this attempt's artifacts and test results.
 	OutputDir string
+	// Native carries out the job's NativeSteps; the engine sets it.
+	// Executors run every other step themselves.
+	Native NativeRunner
+}
+
+// NativeRunner carries out a command of a built-in orb (slipway/aws,
+// slipway/slack) for a job's attempt, writing what it does to log. An
+// error fails the step; the executor decides nothing else about it, so
+// that native steps keep their place and `when` among the job's steps.
+type NativeRunner interface {
+	RunNative(ctx context.Context, job *JobRun, step *NativeStep, log io.Writer) error
 }
 
 // Source says where `checkout` finds the commit's files: a local git

@@ -154,7 +154,10 @@ func (j *jobRun) step(ctx context.Context, i int, s workflows.Step) error {
 	case s.AddSSHKeys != nil:
 		return failf("add_ssh_keys: this server has no SSH keys configured")
 	case s.Native != nil:
-		return failf("%s %s: native steps are carried out by the engine, not by the docker executor", s.Native.Orb, s.Native.Command)
+		if err := executors.RunNative(ctx, j.job, s.Native, j.log); err != nil {
+			return failf("%v", err)
+		}
+		return nil
 	}
 	return failf("empty step")
 }

@@ -315,7 +315,10 @@ func (j *job) step(ctx context.Context, i int, s workflows.Step) outcome {
 	case s.AddSSHKeys != nil:
 		return fail("add_ssh_keys: the local executor has no SSH keys configured to install")
 	case s.Native != nil:
-		return fail("%s %s: native orb steps are not run by the local executor", s.Native.Orb, s.Native.Command)
+		if err := executors.RunNative(ctx, j.run, s.Native, j.log); err != nil {
+			return fail("%v", err)
+		}
+		return success
 	}
 	return fail("step %d: empty step", i+1)
 }

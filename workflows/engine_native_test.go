@@ -1,0 +1,110 @@
+package workflows_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/slipway-ci/slipway/executors/local"
+	"github.com/slipway-ci/slipway/workflows"
+)
+
+// awsRunner records the slipway/aws steps it is given, and fails those
+// whose repo is "broken".
+type awsRunner struct {
+	mu    sync.Mutex
+	steps []string
+}
+
+func (r *awsRunner) RunNative(ctx context.Context, job *workflows.JobRun, s *workflows.NativeStep, log io.Writer) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.steps = append(r.steps, job.JobName+" "+s.Command+" "+s.Params["repo"])
+	if s.Params["repo"] == "broken" {
+		return errors.New("repository broken does not exist")
+	}
+	io.WriteString(log, "pushed\n")
+	return nil
+}
+
+func nativeJob(name string, steps ...workflows.Step) *workflows.PlannedJob {
+	j := build(name)
+	j.Spec = &workflows.JobSpec{Executor: workflows.ExecutorMachine, Shell: "/bin/sh -e", Steps: steps}
+	return j
+}
+
+func native(orb, command string, when string, params map[string]string) workflows.Step {
+	return workflows.Step{Native: &workflows.NativeStep{Orb: orb, Command: command, When: when, Params: params}}
+}
+
+func TestNativeStepsRunInTheirPlaceAmongTheJobsSteps(t *testing.T) {
+	aws := &awsRunner{}
+	h := newHarness(t, func(o *workflows.EngineOptions) {
+		exe, err := local.New(local.Options{Dir: filepath.Join(t.TempDir(), "attempts")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Executor = exe
+		o.Natives = map[string]workflows.NativeRunner{workflows.OrbAWS: aws}
+	})
+	p := h.submit("alice", wf("deploy",
+		nativeJob("push",
+			workflows.Step{Run: &workflows.RunStep{Command: "echo building"}},
+			native(workflows.OrbAWS, "ecr-push", workflows.WhenOnSuccess, map[string]string{"repo": "backend"}),
+			native(workflows.OrbSlack, "notify", workflows.WhenOnSuccess, map[string]string{"message": "pushed backend"}),
+			native(workflows.OrbSlack, "notify", workflows.WhenOnFail, nil),
+		),
+		nativeJob("broken",
+			native(workflows.OrbAWS, "ecr-push", workflows.WhenOnSuccess, map[string]string{"repo": "broken"}),
+			native(workflows.OrbSlack, "notify", workflows.WhenOnFail, nil),
+		),
+	))
+	st := h.settle(p.ID)
+	if diff := cmp.Diff(map[string]string{"": "failed", "push": "success", "broken": "failed"}, statuses(st)); diff != "" {
+		t.Fatalf("statuses (-want +got):\n%s\n%s", diff, describe(st))
+	}
+	if j := jobStatus(st, "broken"); !strings.Contains(j.Reason, "slipway/aws ecr-push: repository broken does not exist") {
+		t.Errorf("broken's reason = %q", j.Reason)
+	}
+	if diff := cmp.Diff([]string{"broken ecr-push broken", "push ecr-push backend"}, slices.Sorted(slices.Values(aws.steps))); diff != "" {
+		t.Errorf("aws steps (-want +got):\n%s", diff)
+	}
+	if _, err := h.engine.DeliverEvents(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var messages []string
+	h.notifier.mu.Lock()
+	for _, ev := range h.notifier.events {
+		if ev.Kind == workflows.EventChatMessage {
+			messages = append(messages, ev.Data.Job+": "+ev.Data.Message)
+		}
+	}
+	h.notifier.mu.Unlock()
+	if diff := cmp.Diff([]string{"broken: Job broken failed", "push: pushed backend"}, slices.Sorted(slices.Values(messages))); diff != "" {
+		t.Errorf("chat messages (-want +got):\n%s", diff)
+	}
+}
+
+func TestNativeStepWithoutARunnerFailsClearly(t *testing.T) {
+	h := newHarness(t, func(o *workflows.EngineOptions) {
+		exe, err := local.New(local.Options{Dir: filepath.Join(t.TempDir(), "attempts")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Executor = exe
+	})
+	p := h.submit("alice", wf("deploy",
+		nativeJob("push", native(workflows.OrbAWS, "ecr-push", workflows.WhenOnSuccess, map[string]string{"repo": "backend"}))))
+	st := h.settle(p.ID)
+	j := jobStatus(st, "push")
+	if j.Status != workflows.StatusFailed || !strings.Contains(j.Reason, "this server carries out no slipway/aws steps") {
+		t.Errorf("push = %s (%s)", j.Status, j.Reason)
+	}
+}
