@@ -8,20 +8,25 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/docker/docker/client"
+
+	"github.com/slipway-ci/slipway/executors/docker"
 	"github.com/slipway-ci/slipway/executors/local"
 	"github.com/slipway-ci/slipway/store"
 	"github.com/slipway-ci/slipway/workflows"
 )
 
-const runUsage = "usage: slipway run FILE [--branch B | --tag T] [--repo DIR] [--param k=v]... [--executor local] [--approve | --reject] [--json]"
+const runUsage = "usage: slipway run FILE [--branch B | --tag T] [--repo DIR] [--param k=v]... [--executor local|docker [--remote-docker]] [--approve | --reject] [--json]"
 
 // runCommand is `slipway run`: plan the config for a push and run every
 // workflow on this machine, through the same engine as the bot, with its
@@ -37,11 +42,13 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	var tf triggerFlags
 	tf.register(fs)
 	repo := fs.String("repo", ".", "git repository that `checkout` copies")
-	executor := fs.String("executor", "local", "where jobs run: local")
+	executor := fs.String("executor", "local", "where jobs run: local (on this machine) or docker (in containers of the Docker engine)")
+	remoteDocker := fs.Bool("remote-docker", false, "let setup_remote_docker give docker jobs this machine's Docker engine (they become root on it)")
 	approve := fs.Bool("approve", false, "approve every approval job")
 	reject := fs.Bool("reject", false, "reject every approval job")
 	asJSON := fs.Bool("json", false, "end with the outcome as JSON; progress goes to stderr")
 	parallel := fs.Int("parallelism", 4, "jobs run at once")
+	logs := fs.Bool("logs", false, "print every job's log when it ends (a failed job's last lines are always printed)")
 	files, err := parseArgs(fs, args)
 	if err != nil {
 		return 2
@@ -50,8 +57,8 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintln(stderr, runUsage)
 		return 2
 	}
-	if *executor != "local" {
-		fmt.Fprintf(stderr, "slipway run: executor %q is not available here; use --executor local\n", *executor)
+	if *executor != "local" && *executor != "docker" {
+		fmt.Fprintf(stderr, "slipway run: executor %q is not available; use --executor local or docker\n", *executor)
 		return 2
 	}
 	src := gitSource(ctx, *repo)
@@ -90,7 +97,8 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		stdin: bufio.NewReader(stdin), progress: progress, stderr: stderr,
 		approve: *approve, reject: *reject, who: localUser(),
 	}
-	return r.run(ctx, runSpec{file: files[0], repo: *repo, src: src, trig: trig, plan: plan, parallel: *parallel, asJSON: *asJSON}, stdout)
+	return r.run(ctx, runSpec{file: files[0], repo: *repo, src: src, trig: trig, plan: plan, parallel: *parallel, asJSON: *asJSON,
+		executor: *executor, remoteDocker: *remoteDocker, logs: *logs}, stdout)
 }
 
 type runSpec struct {
@@ -101,6 +109,11 @@ type runSpec struct {
 	plan     *workflows.Plan
 	parallel int
 	asJSON   bool
+	executor string // "local" or "docker"
+	// remoteDocker lets docker jobs' setup_remote_docker mount this
+	// machine's engine.
+	remoteDocker bool
+	logs         bool // print every job's log, not only failed ones' tails
 }
 
 // localRun is one `slipway run`: its terminal and its answers to approvals.
@@ -134,11 +147,12 @@ func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int 
 	}
 	defer db.Close()
 	logger := slog.New(slog.NewTextHandler(r.stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-	exe, err := local.New(local.Options{Dir: filepath.Join(tmp, "attempts"), Logger: logger})
+	exe, closeExe, err := newExecutor(spec, filepath.Join(tmp, "attempts"), logger)
 	if err != nil {
 		fmt.Fprintln(r.stderr, "slipway run:", err)
 		return 1
 	}
+	defer closeExe()
 	// Contexts live in the server's config; here they exist, empty, so
 	// that jobs naming them run without their variables.
 	contexts := map[string]*workflows.Context{}
@@ -152,9 +166,10 @@ func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int 
 			}
 		}
 	}
-	pr := &progressPrinter{w: r.progress, started: map[string]time.Time{}}
+	pr := &progressPrinter{w: r.progress, started: map[string]time.Time{}, logs: db, allLogs: spec.logs}
 	e := workflows.NewEngine(workflows.EngineOptions{
-		Store: db, Executor: exe, ExecutorName: "local", Notifier: pr, Logger: logger,
+		Store: db, Executor: exe, ExecutorName: spec.executor, Notifier: pr, Logger: logger,
+		Natives:  map[string]workflows.NativeRunner{workflows.OrbAWS: dryRunAWS{}},
 		Contexts: contexts, Parallelism: spec.parallel, DataDir: filepath.Join(tmp, "data"),
 		RetryMin: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond,
 	})
@@ -286,12 +301,19 @@ func flush(ctx context.Context, e *workflows.Engine, db *store.DB) {
 	}
 }
 
-// progressPrinter prints a line as each job starts and ends.
+// progressPrinter prints a line as each job starts and ends, and the
+// log of a job that failed.
 type progressPrinter struct {
 	mu      sync.Mutex
 	w       io.Writer
 	started map[string]time.Time
+	logs    *store.DB
+	allLogs bool // every job's whole log, not a failed one's tail
 }
+
+// failedLogLines is how much of a failed job's log is printed, as in
+// its Slack thread.
+const failedLogLines = 20
 
 func (p *progressPrinter) Notify(ctx context.Context, ev workflows.Event) error {
 	p.mu.Lock()
@@ -308,18 +330,50 @@ func (p *progressPrinter) Notify(ctx context.Context, ev workflows.Event) error 
 			delete(p.started, d.JobID)
 		}
 		switch {
-		case d.ExitCode != 0:
+		case d.ExitCode > 0:
 			line += fmt.Sprintf(" (exit %d)", d.ExitCode)
 		case d.Reason != "":
 			line += " (" + d.Reason + ")"
 		}
 		fmt.Fprintln(p.w, line)
+		switch {
+		case p.allLogs:
+			p.printLog(ctx, d.AttemptID, 0)
+		case d.Status == workflows.StatusFailed:
+			p.printLog(ctx, d.AttemptID, failedLogLines)
+		}
 	case workflows.EventApprovalNeeded:
 		fmt.Fprintf(p.w, "%s/%s: on hold, waiting for approval\n", d.Workflow, d.Job)
 	case workflows.EventJobWaiting:
 		fmt.Fprintf(p.w, "%s/%s: waiting: %s\n", d.Workflow, d.Job, d.Reason)
+	case workflows.EventChatMessage:
+		fmt.Fprintf(p.w, "%s: message for the commit's thread: %s\n", d.Job, d.Message)
 	}
 	return nil
+}
+
+// printLog prints an attempt's log indented, its last n lines when n > 0.
+func (p *progressPrinter) printLog(ctx context.Context, attemptID string, n int) {
+	if attemptID == "" {
+		return
+	}
+	r, err := p.logs.JobLog(ctx, attemptID)
+	if err != nil {
+		return // a job that never started has no log
+	}
+	defer r.Close()
+	var lines []string
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if n > 0 && len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	for _, l := range lines {
+		fmt.Fprintf(p.w, "    %s\n", l)
+	}
 }
 
 // syncWriter serializes writes from several goroutines.
@@ -410,4 +464,32 @@ func localUser() string {
 		return u
 	}
 	return "local"
+}
+
+// newExecutor makes the executor spec names, and what closes it.
+func newExecutor(spec runSpec, dir string, logger *slog.Logger) (workflows.Executor, func(), error) {
+	if spec.executor == "docker" {
+		cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+		if err != nil {
+			return nil, nil, err
+		}
+		exe := docker.New(cli, docker.Options{Logger: logger, RemoteDocker: spec.remoteDocker})
+		return exe, func() { cli.Close() }, nil
+	}
+	exe, err := local.New(local.Options{Dir: dir, Logger: logger})
+	return exe, func() {}, err
+}
+
+// dryRunAWS stands in for slipway/aws on a developer's machine: `slipway
+// run` never deploys, so each step says what the server would do.
+type dryRunAWS struct{}
+
+func (dryRunAWS) RunNative(ctx context.Context, job *workflows.JobRun, s *workflows.NativeStep, log io.Writer) error {
+	keys := slices.Sorted(maps.Keys(s.Params))
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%q", k, s.Params[k])
+	}
+	_, err := fmt.Fprintf(log, "%s %s (dry run: slipway run does not deploy):%s\n", s.Orb, s.Command, b.String())
+	return err
 }

@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -122,5 +124,78 @@ func TestRunUsage(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errs, tt.errs)
 			}
 		})
+	}
+}
+
+// signalWriter is a terminal that tells when a line containing want has
+// been printed.
+type signalWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan struct{}
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(p)
+	if w.seen != nil && strings.Contains(w.buf.String(), w.want) {
+		close(w.seen)
+		w.seen = nil
+	}
+	return n, err
+}
+
+func (w *signalWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// Ctrl-C (the command's context ending) cancels the pipeline: the
+// running job is stopped, what waits behind it never runs, and the
+// outcome still reaches stdout.
+func TestRunInterrupted(t *testing.T) {
+	config := filepath.Join(t.TempDir(), "slow.yml")
+	if err := os.WriteFile(config, []byte(`version: 2.1
+jobs:
+  slow:
+    machine: true
+    steps: [{run: "echo started sleeping; sleep 60"}]
+workflows:
+  w:
+    jobs:
+      - slow
+      - slow:
+          name: after
+          requires: [slow]
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, interrupt := context.WithCancel(context.Background())
+	defer interrupt()
+	errs := &signalWriter{want: "w/slow: started", seen: make(chan struct{})}
+	seen := errs.seen
+	go func() {
+		<-seen
+		interrupt()
+	}()
+	var out bytes.Buffer
+	start := time.Now()
+	code := Main(ctx, []string{"run", config, "--allow-machine", "--branch", "main", "--json"}, strings.NewReader(""), &out, errs)
+	if code != 1 {
+		t.Errorf("exit %d, want 1; stderr:\n%s", code, errs.String())
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("took %s: the sleeping job was not stopped", took)
+	}
+	var got runOutput
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("stdout is not the JSON outcome: %v\n%s", err, out.String())
+	}
+	want := runOutput{Workflows: []runWorkflow{{Name: "w", Status: "canceled", Jobs: []runJob{{"slow", "canceled"}, {"after", "canceled"}}}}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("outcome (-want +got):\n%s\nprogress:\n%s", diff, errs.String())
 	}
 }
