@@ -17,7 +17,7 @@ commands:
   validate FILE...            check config files; errors as file:line:col
   plan FILE --branch B | --tag T [--sha S] [--param k=v]... [--deploy-env E] [--json]
   run FILE [--branch B | --tag T] [--repo DIR] [--param k=v]... [--executor local|docker]
-           [--approve | --reject] [--json]
+           [--remote-docker] [--approve | --reject] [--logs] [--json]
 `
 
 func main() {

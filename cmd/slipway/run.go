@@ -43,7 +43,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	tf.register(fs)
 	repo := fs.String("repo", ".", "git repository that `checkout` copies")
 	executor := fs.String("executor", "local", "where jobs run: local (on this machine) or docker (in containers of the Docker engine)")
-	remoteDocker := fs.Bool("remote-docker", false, "let setup_remote_docker give docker jobs this machine's Docker engine (they become root on it)")
+	remoteDocker := fs.Bool("remote-docker", false, "let setup_remote_docker give jobs this machine's Docker engine (docker jobs become root on it)")
 	approve := fs.Bool("approve", false, "approve every approval job")
 	reject := fs.Bool("reject", false, "reject every approval job")
 	asJSON := fs.Bool("json", false, "end with the outcome as JSON; progress goes to stderr")
@@ -476,7 +476,7 @@ func newExecutor(spec runSpec, dir string, logger *slog.Logger) (workflows.Execu
 		exe := docker.New(cli, docker.Options{Logger: logger, RemoteDocker: spec.remoteDocker})
 		return exe, func() { cli.Close() }, nil
 	}
-	exe, err := local.New(local.Options{Dir: dir, Logger: logger})
+	exe, err := local.New(local.Options{Dir: dir, Logger: logger, RemoteDocker: spec.remoteDocker})
 	return exe, func() {}, err
 }
 

@@ -65,6 +65,11 @@ type Options struct {
 	OutputMaxBytes    int64
 	// Now is the clock for cache and workspace ordering; time.Now when nil.
 	Now func() time.Time
+	// RemoteDocker lets setup_remote_docker succeed: a job's commands run
+	// on this host already and reach its Docker engine as the user
+	// running slipway may. Off, the step fails: the config expects an
+	// engine the operator did not offer.
+	RemoteDocker bool
 }
 
 // Executor runs jobs on the host. It is safe for concurrent use: each
@@ -311,7 +316,11 @@ func (j *job) step(ctx context.Context, i int, s workflows.Step) outcome {
 	case s.StoreTestResults != nil:
 		return j.storeTestResults(s.StoreTestResults)
 	case s.SetupRemoteDocker != nil:
-		return fail("setup_remote_docker: the local executor has no Docker engine to give a job; run this job with the docker executor")
+		if !j.e.opts.RemoteDocker {
+			return fail("setup_remote_docker: this executor gives jobs no Docker engine (the local executor's RemoteDocker option is off)")
+		}
+		fmt.Fprintln(j.log, "Jobs of the local executor use this host's Docker engine")
+		return success
 	case s.AddSSHKeys != nil:
 		return fail("add_ssh_keys: the local executor has no SSH keys configured to install")
 	case s.Native != nil:

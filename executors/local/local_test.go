@@ -236,6 +236,17 @@ func TestRun(t *testing.T) {
 	}
 }
 
+func TestSetupRemoteDockerWhereTheOperatorAllowsIt(t *testing.T) {
+	e, err := New(Options{Dir: t.TempDir(), RemoteDocker: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, log := runJob(t, e, newJob(t, newShared(t), workflows.Step{SetupRemoteDocker: &workflows.SetupRemoteDockerStep{}}))
+	if res.Status != workflows.StatusSuccess || !strings.Contains(log, "this host's Docker engine") {
+		t.Errorf("result %s (%s), log:\n%s", res.Status, res.Reason, log)
+	}
+}
+
 // alive reports whether pid is a running process; a zombie waiting for a
 // parent that does not reap (PID 1 of a container) counts as gone.
 func alive(pid int) bool {
