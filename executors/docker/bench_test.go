@@ -73,17 +73,19 @@ func runBench(e *docker.Executor, job *workflows.JobRun, log io.Writer) error {
 
 // BenchmarkTrueJob compares a one-step `true` job with `docker run --rm
 // IMAGE true` on the same engine, alternating them so that both see the
-// same load; ratio is the job's time over docker run's. The job runs on
-// a network of its own (the default) and on the engine's shared bridge.
+// same load; ratio is the job's time over docker run's (on the engine's
+// default bridge). The job runs on a network lent by the executor's pool
+// (the default, isolated) and on the engine's shared bridge (not).
 func BenchmarkTrueJob(b *testing.B) {
 	cli := dockertest.RequireImage(b)
 	for _, network := range []string{"", "bridge"} {
-		name := "own-network"
+		name := "pool"
 		if network != "" {
 			name = "shared-" + network
 		}
 		b.Run(name, func(b *testing.B) {
 			e := docker.New(cli, docker.Options{Network: network})
+			defer e.Close(context.Background())
 			spec := image(run("true"))
 			var jobTime, runTime time.Duration
 			for i := 0; b.Loop(); i++ {
@@ -118,6 +120,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 func BenchmarkOutput100MB(b *testing.B) {
 	cli := dockertest.RequireImage(b)
 	e := docker.New(cli, docker.Options{})
+	defer e.Close(context.Background())
 	const size = 100_000_000
 	// yes dies of SIGPIPE when head has enough, which pipefail would
 	// report.
@@ -148,16 +151,19 @@ func BenchmarkOutput100MB(b *testing.B) {
 
 // BenchmarkParallel20 runs 20 one-step jobs at once and reports the
 // batch's wall time and the peak of the heap in use while they ran, with
-// a network per attempt (the default) and on the shared bridge.
+// networks from the executor's pool (sized for 20 at once, as for an
+// engine of parallelism 20; the first batch creates them) and on the
+// shared bridge.
 func BenchmarkParallel20(b *testing.B) {
 	cli := dockertest.RequireImage(b)
 	for _, network := range []string{"", "bridge"} {
-		name := "own-network"
+		name := "pool"
 		if network != "" {
 			name = "shared-" + network
 		}
 		b.Run(name, func(b *testing.B) {
-			e := docker.New(cli, docker.Options{Network: network})
+			e := docker.New(cli, docker.Options{Network: network, NetworkPool: 20})
+			defer e.Close(context.Background())
 			parallel20(b, e)
 		})
 	}
