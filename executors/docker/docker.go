@@ -33,6 +33,7 @@ import (
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 
+	"github.com/slipway-ci/slipway/executors"
 	"github.com/slipway-ci/slipway/workflows"
 )
 
@@ -167,10 +168,14 @@ func (e *Executor) Close(ctx context.Context) error {
 
 // Run runs the job's steps in its containers; see workflows.Executor.
 func (e *Executor) Run(ctx context.Context, job *workflows.JobRun, log io.Writer) (workflows.JobResult, error) {
+	// Attempt IDs are label values and workspace layer names here.
+	if err := executors.CheckAttemptID(job.ID); err != nil {
+		return workflows.JobResult{Status: workflows.StatusFailed}, fmt.Errorf("docker: %w", err)
+	}
 	if job.Spec == nil || len(job.Spec.Docker) == 0 {
 		return workflows.JobResult{Status: workflows.StatusFailed}, fmt.Errorf("docker: job %q has no docker image", job.JobName)
 	}
-	j := &jobRun{e: e, job: job, spec: job.Spec, log: &syncWriter{w: log}}
+	j := &jobRun{e: e, job: job, spec: job.Spec, log: executors.NewSyncWriter(log)}
 	defer j.teardown(ctx)
 	if err := j.start(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -187,6 +192,9 @@ func (e *Executor) Run(ctx context.Context, job *workflows.JobRun, log io.Writer
 // crashed process had lent the attempt is removed by the next executor's
 // first Run, with the rest of that process's pool.
 func (e *Executor) Cleanup(ctx context.Context, attemptID string) error {
+	if err := executors.CheckAttemptID(attemptID); err != nil {
+		return fmt.Errorf("docker: cleanup: %w", err)
+	}
 	return e.removeLabelled(ctx, attemptID)
 }
 
@@ -220,19 +228,6 @@ func (e *Executor) Leftovers(ctx context.Context) ([]string, error) {
 	return slices.Sorted(maps.Keys(seen)), nil
 }
 
-// syncWriter serialises writes to a job's log: background steps write to
-// it while the foreground step does.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
 // stepError is a step that failed for a reason other than a command's
 // exit code; its message goes to the job log and JobResult.Reason.
 type stepError struct {
@@ -253,3 +248,6 @@ func (e *exitError) Error() string { return fmt.Sprintf("exited with code %d", e
 
 // errCanceled reports a step stopped by the job's cancellation.
 var errCanceled = errors.New("canceled")
+
+// errSilent reports a step stopped for printing nothing for too long.
+var errSilent = errors.New("silent")

@@ -778,3 +778,56 @@ func TestPullWithCredentials(t *testing.T) {
 		})
 	}
 }
+
+// timedLog records when each complete line reached it.
+type timedLog struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	times map[string]time.Time // first arrival of each line
+}
+
+func (l *timedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.times == nil {
+		l.times = map[string]time.Time{}
+	}
+	l.buf.Write(p)
+	for _, line := range strings.SplitAfter(string(p), "\n") {
+		if _, ok := l.times[line]; !ok {
+			l.times[line] = time.Now()
+		}
+	}
+	return len(p), nil
+}
+
+// TestOutputStreams checks that a run step's output reaches the log a
+// line at a time while the step runs, and that a last line without a
+// newline is ended when the step ends rather than joined to the next
+// step's header.
+func TestOutputStreams(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	spec := image(
+		run(`echo first; sleep 2; echo err-line >&2; printf 'no newline'`),
+		run(`echo next`),
+	)
+	log := &timedLog{}
+	job := newJob(t, spec, "", "")
+	res, err := e.Run(context.Background(), job, log)
+	if err != nil || res.Status != workflows.StatusSuccess {
+		t.Fatalf("Run = %+v, %v; log:\n%s", res, err, log.buf.String())
+	}
+	if n := countLabelled(t, cli, docker.LabelAttempt+"="+job.ID); n != 0 {
+		t.Errorf("%d objects left", n)
+	}
+	got, ok := log.times["first\n"]
+	if !ok {
+		t.Fatalf("log lacks the line \"first\" whole, as one write:\n%q", log.buf.String())
+	}
+	if lag := res.Steps[0].Finished.Sub(got); lag < time.Second {
+		t.Errorf("\"first\" reached the log %v before the step ended, want about 2s: it was held back", lag)
+	}
+	if !strings.Contains(log.buf.String(), "err-line\nno newline\n==> echo next\nnext\n") {
+		t.Errorf("log:\n%q", log.buf.String())
+	}
+}
