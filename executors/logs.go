@@ -88,24 +88,34 @@ func (lw *LineWriter) Write(p []byte) (int, error) {
 		lw.last = time.Now()
 	}
 	n := len(p)
-	if len(lw.buf) == 0 {
-		// The common case: whole lines pass without a copy.
-		end := bytes.LastIndexByte(p, '\n') + 1
-		if end > 0 {
-			_, _ = lw.out.Write(p[:end])
-			p = p[end:]
+	if len(lw.buf) > 0 {
+		// End the held back line with p's first newline.
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			lw.hold(p)
+			return n, nil
 		}
+		lw.buf = append(lw.buf, p[:i+1]...)
+		_, _ = lw.out.Write(lw.buf)
+		lw.buf, p = lw.buf[:0], p[i+1:]
 	}
-	lw.buf = append(lw.buf, p...)
-	end := bytes.LastIndexByte(lw.buf, '\n') + 1
-	if end == 0 && len(lw.buf) >= maxLine {
-		end = len(lw.buf)
+	// Whole lines pass without a copy.
+	if end := bytes.LastIndexByte(p, '\n') + 1; end > 0 {
+		_, _ = lw.out.Write(p[:end])
+		p = p[end:]
 	}
-	if end > 0 {
-		_, _ = lw.out.Write(lw.buf[:end])
-		lw.buf = append(lw.buf[:0], lw.buf[end:]...)
-	}
+	lw.hold(p)
 	return n, nil
+}
+
+// hold keeps p, the start of a line, until its end comes, unless that
+// makes more than maxLine.
+func (lw *LineWriter) hold(p []byte) {
+	lw.buf = append(lw.buf, p...)
+	if len(lw.buf) >= maxLine {
+		_, _ = lw.out.Write(lw.buf)
+		lw.buf = lw.buf[:0]
+	}
 }
 
 // Close stops the watch and writes what is left of an unfinished last

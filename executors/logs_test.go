@@ -2,6 +2,7 @@ package executors
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -130,6 +131,25 @@ func TestSyncWriterKeepsLinesWhole(t *testing.T) {
 	for _, l := range lines {
 		if len(l) != 100 || strings.Count(l, l[:1]) != 100 {
 			t.Fatalf("a line was cut: %q", l)
+		}
+	}
+}
+
+// BenchmarkLineWriter passes 32 KB frames of 70-byte lines, frames and
+// lines not aligned, as an exec stream or a pipe brings a busy step's
+// output.
+func BenchmarkLineWriter(b *testing.B) {
+	line := strings.Repeat("slipway log line ", 5)[:69] + "\n"
+	data := []byte(strings.Repeat(line, 1<<20/len(line)))
+	lw := NewLineWriter(io.Discard)
+	lw.Watch(time.Hour, func() {})
+	defer lw.Close()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		for p := data; len(p) > 0; {
+			n := min(32<<10, len(p))
+			lw.Write(p[:n])
+			p = p[n:]
 		}
 	}
 }
