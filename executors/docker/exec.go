@@ -41,7 +41,9 @@ type execSpec struct {
 	cmd  []string
 	env  []string
 	user string
-	out  io.Writer // stdout and stderr, demultiplexed, as the engine sends them
+	out  io.Writer // stdout, and stderr too unless errOut is set
+	// errOut gets stderr apart, each write as the engine sends it.
+	errOut io.Writer
 }
 
 // execution is a started exec.
@@ -82,7 +84,11 @@ func (j *jobRun) startExec(ctx context.Context, s execSpec) (*execution, error) 
 		// Exits when the exec's output ends: the command and every
 		// process holding its stdout exited, or the connection closed.
 		// Each frame is written as it arrives.
-		_, x.err = stdcopy.StdCopy(s.out, s.out, resp.Reader)
+		errOut := s.errOut
+		if errOut == nil {
+			errOut = s.out
+		}
+		_, x.err = stdcopy.StdCopy(s.out, errOut, resp.Reader)
 		resp.Close()
 		close(x.done)
 	}()

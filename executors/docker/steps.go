@@ -168,12 +168,15 @@ func (j *jobRun) runStep(ctx context.Context, i int, run *workflows.RunStep) err
 	env := j.env(run.Environment)
 	env[scriptVar] = run.Command
 	// Each step's output reaches the log a line at a time, as it comes.
+	// The engine sends stdout and stderr apart, and not always in the
+	// order they were written.
 	lw := executors.NewLineWriter(j.log)
 	x, err := j.startExec(ctx, execSpec{
-		cmd:  append(cmd, strings.Fields(shell)...),
-		env:  executors.EnvList(env),
-		user: j.user,
-		out:  lw,
+		cmd:    append(cmd, strings.Fields(shell)...),
+		env:    executors.EnvList(env),
+		user:   j.user,
+		out:    lw,
+		errOut: lw.Stderr(),
 	})
 	if err != nil {
 		lw.Close()
