@@ -634,7 +634,8 @@ func poolNetworks(t *testing.T, cli client.APIClient) []string {
 }
 
 // TestNetworkReused runs jobs one after the other: they take turns on one
-// network, which Close removes.
+// network, which Close removes; one removed behind the pool's back is
+// replaced.
 func TestNetworkReused(t *testing.T) {
 	cli := dockertest.RequireImage(t)
 	before := poolNetworks(t, cli)
@@ -654,6 +655,19 @@ func TestNetworkReused(t *testing.T) {
 		} else if !slices.Equal(now, first) {
 			t.Errorf("after job %d: pool networks %q, want %q", i, now, first)
 		}
+	}
+	// An idle network removed behind the pool's back (by hand, or by
+	// another executor's sweep) is replaced.
+	for _, id := range first {
+		if !slices.Contains(before, id) {
+			if err := cli.NetworkRemove(context.Background(), id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	log := &logBuffer{}
+	if res := runJob(t, context.Background(), e, cli, newJob(t, image(run("true")), "", ""), log); res.Status != workflows.StatusSuccess {
+		t.Fatalf("job after its network was removed: %s, log:\n%s", res.Status, log)
 	}
 	if err := e.Close(context.Background()); err != nil {
 		t.Fatal(err)
