@@ -1,8 +1,8 @@
 // Package executors holds what every executor needs beyond running
 // commands: CircleCI cache key templates, the cache store, the workflow
-// workspace, per-attempt artifacts and test results, and the shell and
-// environment rules that must not differ between the local and docker
-// executors.
+// workspace, per-attempt artifacts and test results, and the shell,
+// environment, attempt ID and job log rules (LineWriter) that must not
+// differ between the local and docker executors.
 //
 // Everything that moves files works on tar streams, so that the docker
 // executor can feed a container's archive in and out without touching

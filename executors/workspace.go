@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -31,15 +30,13 @@ type Workspace struct {
 	Now      func() time.Time // orders layers; time.Now when nil
 }
 
-var layerIDChars = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
-
 // Persist adds the tar stream r as a layer. id names the layer's origin
-// (an attempt ID) and must be safe in a file name. A layer that would
+// (an attempt ID, as CheckAttemptID accepts). A layer that would
 // take the workspace past its limit is refused with ErrTooLarge and
 // leaves nothing behind.
 func (w *Workspace) Persist(id string, r io.Reader) error {
-	if !layerIDChars.MatchString(id) {
-		return fmt.Errorf("workspace persist: bad layer id %q", id)
+	if err := CheckAttemptID(id); err != nil {
+		return fmt.Errorf("workspace persist: %w", err)
 	}
 	if err := os.MkdirAll(w.Dir, 0o755); err != nil {
 		return fmt.Errorf("workspace persist: %w", err)

@@ -34,7 +34,7 @@ type jobRun struct {
 	spec *workflows.JobSpec
 	log  io.Writer
 
-	network    string   // the attempt's own network, if it has one
+	network    string   // lent by the executor's pool, if any
 	containers []string // primary first
 	primary    string
 	user       string // the primary's user; steps run as it
@@ -58,8 +58,8 @@ func (j *jobRun) labels() map[string]string {
 	}
 }
 
-// start makes the images present and creates the attempt's network and
-// containers.
+// start makes the images present, leases the attempt's network and
+// creates its containers.
 func (j *jobRun) start(ctx context.Context) error {
 	res, err := j.e.resources(ctx, j.spec.ResourceClass)
 	if err != nil {
@@ -71,12 +71,12 @@ func (j *jobRun) start(ctx context.Context) error {
 		}
 	}
 	netMode := j.e.opts.Network
-	if netMode == "" {
-		net, err := j.e.client.NetworkCreate(ctx, "slipway-"+j.job.ID, network.CreateOptions{Driver: "bridge", Labels: j.labels()})
+	if j.e.nets != nil {
+		id, err := j.e.nets.lease(ctx)
 		if err != nil {
-			return fmt.Errorf("create network: %w", err)
+			return err
 		}
-		j.network, netMode = net.ID, net.ID
+		j.network, netMode = id, id
 	}
 
 	primary := j.spec.Docker[0]
@@ -142,8 +142,9 @@ func (j *jobRun) create(ctx context.Context, cfg *container.Config, host *contai
 	return c.ID, nil
 }
 
-// teardown removes the attempt's containers and network. It runs after
-// cancellation too, so it gets a context of its own.
+// teardown removes the attempt's containers and gives its network back
+// to the pool, or has it removed when a container may be left on it. It
+// runs after cancellation too, so it gets a context of its own.
 func (j *jobRun) teardown(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), j.e.opts.CleanupTimeout)
 	defer cancel()
@@ -163,12 +164,11 @@ func (j *jobRun) teardown(ctx context.Context) {
 		x.conn.Close()
 	}
 	j.bg.Wait()
+	err := errors.Join(errs...)
 	if j.network != "" {
-		if err := j.e.client.NetworkRemove(ctx, j.network); err != nil && !client.IsErrNotFound(err) {
-			errs = append(errs, fmt.Errorf("docker: remove network: %w", err))
-		}
+		j.e.nets.release(ctx, j.network, err == nil)
 	}
-	if err := errors.Join(errs...); err != nil {
+	if err != nil {
 		// Cleanup by label catches what is left.
 		j.e.log.Warn("attempt teardown", "attempt", j.job.ID, "err", err)
 	}

@@ -9,9 +9,11 @@
 // execs while they live); processes that redirected their output, and
 // `background` steps, run until the job ends.
 //
-// Every container and network an attempt creates carries the label
-// LabelAttempt with the attempt's ID; the attempt removes them when it
-// ends, whatever happens, and Cleanup removes what a crashed process left.
+// Every container an attempt creates carries the label LabelAttempt with
+// the attempt's ID; the attempt removes them when it ends, whatever
+// happens, and Cleanup removes what a crashed process left. The bridge
+// networks that keep jobs apart belong to the Executor, which lends each
+// to one attempt at a time and removes them on Close (see netPool).
 package docker
 
 import (
@@ -31,6 +33,7 @@ import (
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
 
+	"github.com/slipway-ci/slipway/executors"
 	"github.com/slipway-ci/slipway/workflows"
 )
 
@@ -80,12 +83,15 @@ type Options struct {
 	// /var/run/docker.sock when empty.
 	DockerSocket string
 	// Network names an existing network for every job's primary
-	// container. When empty, each attempt gets a bridge network of its
-	// own, so that jobs of different pipelines cannot reach each other's
-	// services; a shared network saves creating and removing one per job
-	// (about half a second on a busy engine) at the cost of that
-	// isolation.
+	// container, shared by all jobs: they can reach each other's
+	// services. When empty, each running attempt has a bridge network to
+	// itself, lent from a pool that the Executor keeps.
 	Network string
+	// NetworkPool is how many idle networks the Executor keeps for later
+	// attempts; DefaultNetworkPool when zero. Set it to the engine's
+	// parallelism, so that every attempt finds one ready: attempts beyond
+	// it get a network created for them and removed after.
+	NetworkPool int
 	// Registries holds the server's registry credentials by registry host
 	// ("docker.io", "123456789012.dkr.ecr.eu-west-1.amazonaws.com"). An
 	// image's own `auth` wins over them.
@@ -109,6 +115,8 @@ type Executor struct {
 	client client.APIClient
 	opts   Options
 	log    *slog.Logger
+
+	nets *netPool // nil when opts.Network is set
 
 	mu   sync.Mutex
 	ncpu int // the engine's CPU count, once known
@@ -138,15 +146,36 @@ func New(c client.APIClient, opts Options) *Executor {
 	if opts.CleanupTimeout == 0 {
 		opts.CleanupTimeout = time.Minute
 	}
-	return &Executor{client: c, opts: opts, log: opts.Logger.With("executor", "docker")}
+	if opts.NetworkPool <= 0 {
+		opts.NetworkPool = DefaultNetworkPool
+	}
+	e := &Executor{client: c, opts: opts, log: opts.Logger.With("executor", "docker")}
+	if opts.Network == "" {
+		e.nets = newNetPool(c, e.log, opts.NetworkPool)
+	}
+	return e
+}
+
+// Close removes the executor's idle networks. Call it once every Run has
+// returned; the network of a Run still going is removed when it ends,
+// and a Run started after Close fails.
+func (e *Executor) Close(ctx context.Context) error {
+	if e.nets == nil {
+		return nil
+	}
+	return e.nets.close(ctx)
 }
 
 // Run runs the job's steps in its containers; see workflows.Executor.
 func (e *Executor) Run(ctx context.Context, job *workflows.JobRun, log io.Writer) (workflows.JobResult, error) {
+	// Attempt IDs are label values and workspace layer names here.
+	if err := executors.CheckAttemptID(job.ID); err != nil {
+		return workflows.JobResult{Status: workflows.StatusFailed}, fmt.Errorf("docker: %w", err)
+	}
 	if job.Spec == nil || len(job.Spec.Docker) == 0 {
 		return workflows.JobResult{Status: workflows.StatusFailed}, fmt.Errorf("docker: job %q has no docker image", job.JobName)
 	}
-	j := &jobRun{e: e, job: job, spec: job.Spec, log: &syncWriter{w: log}}
+	j := &jobRun{e: e, job: job, spec: job.Spec, log: executors.NewSyncWriter(log)}
 	defer j.teardown(ctx)
 	if err := j.start(ctx); err != nil {
 		if ctx.Err() != nil {
@@ -158,9 +187,14 @@ func (e *Executor) Run(ctx context.Context, job *workflows.JobRun, log io.Writer
 	return j.steps(ctx), nil
 }
 
-// Cleanup removes every container and network labelled with attemptID.
-// Safe to repeat and to call for IDs never seen.
+// Cleanup removes every container, network and volume labelled with
+// attemptID. Safe to repeat and to call for IDs never seen. The network a
+// crashed process had lent the attempt is removed by the next executor's
+// first Run, with the rest of that process's pool.
 func (e *Executor) Cleanup(ctx context.Context, attemptID string) error {
+	if err := executors.CheckAttemptID(attemptID); err != nil {
+		return fmt.Errorf("docker: cleanup: %w", err)
+	}
 	return e.removeLabelled(ctx, attemptID)
 }
 
@@ -194,19 +228,6 @@ func (e *Executor) Leftovers(ctx context.Context) ([]string, error) {
 	return slices.Sorted(maps.Keys(seen)), nil
 }
 
-// syncWriter serialises writes to a job's log: background steps write to
-// it while the foreground step does.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
-
 // stepError is a step that failed for a reason other than a command's
 // exit code; its message goes to the job log and JobResult.Reason.
 type stepError struct {
@@ -227,3 +248,6 @@ func (e *exitError) Error() string { return fmt.Sprintf("exited with code %d", e
 
 // errCanceled reports a step stopped by the job's cancellation.
 var errCanceled = errors.New("canceled")
+
+// errSilent reports a step stopped for printing nothing for too long.
+var errSilent = errors.New("silent")

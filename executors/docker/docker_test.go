@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,18 +33,32 @@ import (
 	"github.com/slipway-ci/slipway/workflows"
 )
 
-// setup returns an executor on the test engine, and checks when the test
-// ends that it left nothing labelled behind.
+// setup returns an executor on the test engine, closed when the test
+// ends, and checks then that nothing labelled is left: no attempt's
+// containers, networks or volumes, and none of the pool's networks.
 func setup(t *testing.T, opts docker.Options) (*docker.Executor, client.APIClient) {
 	t.Helper()
 	cli := dockertest.RequireImage(t)
-	before := countLabelled(t, cli, docker.LabelAttempt)
+	before := countLabelled(t, cli, docker.LabelAttempt) + countLabelled(t, cli, docker.LabelPool)
 	t.Cleanup(func() {
-		if after := countLabelled(t, cli, docker.LabelAttempt); after != before {
-			t.Errorf("left behind: %d containers, networks and volumes labelled %s (before: %d)", after, docker.LabelAttempt, before)
+		after := countLabelled(t, cli, docker.LabelAttempt) + countLabelled(t, cli, docker.LabelPool)
+		if after != before {
+			t.Errorf("left behind: %d containers, networks and volumes labelled %s or %s (before: %d)", after, docker.LabelAttempt, docker.LabelPool, before)
 		}
 	})
-	return docker.New(cli, opts), cli
+	return newExecutor(t, cli, opts), cli
+}
+
+// newExecutor returns an executor that is closed when the test ends.
+func newExecutor(t *testing.T, cli client.APIClient, opts docker.Options) *docker.Executor {
+	t.Helper()
+	e := docker.New(cli, opts)
+	t.Cleanup(func() {
+		if err := e.Close(context.Background()); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return e
 }
 
 // countLabelled counts the containers, networks and volumes with label
@@ -473,7 +488,7 @@ func TestSetupRemoteDocker(t *testing.T) {
 		t.Errorf("disabled: got %s %q", res.Status, res.Reason)
 	}
 
-	e = docker.New(cli, docker.Options{RemoteDocker: true})
+	e = newExecutor(t, cli, docker.Options{RemoteDocker: true})
 	spec = image(workflows.Step{SetupRemoteDocker: &workflows.SetupRemoteDockerStep{}}, run("test -S /var/run/docker.sock && echo socket-there"))
 	log = &logBuffer{}
 	res = runJob(t, context.Background(), e, cli, newJob(t, spec, "", ""), log)
@@ -542,9 +557,10 @@ func TestCleanupRemovesLeftovers(t *testing.T) {
 
 // TestJobsIsolated runs a job whose primary serves HTTP while a job of
 // another pipeline tries to reach it at its address; the same server is
-// reached from within its own job.
+// reached from within its own job. The pool keeps one network, so the
+// second job runs on one created for it.
 func TestJobsIsolated(t *testing.T) {
-	e, cli := setup(t, docker.Options{})
+	e, cli := setup(t, docker.Options{NetworkPool: 1})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	server := image(
@@ -573,22 +589,130 @@ func TestJobsIsolated(t *testing.T) {
 	if err != nil || len(cs) != 1 || cs[0].NetworkSettings == nil {
 		t.Fatalf("server container: %v, %v", cs, err)
 	}
-	var addr string
+	var addr, netID string
 	for _, n := range cs[0].NetworkSettings.Networks {
-		addr = n.IPAddress
+		addr, netID = n.IPAddress, n.NetworkID
 	}
 	if addr == "" {
 		t.Fatal("server container has no address")
 	}
-	client := image(run(fmt.Sprintf(`if timeout 2 wget -q -O- http://%s:8080/index.html; then echo reached; else echo unreachable; fi`, addr)))
+	n, err := cli.NetworkInspect(ctx, netID, network.InspectOptions{})
+	if err != nil || len(n.IPAM.Config) == 0 {
+		t.Fatalf("server network: %+v, %v", n, err)
+	}
+	subnet := netip.MustParsePrefix(n.IPAM.Config[0].Subnet)
+	client := image(run(fmt.Sprintf(`echo "ip=$(hostname -i)"; if timeout 2 wget -q -O- http://%s:8080/index.html; then echo reached; else echo unreachable; fi`, addr)))
 	clog := &logBuffer{}
 	res := runJob(t, context.Background(), e, cli, newJob(t, client, "", ""), clog)
 	if res.Status != workflows.StatusSuccess || !strings.Contains(clog.String(), "unreachable\n") || strings.Contains(clog.String(), "secret-page") {
 		t.Errorf("a job reached another pipeline's service at %s: %s, log:\n%s", addr, res.Status, clog)
 	}
+	_, ip, _ := strings.Cut(clog.String(), "\nip=")
+	ip, _, _ = strings.Cut(ip, "\n")
+	if a, err := netip.ParseAddr(ip); err != nil || subnet.Contains(a) {
+		t.Errorf("the second job's address %q is on the first job's network %s", ip, subnet)
+	}
 	cancel()
 	if res := <-done; res.Status != workflows.StatusCanceled {
 		t.Errorf("server job: %s", res.Status)
+	}
+}
+
+// poolNetworks lists the networks of executors' pools.
+func poolNetworks(t *testing.T, cli client.APIClient) []string {
+	t.Helper()
+	ns, err := cli.NetworkList(context.Background(), network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", docker.LabelPool))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, n := range ns {
+		ids = append(ids, n.ID)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// TestNetworkReused runs jobs one after the other: they take turns on one
+// network, which Close removes; one removed behind the pool's back is
+// replaced.
+func TestNetworkReused(t *testing.T) {
+	cli := dockertest.RequireImage(t)
+	before := poolNetworks(t, cli)
+	e := docker.New(cli, docker.Options{})
+	var first []string
+	for i := range 3 {
+		log := &logBuffer{}
+		if res := runJob(t, context.Background(), e, cli, newJob(t, image(run("true")), "", ""), log); res.Status != workflows.StatusSuccess {
+			t.Fatalf("job %d: %s, log:\n%s", i, res.Status, log)
+		}
+		now := poolNetworks(t, cli)
+		if len(now) != len(before)+1 {
+			t.Fatalf("after job %d: %d pool networks, want %d", i, len(now), len(before)+1)
+		}
+		if first == nil {
+			first = now
+		} else if !slices.Equal(now, first) {
+			t.Errorf("after job %d: pool networks %q, want %q", i, now, first)
+		}
+	}
+	// An idle network removed behind the pool's back (by hand, or by
+	// another executor's sweep) is replaced.
+	for _, id := range first {
+		if !slices.Contains(before, id) {
+			if err := cli.NetworkRemove(context.Background(), id); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	log := &logBuffer{}
+	if res := runJob(t, context.Background(), e, cli, newJob(t, image(run("true")), "", ""), log); res.Status != workflows.StatusSuccess {
+		t.Fatalf("job after its network was removed: %s, log:\n%s", res.Status, log)
+	}
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if after := poolNetworks(t, cli); !slices.Equal(after, before) {
+		t.Errorf("after Close: pool networks %q, want %q", after, before)
+	}
+	if _, err := e.Run(context.Background(), newJob(t, image(run("true")), "", ""), &logBuffer{}); err == nil {
+		t.Error("Run after Close succeeded")
+	}
+}
+
+// TestPoolLeftoversSwept leaves what a crashed process leaves, an idle
+// network of its pool, beside a network of another pool that a container
+// uses: an executor's first job removes the first and keeps the second.
+func TestPoolLeftoversSwept(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	ctx := context.Background()
+	dead, err := cli.NetworkCreate(ctx, "slipway-pool-t-dead", network.CreateOptions{Labels: map[string]string{docker.LabelPool: "t-dead"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.NetworkRemove(ctx, dead.ID)
+	busy, err := cli.NetworkCreate(ctx, "slipway-pool-t-busy", network.CreateOptions{Labels: map[string]string{docker.LabelPool: "t-busy"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.NetworkRemove(ctx, busy.ID)
+	c, err := cli.ContainerCreate(ctx, &container.Config{Image: dockertest.Image, Cmd: []string{"sleep", "60"}}, &container.HostConfig{NetworkMode: container.NetworkMode(busy.ID)}, nil, nil, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+	if err := cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	log := &logBuffer{}
+	if res := runJob(t, ctx, e, cli, newJob(t, image(run("true")), "", ""), log); res.Status != workflows.StatusSuccess {
+		t.Fatalf("job: %s, log:\n%s", res.Status, log)
+	}
+	if _, err := cli.NetworkInspect(ctx, dead.ID, network.InspectOptions{}); !client.IsErrNotFound(err) {
+		t.Errorf("the dead pool's network is still there (%v)", err)
+	}
+	if _, err := cli.NetworkInspect(ctx, busy.ID, network.InspectOptions{}); err != nil {
+		t.Errorf("the busy network was removed: %v", err)
 	}
 }
 
@@ -666,5 +790,58 @@ func TestPullWithCredentials(t *testing.T) {
 				t.Errorf("log shows a password:\n%s", log)
 			}
 		})
+	}
+}
+
+// timedLog records when each complete line reached it.
+type timedLog struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	times map[string]time.Time // first arrival of each line
+}
+
+func (l *timedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.times == nil {
+		l.times = map[string]time.Time{}
+	}
+	l.buf.Write(p)
+	for _, line := range strings.SplitAfter(string(p), "\n") {
+		if _, ok := l.times[line]; !ok {
+			l.times[line] = time.Now()
+		}
+	}
+	return len(p), nil
+}
+
+// TestOutputStreams checks that a run step's output reaches the log a
+// line at a time while the step runs, and that a last line without a
+// newline is ended when the step ends rather than joined to the next
+// step's header.
+func TestOutputStreams(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	spec := image(
+		run(`echo first; sleep 2; echo err-line >&2; printf 'no newline'`),
+		run(`echo next`),
+	)
+	log := &timedLog{}
+	job := newJob(t, spec, "", "")
+	res, err := e.Run(context.Background(), job, log)
+	if err != nil || res.Status != workflows.StatusSuccess {
+		t.Fatalf("Run = %+v, %v; log:\n%s", res, err, log.buf.String())
+	}
+	if n := countLabelled(t, cli, docker.LabelAttempt+"="+job.ID); n != 0 {
+		t.Errorf("%d objects left", n)
+	}
+	got, ok := log.times["first\n"]
+	if !ok {
+		t.Fatalf("log lacks the line \"first\" whole, as one write:\n%q", log.buf.String())
+	}
+	if lag := res.Steps[0].Finished.Sub(got); lag < time.Second {
+		t.Errorf("\"first\" reached the log %v before the step ended, want about 2s: it was held back", lag)
+	}
+	if !strings.Contains(log.buf.String(), "err-line\nno newline\n==> echo next\nnext\n") {
+		t.Errorf("log:\n%q", log.buf.String())
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -39,11 +38,12 @@ done`
 
 // execSpec is one command to run in the primary container.
 type execSpec struct {
-	cmd     []string
-	env     []string
-	user    string
-	out     io.Writer     // stdout and stderr, demultiplexed, as written
-	silence time.Duration // kill after this long without output; 0: never
+	cmd  []string
+	env  []string
+	user string
+	out  io.Writer // stdout, and stderr too unless errOut is set
+	// errOut gets stderr apart, each write as the engine sends it.
+	errOut io.Writer
 }
 
 // execution is a started exec.
@@ -52,17 +52,18 @@ type execution struct {
 	id     string
 	marker string
 	user   string
-	out    io.Writer
 	conn   interface{ Close() error }
 	done   chan struct{} // closed when the output copy ended
 	err    error         // of the output copy, once done
-	last   atomic.Int64
+	// leftovers is set when the command exited and processes it left
+	// holding its output were stopped.
+	leftovers bool
 }
 
 // startExec creates an exec in the primary and starts copying its output.
 func (j *jobRun) startExec(ctx context.Context, s execSpec) (*execution, error) {
 	j.execs++
-	x := &execution{j: j, marker: fmt.Sprintf("%s=%s/%d/", markerVar, j.job.ID, j.execs), user: s.user, out: s.out, done: make(chan struct{})}
+	x := &execution{j: j, marker: fmt.Sprintf("%s=%s/%d/", markerVar, j.job.ID, j.execs), user: s.user, done: make(chan struct{})}
 	created, err := j.e.client.ContainerExecCreate(ctx, j.primary, container.ExecOptions{
 		User:         s.user,
 		Env:          append(s.env, x.marker),
@@ -79,12 +80,15 @@ func (j *jobRun) startExec(ctx context.Context, s execSpec) (*execution, error) 
 		return nil, fmt.Errorf("exec start: %w", err)
 	}
 	x.conn = resp.Conn
-	x.last.Store(time.Now().UnixNano())
-	w := &activityWriter{w: s.out, last: &x.last}
 	go func() {
 		// Exits when the exec's output ends: the command and every
 		// process holding its stdout exited, or the connection closed.
-		_, x.err = stdcopy.StdCopy(w, w, resp.Reader)
+		// Each frame is written as it arrives.
+		errOut := s.errOut
+		if errOut == nil {
+			errOut = s.out
+		}
+		_, x.err = stdcopy.StdCopy(s.out, errOut, resp.Reader)
 		resp.Close()
 		close(x.done)
 	}()
@@ -96,17 +100,10 @@ func (j *jobRun) startExec(ctx context.Context, s execSpec) (*execution, error) 
 // that open long after it ended.
 const exitPoll = 500 * time.Millisecond
 
-// wait waits for x to end and returns its exit code. Cancelling ctx, or
-// silence longer than silence (when not zero), kills its processes: the
-// first returns errCanceled, the second a *stepError.
-func (x *execution) wait(ctx context.Context, silence time.Duration) (int, error) {
-	var quiet *time.Timer
-	var quietC <-chan time.Time
-	if silence > 0 {
-		quiet = time.NewTimer(silence)
-		defer quiet.Stop()
-		quietC = quiet.C
-	}
+// wait waits for x to end and its output to be copied, and returns its
+// exit code. Cancelling ctx, or closing silent (nil: never), kills its
+// processes: the first returns errCanceled, the second errSilent.
+func (x *execution) wait(ctx context.Context, silent <-chan struct{}) (int, error) {
 	poll := time.NewTicker(exitPoll)
 	defer poll.Stop()
 	for {
@@ -129,20 +126,14 @@ func (x *execution) wait(ctx context.Context, silence time.Duration) (int, error
 			select {
 			case <-x.done:
 			case <-time.After(100 * time.Millisecond):
-				fmt.Fprintf(x.out, "Stopping the processes the step left holding its output\n")
+				x.leftovers = true
 				x.kill(ctx)
 			}
 			return ins.ExitCode, nil
-		case <-quietC:
-			// The timer is not reset on every write (too costly for fast
-			// output); it wakes up and sleeps again for the time left.
-			if q := time.Since(time.Unix(0, x.last.Load())); q < silence {
-				quiet.Reset(silence - q)
-				continue
-			}
+		case <-silent:
 			x.kill(ctx)
 			code, _ := x.exitCode(ctx, nil)
-			return code, &stepError{code: code, reason: fmt.Sprintf("no output for %v; the step was stopped", silence)}
+			return code, errSilent
 		}
 	}
 }
@@ -181,7 +172,7 @@ func (x *execution) kill(ctx context.Context) {
 		out:  &out,
 	})
 	if err == nil {
-		_, err = k.wait(ctx, 0)
+		_, err = k.wait(ctx, nil)
 	}
 	if err != nil {
 		x.j.e.log.Warn("kill step", "attempt", x.j.job.ID, "err", err, "output", out.String())
@@ -201,7 +192,7 @@ func (j *jobRun) run(ctx context.Context, s execSpec) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	return x.wait(ctx, s.silence)
+	return x.wait(ctx, nil)
 }
 
 // output runs a short command of the executor's own and returns its
@@ -216,15 +207,4 @@ func (j *jobRun) output(ctx context.Context, user string, cmd ...string) (string
 		return "", fmt.Errorf("%s: exit code %d: %s", cmd[0], code, strings.TrimSpace(out.String()))
 	}
 	return out.String(), nil
-}
-
-// activityWriter records when output last came, for no_output_timeout.
-type activityWriter struct {
-	w    io.Writer
-	last *atomic.Int64
-}
-
-func (a *activityWriter) Write(p []byte) (int, error) {
-	a.last.Store(time.Now().UnixNano())
-	return a.w.Write(p)
 }

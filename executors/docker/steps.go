@@ -170,36 +170,50 @@ func (j *jobRun) runStep(ctx context.Context, i int, run *workflows.RunStep) err
 	cmd := []string{"/bin/sh", "-c", stepScript, "sh", j.jobDir(), run.WorkingDirectory, scriptPath(i)}
 	env := j.env(run.Environment)
 	env[scriptVar] = run.Command
-	s := execSpec{
-		cmd:  append(cmd, strings.Fields(shell)...),
-		env:  executors.EnvList(env),
-		user: j.user,
-		out:  j.log,
-	}
-	if run.Background {
-		x, err := j.startExec(ctx, s)
-		if err != nil {
-			return err
-		}
-		j.adopt(x)
-		return nil
-	}
-	s.silence = run.NoOutputTimeout
-	if s.silence <= 0 {
-		s.silence = executors.DefaultNoOutputTimeout
-	}
-	code, err := j.run(ctx, s)
+	// Each step's output reaches the log a line at a time, as it comes.
+	// The engine sends stdout and stderr apart, and not always in the
+	// order they were written.
+	lw := executors.NewLineWriter(j.log)
+	x, err := j.startExec(ctx, execSpec{
+		cmd:    append(cmd, strings.Fields(shell)...),
+		env:    executors.EnvList(env),
+		user:   j.user,
+		out:    lw,
+		errOut: lw.Stderr(),
+	})
 	if err != nil {
+		lw.Close()
 		return err
 	}
-	if code != 0 {
+	if run.Background {
+		j.adopt(x, lw)
+		return nil
+	}
+	silence := run.NoOutputTimeout
+	if silence <= 0 {
+		silence = executors.DefaultNoOutputTimeout
+	}
+	silent := make(chan struct{})
+	lw.Watch(silence, func() { close(silent) })
+	code, err := x.wait(ctx, silent)
+	lw.Close()
+	if x.leftovers {
+		fmt.Fprintf(j.log, "Stopped the processes the step left holding its output\n")
+	}
+	switch {
+	case errors.Is(err, errSilent):
+		return &stepError{code: code, reason: fmt.Sprintf("no output for %v; the step was stopped", silence)}
+	case err != nil:
+		return err
+	case code != 0:
 		return &exitError{code: code}
 	}
 	return nil
 }
 
-// adopt lets x run on, its output going to the log, until the job ends.
-func (j *jobRun) adopt(x *execution) {
+// adopt lets x run on, its output going to the log through lw, until the
+// job ends.
+func (j *jobRun) adopt(x *execution, lw *executors.LineWriter) {
 	j.background = append(j.background, x)
 	j.bg.Add(1)
 	go func() {
@@ -207,6 +221,7 @@ func (j *jobRun) adopt(x *execution) {
 		// removes the container or closes the stream.
 		defer j.bg.Done()
 		<-x.done
+		lw.Close()
 	}()
 }
 

@@ -39,7 +39,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,9 +107,6 @@ func New(opts Options) (*Executor, error) {
 	}, nil
 }
 
-// attemptIDs are used as folder names, so they may not contain a path.
-var attemptIDs = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
-
 // attemptEnv marks every process of an attempt, so that Cleanup after a
 // restart can tell the attempt's process groups from unrelated ones that
 // reused their numbers.
@@ -118,8 +114,9 @@ const attemptEnv = "SLIPWAY_ATTEMPT"
 
 // Run runs the attempt's steps in order. See workflows.Executor.
 func (e *Executor) Run(ctx context.Context, job *workflows.JobRun, log io.Writer) (workflows.JobResult, error) {
-	if !attemptIDs.MatchString(job.ID) {
-		return workflows.JobResult{}, fmt.Errorf("local: bad attempt id %q", job.ID)
+	// Attempt IDs are folder names here.
+	if err := executors.CheckAttemptID(job.ID); err != nil {
+		return workflows.JobResult{}, fmt.Errorf("local: %w", err)
 	}
 	if job.Spec == nil {
 		return workflows.JobResult{}, fmt.Errorf("local: job %q has no spec", job.JobName)
@@ -145,8 +142,8 @@ func (e *Executor) Run(ctx context.Context, job *workflows.JobRun, log io.Writer
 // folder. It is safe to call repeatedly, concurrently with other
 // attempts' Run, and for attempts it never saw.
 func (e *Executor) Cleanup(ctx context.Context, attemptID string) error {
-	if !attemptIDs.MatchString(attemptID) {
-		return fmt.Errorf("local: cleanup: bad attempt id %q", attemptID)
+	if err := executors.CheckAttemptID(attemptID); err != nil {
+		return fmt.Errorf("local: cleanup: %w", err)
 	}
 	dir := filepath.Join(e.opts.Dir, attemptID)
 	data, err := os.ReadFile(filepath.Join(dir, "pgids"))
@@ -200,7 +197,7 @@ func (e *Executor) newJob(run *workflows.JobRun, log io.Writer) (*job, error) {
 	j := &job{
 		e:      e,
 		run:    run,
-		log:    &syncWriter{w: log},
+		log:    executors.NewSyncWriter(log),
 		logger: e.logger.With("attempt", run.ID, "job", run.JobName),
 		dir:    dir,
 		home:   filepath.Join(dir, "home"),

@@ -26,7 +26,7 @@ const pipeGrace = time.Second
 // its own, so that killing the group stops everything the step started.
 type process struct {
 	pgid int
-	lw   *lineWriter
+	lw   *executors.LineWriter
 	done chan struct{} // closed once the shell has exited and been reaped
 	err  error         // from Wait, read after done
 }
@@ -59,7 +59,7 @@ func (j *job) runStep(ctx context.Context, i int, rs *workflows.RunStep) outcome
 	}
 	argv := executors.ShellArgv(executors.StepShell(j.run.Spec, rs, j.e.shell), script)
 
-	lw := newLineWriter(j.log)
+	lw := executors.NewLineWriter(j.log)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir, cmd.Env = dir, executors.EnvList(env)
 	cmd.Stdout, cmd.Stderr = lw, lw
@@ -96,7 +96,7 @@ func (j *job) runStep(ctx context.Context, i int, rs *workflows.RunStep) outcome
 	if timeout <= 0 {
 		timeout = j.e.opts.NoOutputTimeout
 	}
-	lw.watch(timeout, func() { killGroup(p.pgid) })
+	lw.Watch(timeout, func() { killGroup(p.pgid) })
 	select {
 	case <-p.done:
 	case <-ctx.Done():
