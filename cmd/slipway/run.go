@@ -473,8 +473,15 @@ func newExecutor(spec runSpec, dir string, logger *slog.Logger) (workflows.Execu
 		if err != nil {
 			return nil, nil, err
 		}
-		exe := docker.New(cli, docker.Options{Logger: logger, RemoteDocker: spec.remoteDocker})
-		return exe, func() { cli.Close() }, nil
+		exe := docker.New(cli, docker.Options{Logger: logger, RemoteDocker: spec.remoteDocker, NetworkPool: spec.parallel})
+		return exe, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := exe.Close(ctx); err != nil {
+				logger.Error("close the docker executor", "err", err)
+			}
+			cli.Close()
+		}, nil
 	}
 	exe, err := local.New(local.Options{Dir: dir, Logger: logger, RemoteDocker: spec.remoteDocker})
 	return exe, func() {}, err
