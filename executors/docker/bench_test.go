@@ -68,9 +68,17 @@ func dockerRun(cli client.APIClient, out io.Writer, net string, cmd ...string) e
 }
 
 // benchNetworks are the executor's ways of giving jobs a network: the
-// pool's, one per running attempt (the default), and the engine's
-// shared bridge, which jobs of different pipelines share.
-var benchNetworks = []struct{ name, network string }{{"pool", ""}, {"shared-bridge", "bridge"}}
+// pool's, one per running attempt (the default), with holders started
+// ahead from the test image or without, and the engine's shared bridge,
+// which jobs of different pipelines share.
+var benchNetworks = []struct {
+	name string
+	opts docker.Options
+}{
+	{"pool", docker.Options{}},
+	{"pool-holders", docker.Options{HolderImage: dockertest.Image}},
+	{"shared-bridge", docker.Options{Network: "bridge"}},
+}
 
 func runBench(e *docker.Executor, job *workflows.JobRun, log io.Writer) error {
 	res, err := e.Run(context.Background(), job, log)
@@ -84,8 +92,9 @@ func runBench(e *docker.Executor, job *workflows.JobRun, log io.Writer) error {
 // IMAGE true` on the same engine, alternating them so that both see the
 // same load; ratio is the job's time over docker run's (on the engine's
 // default bridge). The job runs on a network lent by the executor's pool
-// (the default, isolated; a job before the timed ones makes it) and on
-// the engine's shared bridge (not isolated).
+// (the default, isolated; a job before the timed ones makes it), joining
+// a holder started ahead on it or not, and on the engine's shared bridge
+// (not isolated).
 //
 // docker-run-user-network is the engine's own price of that isolation:
 // `docker run --network NET` on a user-defined bridge, made once, over
@@ -95,7 +104,7 @@ func BenchmarkTrueJob(b *testing.B) {
 	cli := dockertest.RequireImage(b)
 	for _, n := range benchNetworks {
 		b.Run(n.name, func(b *testing.B) {
-			e := docker.New(cli, docker.Options{Network: n.network})
+			e := docker.New(cli, n.opts)
 			defer e.Close(context.Background())
 			spec := image(run("true"))
 			// Steady state: the pool makes its network once, for the
@@ -107,6 +116,23 @@ func BenchmarkTrueJob(b *testing.B) {
 				"dockerrun", func() error { return dockerRun(cli, nil, "", "true") })
 		})
 	}
+	// pool-holders-idle gives the pool the idle time a server has
+	// between jobs: the holder it starts for the next job once one ends
+	// is started before docker run's turn (settle-ms/op, untimed),
+	// rather than beside it, slowing it down (as in pool-holders). A
+	// server that never idles starts no holders (see
+	// BenchmarkParallel20).
+	b.Run("pool-holders-idle", func(b *testing.B) {
+		e := docker.New(cli, docker.Options{HolderImage: dockertest.Image})
+		defer e.Close(context.Background())
+		spec := image(run("true"))
+		if err := runBench(e, benchJob(spec, -1), io.Discard); err != nil {
+			b.Fatal(err)
+		}
+		e.WaitHolders()
+		compareSettled(b, "job", func(i int) error { return runBench(e, benchJob(spec, i), io.Discard) },
+			e.WaitHolders, "dockerrun", func() error { return dockerRun(cli, nil, "", "true") })
+	})
 	b.Run("docker-run-user-network", func(b *testing.B) {
 		ctx := context.Background()
 		net, err := cli.NetworkCreate(ctx, fmt.Sprintf("slipway-bench-%d", time.Now().UnixNano()), network.CreateOptions{Driver: "bridge"})
@@ -124,22 +150,37 @@ func BenchmarkTrueJob(b *testing.B) {
 // ratio, first's time over second's.
 func compare(b *testing.B, firstName string, first func(i int) error, secondName string, second func() error) {
 	b.Helper()
-	var t1, t2 time.Duration
+	compareSettled(b, firstName, first, nil, secondName, second)
+}
+
+// compareSettled is compare with settle, when not nil, called untimed
+// after first: the time it takes is reported apart, as settle-ms/op.
+func compareSettled(b *testing.B, firstName string, first func(i int) error, settle func(), secondName string, second func() error) {
+	b.Helper()
+	var t1, t2, ts time.Duration
 	for i := 0; b.Loop(); i++ {
 		t0 := time.Now()
 		if err := first(i); err != nil {
 			b.Fatalf("%s: %v", firstName, err)
 		}
 		t := time.Now()
+		t1 += t.Sub(t0)
+		if settle != nil {
+			settle()
+			ts += time.Since(t)
+			t = time.Now()
+		}
 		if err := second(); err != nil {
 			b.Fatalf("%s: %v", secondName, err)
 		}
-		t1 += t.Sub(t0)
 		t2 += time.Since(t)
 	}
 	b.ReportMetric(float64(t1.Milliseconds())/float64(b.N), firstName+"-ms/op")
 	b.ReportMetric(float64(t2.Milliseconds())/float64(b.N), secondName+"-ms/op")
 	b.ReportMetric(float64(t1)/float64(t2), "ratio")
+	if settle != nil {
+		b.ReportMetric(float64(ts.Milliseconds())/float64(b.N), "settle-ms/op")
+	}
 }
 
 // countingWriter counts what a job log got.
@@ -194,7 +235,9 @@ func BenchmarkParallel20(b *testing.B) {
 	cli := dockertest.RequireImage(b)
 	for _, n := range benchNetworks {
 		b.Run(n.name, func(b *testing.B) {
-			e := docker.New(cli, docker.Options{Network: n.network, NetworkPool: 20})
+			opts := n.opts
+			opts.NetworkPool = 20
+			e := docker.New(cli, opts)
 			defer e.Close(context.Background())
 			parallel20(b, e)
 		})

@@ -35,8 +35,9 @@ type jobRun struct {
 	log  io.Writer
 
 	network    string   // lent by the executor's pool, if any
-	containers []string // primary first
+	containers []string // removed with the attempt
 	primary    string
+	netns      string // the container whose network namespace the others join
 	user       string // the primary's user; steps run as it
 	home       string // $HOME of user in the primary
 	workDir    string // absolute working_directory
@@ -70,16 +71,22 @@ func (j *jobRun) start(ctx context.Context) error {
 			return err
 		}
 	}
+	primary := j.spec.Docker[0]
 	netMode := j.e.opts.Network
 	if j.e.nets != nil {
-		id, err := j.e.nets.lease(ctx)
+		l, err := j.e.nets.lease(ctx)
 		if err != nil {
 			return err
 		}
-		j.network, netMode = id, id
+		j.network, netMode = l.network, l.network
+		if l.holder != "" {
+			// Single use: it goes with the attempt.
+			j.containers = append(j.containers, l.holder)
+			if !hasServiceNames(j.spec) {
+				j.netns, netMode = l.holder, "container:"+l.holder
+			}
+		}
 	}
-
-	primary := j.spec.Docker[0]
 	j.user = primary.User
 	cfg := &container.Config{
 		Image:      primary.Image,
@@ -99,7 +106,9 @@ func (j *jobRun) start(ctx context.Context) error {
 	for _, svc := range j.spec.Docker[1:] {
 		if svc.Name != "" {
 			// Services share the primary's network namespace; their names
-			// are aliases of localhost, as on CircleCI.
+			// are aliases of localhost, as on CircleCI. The engine sets
+			// them only on a container with a network of its own, so a job
+			// with such names leaves the pool's holder aside.
 			host.ExtraHosts = append(host.ExtraHosts, svc.Name+":127.0.0.1")
 		}
 	}
@@ -112,6 +121,9 @@ func (j *jobRun) start(ctx context.Context) error {
 		return err
 	}
 	j.primary = id
+	if j.netns == "" {
+		j.netns = id
+	}
 	for _, svc := range j.spec.Docker[1:] {
 		cfg := &container.Config{
 			Image:      svc.Image,
@@ -121,7 +133,7 @@ func (j *jobRun) start(ctx context.Context) error {
 			Entrypoint: svc.Entrypoint,
 			Cmd:        svc.Command,
 		}
-		host := &container.HostConfig{NetworkMode: container.NetworkMode("container:" + j.primary)}
+		host := &container.HostConfig{NetworkMode: container.NetworkMode("container:" + j.netns)}
 		if _, err := j.create(ctx, cfg, host); err != nil {
 			return err
 		}
@@ -191,8 +203,21 @@ func (e *Executor) removeLabelled(ctx context.Context, attemptID string) error {
 		return fmt.Errorf("docker: cleanup %s: %w", attemptID, err)
 	}
 	var errs []error
+	holders := map[string]bool{}
 	for _, c := range cs {
 		errs = append(errs, e.removeContainer(ctx, c.ID))
+		if m := container.NetworkMode(c.HostConfig.NetworkMode); m.IsContainer() {
+			holders[m.ConnectedContainer()] = true
+		}
+	}
+	// The pool's holder that the attempt's containers joined carries the
+	// pool's label, not the attempt's: it was started before the attempt.
+	for id := range holders {
+		c, err := e.client.ContainerInspect(ctx, id)
+		if err != nil || c.Config == nil || c.Config.Labels[LabelPool] == "" {
+			continue
+		}
+		errs = append(errs, e.removeContainer(ctx, id))
 	}
 	nets, err := e.client.NetworkList(ctx, network.ListOptions{Filters: f})
 	if err != nil {
@@ -292,6 +317,15 @@ func (e *Executor) registryAuth(img workflows.DockerImage) (string, error) {
 		return "", fmt.Errorf("image %q: encode credentials: %w", img.Image, err)
 	}
 	return s, nil
+}
+
+func hasServiceNames(spec *workflows.JobSpec) bool {
+	for _, svc := range spec.Docker[1:] {
+		if svc.Name != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func wantsRemoteDocker(spec *workflows.JobSpec) bool {

@@ -13,7 +13,9 @@
 // the attempt's ID; the attempt removes them when it ends, whatever
 // happens, and Cleanup removes what a crashed process left. The bridge
 // networks that keep jobs apart belong to the Executor, which lends each
-// to one attempt at a time and removes them on Close (see netPool).
+// to one attempt at a time and removes them on Close, as it does the
+// holders it may start on them (see netPool): those carry the pool's
+// label, and Cleanup removes the one an attempt's containers joined.
 package docker
 
 import (
@@ -92,6 +94,14 @@ type Options struct {
 	// parallelism, so that every attempt finds one ready: attempts beyond
 	// it get a network created for them and removed after.
 	NetworkPool int
+	// HolderImage, when set, lets the network pool start each attempt's
+	// network namespace while it idles, in a container of this image
+	// that the attempt's containers join; jobs then start as fast as on
+	// the default bridge (see netPool). It must have /bin/sh and sleep,
+	// be present on the engine (the executor does not pull it), and be
+	// trusted: its process shares the namespace of jobs of every
+	// pipeline in turn. busybox will do.
+	HolderImage string
 	// Registries holds the server's registry credentials by registry host
 	// ("docker.io", "123456789012.dkr.ecr.eu-west-1.amazonaws.com"). An
 	// image's own `auth` wins over them.
@@ -151,14 +161,15 @@ func New(c client.APIClient, opts Options) *Executor {
 	}
 	e := &Executor{client: c, opts: opts, log: opts.Logger.With("executor", "docker")}
 	if opts.Network == "" {
-		e.nets = newNetPool(c, e.log, opts.NetworkPool)
+		e.nets = newNetPool(c, e.log, opts.NetworkPool, opts.HolderImage)
 	}
 	return e
 }
 
-// Close removes the executor's idle networks. Call it once every Run has
-// returned; the network of a Run still going is removed when it ends,
-// and a Run started after Close fails.
+// Close removes the executor's idle networks and their holders, waiting
+// for those being started. Call it once every Run has returned; the
+// network of a Run still going is removed when it ends, and a Run
+// started after Close fails.
 func (e *Executor) Close(ctx context.Context) error {
 	if e.nets == nil {
 		return nil

@@ -557,12 +557,17 @@ func TestCleanupRemovesLeftovers(t *testing.T) {
 
 // TestJobsIsolated runs a job whose primary serves HTTP while a job of
 // another pipeline tries to reach it at its address; the same server is
-// reached from within its own job. The pool keeps one network, so the
-// second job runs on one created for it.
+// reached from within its own job. The pool keeps one network, which a
+// first job leaves with a holder for the server's job; the second job
+// runs on one created for it.
 func TestJobsIsolated(t *testing.T) {
-	e, cli := setup(t, docker.Options{NetworkPool: 1})
+	e, cli := setup(t, docker.Options{NetworkPool: 1, HolderImage: dockertest.Image})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	if res := runJob(t, ctx, e, cli, newJob(t, image(run("true")), "", ""), &logBuffer{}); res.Status != workflows.StatusSuccess {
+		t.Fatalf("first job: %s", res.Status)
+	}
+	e.WaitHolders()
 	server := image(
 		workflows.Step{Run: &workflows.RunStep{Command: "mkdir -p /tmp/www && echo secret-page > /tmp/www/index.html && httpd -f -p 8080 -h /tmp/www", Background: true}},
 		run(`for i in $(seq 100); do wget -q -O- http://$(hostname -i):8080/index.html && break; sleep 0.1; done; echo serving; sleep 60`),
@@ -584,18 +589,7 @@ func TestJobsIsolated(t *testing.T) {
 	if !strings.Contains(log.String(), "secret-page") {
 		t.Fatalf("the server job could not reach its own server; log:\n%s", log)
 	}
-	f := filters.NewArgs(filters.Arg("label", docker.LabelAttempt+"="+serverJob.ID))
-	cs, err := cli.ContainerList(ctx, container.ListOptions{Filters: f})
-	if err != nil || len(cs) != 1 || cs[0].NetworkSettings == nil {
-		t.Fatalf("server container: %v, %v", cs, err)
-	}
-	var addr, netID string
-	for _, n := range cs[0].NetworkSettings.Networks {
-		addr, netID = n.IPAddress, n.NetworkID
-	}
-	if addr == "" {
-		t.Fatal("server container has no address")
-	}
+	addr, netID := jobAddress(t, cli, serverJob.ID, true)
 	n, err := cli.NetworkInspect(ctx, netID, network.InspectOptions{})
 	if err != nil || len(n.IPAM.Config) == 0 {
 		t.Fatalf("server network: %+v, %v", n, err)
@@ -618,6 +612,111 @@ func TestJobsIsolated(t *testing.T) {
 	}
 }
 
+// jobAddress returns the address and network of the attempt's primary
+// container, which has them itself or through the holder whose network
+// namespace it joined (held says which is wanted).
+func jobAddress(t *testing.T, cli client.APIClient, attemptID string, held bool) (addr, netID string) {
+	t.Helper()
+	ctx := context.Background()
+	f := filters.NewArgs(filters.Arg("label", docker.LabelAttempt+"="+attemptID))
+	cs, err := cli.ContainerList(ctx, container.ListOptions{Filters: f})
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("attempt's containers: %v, %v", cs, err)
+	}
+	c, err := cli.ContainerInspect(ctx, cs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mode := c.HostConfig.NetworkMode; mode.IsContainer() != held {
+		t.Fatalf("primary's network mode %q; want a holder's: %v", mode, held)
+	} else if held {
+		if c, err = cli.ContainerInspect(ctx, mode.ConnectedContainer()); err != nil {
+			t.Fatal(err)
+		}
+		if c.Config.Labels[docker.LabelPool] == "" {
+			t.Fatalf("the primary joined %s, not a holder of the pool", c.ID)
+		}
+	}
+	for _, n := range c.NetworkSettings.Networks {
+		addr, netID = n.IPAddress, n.NetworkID
+	}
+	if addr == "" {
+		t.Fatal("the primary has no address")
+	}
+	return addr, netID
+}
+
+// TestHolderSingleUse runs jobs one after the other on a pool of one
+// network: each after the first joins a holder started for it, which
+// goes with it, so that none finds what the one before wrote in its
+// /etc/hosts.
+func TestHolderSingleUse(t *testing.T) {
+	e, cli := setup(t, docker.Options{NetworkPool: 1, HolderImage: dockertest.Image})
+	for i := range 3 {
+		e.WaitHolders()
+		log := &logBuffer{want: "marked", seen: make(chan struct{})}
+		marked := log.seen
+		job := newJob(t, image(run(`echo "found=$(grep -c slipway-mark /etc/hosts)"; echo "127.0.0.2 slipway-mark" >> /etc/hosts && echo marked; sleep 30`)), "", "")
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan workflows.JobResult, 1)
+		go func() {
+			// Ends when the job is canceled.
+			res, _ := e.Run(ctx, job, log)
+			done <- res
+		}()
+		select {
+		case <-marked:
+		case res := <-done:
+			t.Fatalf("job %d ended: %s, log:\n%s", i, res.Status, log)
+		}
+		jobAddress(t, cli, job.ID, i > 0)
+		cancel()
+		if res := <-done; res.Status != workflows.StatusCanceled {
+			t.Errorf("job %d: %s", i, res.Status)
+		}
+		if !strings.Contains(log.String(), "found=0\n") {
+			t.Errorf("job %d found an earlier job's hosts entry; log:\n%s", i, log)
+		}
+		if n := countLabelled(t, cli, docker.LabelAttempt+"="+job.ID); n != 0 {
+			t.Errorf("job %d left %d things", i, n)
+		}
+		e.WaitHolders()
+		if n := countLabelled(t, cli, docker.LabelPool); n != 2 {
+			t.Errorf("after job %d: %d things of the pool, want its network and a new holder", i, n)
+		}
+	}
+}
+
+// TestCleanupRemovesHolder leaves what a crash leaves of an attempt that
+// had a holder: its primary, in the holder's network namespace, and the
+// holder, labelled with the pool only. Cleanup removes both.
+func TestCleanupRemovesHolder(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	ctx := context.Background()
+	id := newJob(t, image(), "", "").ID
+	start := func(labels map[string]string, netMode string) string {
+		t.Helper()
+		c, err := cli.ContainerCreate(ctx, &container.Config{Image: dockertest.Image, Cmd: []string{"sleep", "60"}, Labels: labels},
+			&container.HostConfig{NetworkMode: container.NetworkMode(netMode)}, nil, nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true}) })
+		if err := cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		return c.ID
+	}
+	holder := start(map[string]string{docker.LabelPool: "t-crashed"}, "")
+	start(map[string]string{docker.LabelAttempt: id}, "container:"+holder)
+	if err := e.Cleanup(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.ContainerInspect(ctx, holder); !client.IsErrNotFound(err) {
+		t.Errorf("the attempt's holder is still there (%v)", err)
+	}
+}
+
 // poolNetworks lists the networks of executors' pools.
 func poolNetworks(t *testing.T, cli client.APIClient) []string {
 	t.Helper()
@@ -633,15 +732,18 @@ func poolNetworks(t *testing.T, cli client.APIClient) []string {
 	return ids
 }
 
-// TestNetworkReused runs jobs one after the other: they take turns on one
-// network, which Close removes; one removed behind the pool's back is
-// replaced.
+// TestNetworkReused runs jobs one after the other, each once the pool has
+// started its holder for the next: they take turns on one network, which
+// Close removes; one removed behind the pool's back is replaced. (Jobs
+// that follow each other without a pause take turns on two: one warms
+// while the other is used.)
 func TestNetworkReused(t *testing.T) {
 	cli := dockertest.RequireImage(t)
 	before := poolNetworks(t, cli)
-	e := docker.New(cli, docker.Options{})
+	e := docker.New(cli, docker.Options{HolderImage: dockertest.Image})
 	var first []string
 	for i := range 3 {
+		e.WaitHolders()
 		log := &logBuffer{}
 		if res := runJob(t, context.Background(), e, cli, newJob(t, image(run("true")), "", ""), log); res.Status != workflows.StatusSuccess {
 			t.Fatalf("job %d: %s, log:\n%s", i, res.Status, log)
@@ -657,7 +759,15 @@ func TestNetworkReused(t *testing.T) {
 		}
 	}
 	// An idle network removed behind the pool's back (by hand, or by
-	// another executor's sweep) is replaced.
+	// another executor's sweep), its holder first, is replaced.
+	e.WaitHolders()
+	holders, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", docker.LabelPool))})
+	if err != nil || len(holders) != 1 {
+		t.Fatalf("holders: %v, %v; want one", holders, err)
+	}
+	if err := cli.ContainerRemove(context.Background(), holders[0].ID, container.RemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
 	for _, id := range first {
 		if !slices.Contains(before, id) {
 			if err := cli.NetworkRemove(context.Background(), id); err != nil {
