@@ -52,6 +52,7 @@ type jobRun struct {
 
 func (j *jobRun) labels() map[string]string {
 	return map[string]string{
+		LabelOwner:    owner,
 		LabelAttempt:  j.job.ID,
 		LabelPipeline: j.job.PipelineID,
 		LabelWorkflow: j.job.WorkflowID,

@@ -39,11 +39,13 @@ import (
 func setup(t *testing.T, opts docker.Options) (*docker.Executor, client.APIClient) {
 	t.Helper()
 	cli := dockertest.RequireImage(t)
-	before := countLabelled(t, cli, docker.LabelAttempt) + countLabelled(t, cli, docker.LabelPool)
+	// Only this test binary's objects count: other packages' tests may
+	// be running on the same engine.
+	mine := docker.LabelOwner + "=" + docker.Owner()
+	before := countLabelled(t, cli, mine)
 	t.Cleanup(func() {
-		after := countLabelled(t, cli, docker.LabelAttempt) + countLabelled(t, cli, docker.LabelPool)
-		if after != before {
-			t.Errorf("left behind: %d containers, networks and volumes labelled %s or %s (before: %d)", after, docker.LabelAttempt, docker.LabelPool, before)
+		if after := countLabelled(t, cli, mine); after != before {
+			t.Errorf("left behind: %d containers, networks and volumes labelled %s (before: %d)", after, mine, before)
 		}
 	})
 	return newExecutor(t, cli, opts), cli
@@ -681,7 +683,7 @@ func TestHolderSingleUse(t *testing.T) {
 			t.Errorf("job %d left %d things", i, n)
 		}
 		e.WaitHolders()
-		if n := countLabelled(t, cli, docker.LabelPool); n != 2 {
+		if n := countLabelled(t, cli, docker.LabelOwner+"="+docker.Owner()); n != 2 {
 			t.Errorf("after job %d: %d things of the pool, want its network and a new holder", i, n)
 		}
 	}
@@ -814,12 +816,43 @@ func TestPoolLeftoversSwept(t *testing.T) {
 	if err := cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// Networks of other processes' pools: idle, they are swept only when
+	// their owner is gone.
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exited := exec.Command("true")
+	if err := exited.Run(); err != nil {
+		t.Fatal(err)
+	}
+	owned := map[string]string{
+		"live":       host + ":1",
+		"exited":     host + ":" + fmt.Sprint(exited.Process.Pid),
+		"other-host": "elsewhere.example:" + fmt.Sprint(exited.Process.Pid),
+	}
+	ids := map[string]string{}
+	for name, owner := range owned {
+		n, err := cli.NetworkCreate(ctx, "slipway-pool-t-"+name, network.CreateOptions{Labels: map[string]string{docker.LabelPool: "t-" + name, docker.LabelOwner: owner}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.NetworkRemove(ctx, n.ID)
+		ids[name] = n.ID
+	}
 	log := &logBuffer{}
 	if res := runJob(t, ctx, e, cli, newJob(t, image(run("true")), "", ""), log); res.Status != workflows.StatusSuccess {
 		t.Fatalf("job: %s, log:\n%s", res.Status, log)
 	}
-	if _, err := cli.NetworkInspect(ctx, dead.ID, network.InspectOptions{}); !client.IsErrNotFound(err) {
-		t.Errorf("the dead pool's network is still there (%v)", err)
+	for _, gone := range []string{dead.ID, ids["exited"]} {
+		if _, err := cli.NetworkInspect(ctx, gone, network.InspectOptions{}); !client.IsErrNotFound(err) {
+			t.Errorf("a dead pool's network %s is still there (%v)", gone, err)
+		}
+	}
+	for _, name := range []string{"live", "other-host"} {
+		if _, err := cli.NetworkInspect(ctx, ids[name], network.InspectOptions{}); err != nil {
+			t.Errorf("the network of a pool owned by %s was removed: %v", owned[name], err)
+		}
 	}
 	if _, err := cli.NetworkInspect(ctx, busy.ID, network.InspectOptions{}); err != nil {
 		t.Errorf("the busy network was removed: %v", err)

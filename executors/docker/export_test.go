@@ -8,3 +8,6 @@ func (e *Executor) WaitHolders() {
 		e.nets.warmers.Wait()
 	}
 }
+
+// Owner is this process's LabelOwner value.
+func Owner() string { return owner }

@@ -114,7 +114,7 @@ func (p *netPool) lease(ctx context.Context) (lendable, error) {
 			p.n++
 			name := "slipway-pool-" + p.id + "-" + strconv.Itoa(p.n)
 			p.mu.Unlock()
-			net, err := p.client.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: map[string]string{LabelPool: p.id}})
+			net, err := p.client.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: map[string]string{LabelPool: p.id, LabelOwner: owner}})
 			if err != nil {
 				return lendable{}, fmt.Errorf("create network: %w", err)
 			}
@@ -220,7 +220,7 @@ func (p *netPool) warm(id string) {
 // startHolder starts a container that sleeps on network id; the pool's
 // label lets the next executor's sweep find it should this process die.
 func (p *netPool) startHolder(ctx context.Context, id string) (string, error) {
-	cfg := &container.Config{Image: p.image, Entrypoint: keepAlive, Labels: map[string]string{LabelPool: p.id}}
+	cfg := &container.Config{Image: p.image, Entrypoint: keepAlive, Labels: map[string]string{LabelPool: p.id, LabelOwner: owner}}
 	c, err := p.client.ContainerCreate(ctx, cfg, &container.HostConfig{NetworkMode: container.NetworkMode(id)}, nil, nil, "")
 	if err != nil {
 		return "", err
@@ -273,11 +273,9 @@ func (p *netPool) remove(ctx context.Context, id string) {
 }
 
 // sweep removes the networks and holders that other pools left: those
-// of a process that died without closing its executor. A holder that an
-// attempt's container joined is kept, and so is its network, which the
-// engine refuses to remove while a container uses it: a live executor's
-// busy networks survive; its idle ones do not, and it creates others
-// when it finds them gone. One executor per engine avoids that churn.
+// of a process that died without closing its executor (see orphaned). A
+// holder that an attempt's container joined is kept, and so is its
+// network, which the engine refuses to remove while a container uses it.
 func (p *netPool) sweep(ctx context.Context) {
 	f := filters.NewArgs(filters.Arg("label", LabelPool))
 	holders, err := p.client.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
@@ -297,7 +295,7 @@ func (p *netPool) sweep(ctx context.Context) {
 		}
 	}
 	for _, h := range holders {
-		if h.Labels[LabelPool] == p.id || joined[h.ID] {
+		if h.Labels[LabelPool] == p.id || joined[h.ID] || !orphaned(h.Labels) {
 			continue
 		}
 		p.removeHolder(ctx, h.ID)
@@ -308,7 +306,7 @@ func (p *netPool) sweep(ctx context.Context) {
 		return
 	}
 	for _, n := range nets {
-		if n.Labels[LabelPool] == p.id {
+		if n.Labels[LabelPool] == p.id || !orphaned(n.Labels) {
 			continue
 		}
 		if err := p.client.NetworkRemove(ctx, n.ID); err != nil && !client.IsErrNotFound(err) {
