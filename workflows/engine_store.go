@@ -37,7 +37,7 @@ var ErrNotFound = errors.New("not found")
 // Terminal reports whether a job status is final.
 func Terminal(status string) bool {
 	switch status {
-	case StatusSuccess, StatusFailed, StatusCanceled, StatusNotRun, StatusUnauthorized:
+	case StatusSuccess, StatusFailed, StatusCanceled, StatusNotRun, StatusUnauthorized, StatusSkipped:
 		return true
 	}
 	return false
