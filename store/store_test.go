@@ -149,3 +149,81 @@ func TestDueEventsHoldBackLaterEventsOfAPipeline(t *testing.T) {
 		t.Fatalf("a minute later, due = %v, want %v", got, want)
 	}
 }
+
+// chain is a pipeline of n jobs in two workflows, each job requiring the
+// one before it in its workflow, the last with a status form and contexts.
+func chain(id string, n int) *workflows.NewPipeline {
+	p := newPipeline(id, "a")
+	p.Plan = &workflows.Plan{}
+	p.WorkflowIDs, p.JobIDs = nil, nil
+	for w := range 2 {
+		pw := &workflows.PlannedWorkflow{Name: fmt.Sprint("w", w)}
+		var ids []string
+		for i := range n / 2 {
+			j := &workflows.PlannedJob{Name: fmt.Sprint("j", i), Job: "j", Type: workflows.JobBuild, Requires: map[string][]string{},
+				Spec: &workflows.JobSpec{Steps: []workflows.Step{{Run: &workflows.RunStep{Command: "true"}}}}}
+			if i > 0 {
+				j.Requires[fmt.Sprint("j", i-1)] = nil
+			}
+			if i == n/2-1 {
+				j.Requires[fmt.Sprint("j", i-1)] = []string{workflows.StatusFailed, workflows.StatusCanceled}
+				j.Context = []string{"aws", "slack"}
+			}
+			pw.Jobs = append(pw.Jobs, j)
+			ids = append(ids, fmt.Sprintf("%s-w%d-j%d", id, w, i))
+		}
+		p.Plan.Workflows = append(p.Plan.Workflows, pw)
+		p.WorkflowIDs = append(p.WorkflowIDs, fmt.Sprintf("%s-w%d", id, w))
+		p.JobIDs = append(p.JobIDs, ids)
+	}
+	return p
+}
+
+func TestPipelineStateReadsJobsInPlanOrder(t *testing.T) {
+	db := openTest(t)
+	ctx := context.Background()
+	if _, err := db.CreatePipeline(ctx, chain("p1", 6), nil); err != nil {
+		t.Fatal(err)
+	}
+	read := func() *workflows.PipelineState {
+		t.Helper()
+		st, err := db.PipelineState(ctx, "p1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	st := read()
+	var got []string
+	for _, j := range st.Jobs {
+		got = append(got, fmt.Sprintf("%s/%s %v %v", j.WorkflowID, j.Name, j.Requires, j.Context))
+	}
+	want := []string{
+		"p1-w0/j0 map[] []", "p1-w0/j1 map[j0:[]] []", "p1-w0/j2 map[j1:[failed canceled]] [aws slack]",
+		"p1-w1/j0 map[] []", "p1-w1/j1 map[j0:[]] []", "p1-w1/j2 map[j1:[failed canceled]] [aws slack]",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("jobs = %q, want %q", got, want)
+	}
+	// Decoded values are shared by no two reads.
+	st.Jobs[2].Requires["j1"][0] = "changed"
+	st.Jobs[2].Context[0] = "changed"
+	if again := read(); again.Jobs[2].Requires["j1"][0] != workflows.StatusFailed || again.Jobs[2].Context[0] != "aws" {
+		t.Errorf("a change to one read showed in the next: %v %v", again.Jobs[2].Requires, again.Jobs[2].Context)
+	}
+}
+
+// BenchmarkPipelineState reads a 100-job pipeline, as the scheduler does
+// at each step of it.
+func BenchmarkPipelineState(b *testing.B) {
+	db := openTest(b)
+	ctx := context.Background()
+	if _, err := db.CreatePipeline(ctx, chain("p1", 100), nil); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := db.PipelineState(ctx, "p1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
