@@ -40,10 +40,14 @@ func (s *DB) DueEvents(ctx context.Context, now time.Time, limit int) ([]workflo
 	return out, nil
 }
 
-// NextEventDue is when the earliest undelivered event is due; zero when none is.
+// NextEventDue is when the earliest undelivered event is due; zero when
+// none is. Only each pipeline's oldest undelivered event counts: the
+// later ones wait for it, whatever their own time.
 func (s *DB) NextEventDue(ctx context.Context) (time.Time, error) {
 	var n int64
-	if err := sqlx.GetContext(ctx, s.run(), &n, `SELECT coalesce(min(next_at), 0) FROM outbox WHERE delivered_at = 0`); err != nil {
+	if err := sqlx.GetContext(ctx, s.run(), &n, `SELECT coalesce(min(h.next_at), 0) FROM outbox h
+		WHERE h.delivered_at = 0
+		  AND h.seq = (SELECT min(seq) FROM outbox WHERE delivered_at = 0 AND pipeline_id = h.pipeline_id)`); err != nil {
 		return time.Time{}, fmt.Errorf("store: next event: %w", err)
 	}
 	return fromNanos(n), nil
@@ -54,13 +58,16 @@ func (s *DB) MarkEventsDelivered(ctx context.Context, seqs []int64, at time.Time
 	if len(seqs) == 0 {
 		return nil
 	}
-	q, args, err := sqlx.In(`UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE seq IN (?)`, nanos(at), seqs)
+	// One statement for any number of events, so that it is prepared
+	// once: the sequence numbers go in as a JSON array.
+	list, err := json.Marshal(seqs)
 	if err != nil {
 		return fmt.Errorf("store: mark events: %w", err)
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
+	if _, err := s.run().ExecContext(ctx, `UPDATE outbox SET delivered_at = ?, attempts = attempts + 1
+		WHERE seq IN (SELECT value FROM json_each(?))`, nanos(at), string(list)); err != nil {
 		return fmt.Errorf("store: mark events: %w", err)
 	}
 	return nil

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -35,6 +36,10 @@ func newPipeline(id, app string) *workflows.NewPipeline {
 
 func TestMigrationsAreAppliedOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "slipway.db")
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range 2 {
 		db, err := Open(context.Background(), path)
 		if err != nil {
@@ -44,8 +49,8 @@ func TestMigrationsAreAppliedOnce(t *testing.T) {
 		if err := db.db.Get(&n, `SELECT count(*) FROM schema_migrations`); err != nil {
 			t.Fatal(err)
 		}
-		if n != 1 {
-			t.Errorf("open %d: %d migrations recorded, want 1", i, n)
+		if n != len(names) {
+			t.Errorf("open %d: %d migrations recorded, want %d", i, n, len(names))
 		}
 		db.Close()
 	}
@@ -145,8 +150,18 @@ func TestDueEventsHoldBackLaterEventsOfAPipeline(t *testing.T) {
 	if err := db.MarkEventsDelivered(ctx, []int64{4}, now); err != nil {
 		t.Fatal(err)
 	}
+	// The later events of p1 are as old as k0 but wait for it.
+	if next, err := db.NextEventDue(ctx); err != nil || !next.Equal(now.Add(time.Minute)) {
+		t.Fatalf("next event due = %v, %v; want %v", next, err, now.Add(time.Minute))
+	}
 	if got, want := kinds(now.Add(time.Minute)), []string{"k0/1", "k1/0", "k2/0"}; !slices.Equal(got, want) {
 		t.Fatalf("a minute later, due = %v, want %v", got, want)
+	}
+	if err := db.MarkEventsDelivered(ctx, []int64{1, 2, 3}, now); err != nil {
+		t.Fatal(err)
+	}
+	if next, err := db.NextEventDue(ctx); err != nil || !next.IsZero() {
+		t.Fatalf("next event due once all are delivered = %v, %v; want none", next, err)
 	}
 }
 
