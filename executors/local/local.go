@@ -7,7 +7,6 @@
 //	    home/          HOME, and what `~` means in working_directory and paths
 //	    home/project/  the default working_directory (~/project)
 //	    step-<n>       the command of run step n, passed to its shell as a file
-//	    pgids          the process group of every step started, for Cleanup
 //
 // HOME points at home/ so that `cd ~/project` in a command and
 // `working_directory: ~/project` agree, and so that jobs do not share or
@@ -40,7 +39,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -126,9 +124,6 @@ func (e *Executor) Run(ctx context.Context, job *workflows.JobRun, log io.Writer
 	defer func() {
 		// Processes and folder go whatever happened, cancel included.
 		j.stopProcesses()
-		if j.pgids != nil {
-			j.pgids.Close()
-		}
 		if err := os.RemoveAll(j.dir); err != nil {
 			j.logger.Warn("removing the attempt folder", "err", err)
 		}
@@ -139,22 +134,17 @@ func (e *Executor) Run(ctx context.Context, job *workflows.JobRun, log io.Writer
 // Cleanup kills what is left of an attempt's processes and removes its
 // folder. It is safe to call repeatedly, concurrently with other
 // attempts' Run, and for attempts it never saw.
+//
+// The processes are found by the attempt's marker in their environment
+// (see killAttempt) rather than from a record the attempt kept: a file
+// per attempt written at every step cost more on a busy disk than the
+// scan costs the rare Cleanup.
 func (e *Executor) Cleanup(ctx context.Context, attemptID string) error {
 	if !attemptIDs.MatchString(attemptID) {
 		return fmt.Errorf("local: cleanup: bad attempt id %q", attemptID)
 	}
 	dir := filepath.Join(e.opts.Dir, attemptID)
-	data, err := os.ReadFile(filepath.Join(dir, "pgids"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("local: cleanup %s: %w", attemptID, err)
-	}
-	for _, f := range strings.Fields(string(data)) {
-		pgid, err := strconv.Atoi(f)
-		if err != nil || pgid <= 1 {
-			continue
-		}
-		killAttemptGroup(pgid, attemptID)
-	}
+	killAttempt(attemptID)
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("local: cleanup %s: %w", attemptID, err)
 	}
@@ -174,7 +164,6 @@ type job struct {
 	mu         sync.Mutex
 	background []*process // background steps, stopped at the job's end
 	leftovers  []int      // groups of finished steps with processes still running
-	pgids      *os.File   // open for appending while the job runs
 }
 
 func (e *Executor) newJob(run *workflows.JobRun, log io.Writer) (*job, error) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -70,14 +71,6 @@ func (j *job) runStep(ctx context.Context, i int, rs *workflows.RunStep) outcome
 		return fail("starting %s: %v", argv[0], err)
 	}
 	p := &process{pgid: cmd.Process.Pid, lw: lw, done: make(chan struct{})}
-	if err := j.recordGroup(p.pgid); err != nil {
-		// Without the record a crash would leave the group running
-		// with nobody to stop it; better not to run the step.
-		killGroup(p.pgid)
-		_ = cmd.Wait()
-		lw.Close()
-		return fail("recording the process group: %v", err)
-	}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -128,20 +121,6 @@ func exitOutcome(err error) outcome {
 	return fail("%v", err)
 }
 
-// recordGroup appends a process group to the attempt's pgids file, for
-// Cleanup after a crash.
-func (j *job) recordGroup(pgid int) error {
-	if j.pgids == nil {
-		f, err := os.OpenFile(filepath.Join(j.dir, "pgids"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return err
-		}
-		j.pgids = f
-	}
-	_, err := fmt.Fprintln(j.pgids, pgid)
-	return err
-}
-
 // noteLeftovers remembers a finished step's group when something of it
 // still runs (a daemon it started), for the job's end to stop. Checked
 // right after the shell is reaped, so the group number is still theirs.
@@ -180,29 +159,67 @@ func (j *job) stopProcesses() {
 
 // killAttemptGroup kills process group pgid only if one of its processes
 // carries the attempt's marker in its environment. It defends against
-// killing an unrelated group whose number was reused since it was
-// recorded: after a restart, or when a step's group outlived its shell.
-// Linux only: without /proc nothing is killed.
+// killing an unrelated group whose number was reused since it was noted,
+// when a step's group outlived its shell. Linux only: without /proc
+// nothing is killed.
 func killAttemptGroup(pgid int, attemptID string) {
+	if len(attemptGroups(attemptID, pgid)) > 0 {
+		killGroup(pgid)
+	}
+}
+
+// killAttempt kills the process group of every process that carries the
+// attempt's marker: what a dead slipway left running of the attempt, and
+// whatever those processes started in groups of their own. Linux only,
+// as killAttemptGroup.
+func killAttempt(attemptID string) {
+	own := syscall.Getpgrp()
+	for _, pgid := range attemptGroups(attemptID, 0) {
+		if pgid != own {
+			killGroup(pgid)
+		}
+	}
+}
+
+// attemptGroups lists the process groups of the processes whose
+// environment holds the attempt's marker. A group other than 0 asks
+// whether that one group is among them, and looks no further.
+func attemptGroups(attemptID string, only int) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return
+		return nil
 	}
 	marker := []byte("\x00" + attemptEnv + "=" + attemptID + "\x00")
+	var groups []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || processGroup(pid) != pgid {
-			continue
-		}
-		environ, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
 		if err != nil {
 			continue
 		}
-		if bytes.Contains(append([]byte{0}, environ...), marker) {
-			killGroup(pgid)
-			return
+		pgid := -1
+		if only != 0 {
+			// The group first: reading one process's stat is cheaper
+			// than its environment.
+			if pgid = processGroup(pid); pgid != only {
+				continue
+			}
+		}
+		environ, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil || !bytes.Contains(append([]byte{0}, environ...), marker) {
+			continue
+		}
+		if pgid < 0 {
+			pgid = processGroup(pid)
+		}
+		if pgid <= 1 || slices.Contains(groups, pgid) {
+			continue
+		}
+		groups = append(groups, pgid)
+		if only != 0 {
+			break
 		}
 	}
+	return groups
 }
 
 // processGroup reads a process's group from /proc/<pid>/stat, or -1.
