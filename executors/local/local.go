@@ -1,18 +1,19 @@
 // Package local runs a job's steps on the host, in a folder of its own,
 // for `slipway run` and for `machine` jobs where the operator allows it.
 //
-// Each attempt gets a fresh folder under Options.Dir:
+// Each attempt gets a fresh folder under Options.Dir, its home:
 //
-//	<Dir>/<attempt ID>/
-//	    home/          HOME, and what `~` means in working_directory and paths
-//	    home/project/  the default working_directory (~/project)
-//	    step-<n>       the command of run step n, passed to its shell as a file
+//	<Dir>/<attempt ID>/          HOME, and what `~` means in working_directory and paths
+//	<Dir>/<attempt ID>/project/  the default working_directory (~/project)
+//	<Dir>/.steps/<pid>-<n>       the command of a running step, passed to its shell as a file
 //
-// HOME points at home/ so that `cd ~/project` in a command and
-// `working_directory: ~/project` agree, and so that jobs do not share or
-// change the operator's own dotfiles. An absolute working_directory or
-// path is a host path, shared with everything else on the host: the local
-// executor isolates jobs by folder, not by namespace.
+// HOME points at the attempt's folder so that `cd ~/project` in a command
+// and `working_directory: ~/project` agree, and so that jobs do not share
+// or change the operator's own dotfiles. Step files are reused from step
+// to step (see scripts), not made and removed with each attempt. An
+// absolute working_directory or path is a host path, shared with
+// everything else on the host: the local executor isolates jobs by
+// folder, not by namespace.
 //
 // Jobs see only the variables CircleCI jobs see (the engine's CIRCLE_*
 // and context variables, the job's and step's `environment`) plus PATH,
@@ -68,9 +69,10 @@ type Options struct {
 // Executor runs jobs on the host. It is safe for concurrent use: each
 // attempt has its own folder and processes.
 type Executor struct {
-	opts   Options
-	logger *slog.Logger
-	shell  string // CircleCI's default shell on this host
+	opts    Options
+	logger  *slog.Logger
+	shell   string // CircleCI's default shell on this host
+	scripts *scripts
 }
 
 // New returns an Executor keeping attempt folders under opts.Dir.
@@ -93,11 +95,16 @@ func New(opts Options) (*Executor, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
+	scripts, err := scriptsIn(dir)
+	if err != nil {
+		return nil, fmt.Errorf("local: %w", err)
+	}
 	_, err = os.Stat("/bin/bash")
 	return &Executor{
-		opts:   opts,
-		logger: logger.With("executor", "local"),
-		shell:  executors.DefaultShell(err == nil),
+		opts:    opts,
+		logger:  logger.With("executor", "local"),
+		shell:   executors.DefaultShell(err == nil),
+		scripts: scripts,
 	}, nil
 }
 
@@ -124,7 +131,7 @@ func (e *Executor) Run(ctx context.Context, job *workflows.JobRun, log io.Writer
 	defer func() {
 		// Processes and folder go whatever happened, cancel included.
 		j.stopProcesses()
-		if err := os.RemoveAll(j.dir); err != nil {
+		if err := os.RemoveAll(j.home); err != nil {
 			j.logger.Warn("removing the attempt folder", "err", err)
 		}
 	}()
@@ -158,8 +165,8 @@ type job struct {
 	log    io.Writer
 	logger *slog.Logger
 
-	dir, home, workdir string
-	base               map[string]string // what the executor provides under the job's env
+	home, workdir string            // home is the attempt's folder
+	base          map[string]string // what the executor provides under the job's env
 
 	mu         sync.Mutex
 	background []*process // background steps, stopped at the job's end
@@ -186,8 +193,7 @@ func (e *Executor) newJob(run *workflows.JobRun, log io.Writer) (*job, error) {
 		run:    run,
 		log:    &syncWriter{w: log},
 		logger: e.logger.With("attempt", run.ID, "job", run.JobName),
-		dir:    dir,
-		home:   filepath.Join(dir, "home"),
+		home:   dir,
 	}
 	wd := run.Spec.WorkingDirectory
 	if wd == "" {
@@ -195,10 +201,8 @@ func (e *Executor) newJob(run *workflows.JobRun, log io.Writer) (*job, error) {
 	}
 	j.workdir = j.resolve(j.home, wd)
 	// The working directory exists from the start, as on CircleCI.
-	for _, d := range []string{j.home, j.workdir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("local: %w", err)
-		}
+	if err := os.MkdirAll(j.workdir, 0o755); err != nil {
+		return nil, fmt.Errorf("local: %w", err)
 	}
 	j.base = map[string]string{
 		"HOME":                     j.home,

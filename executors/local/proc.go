@@ -5,11 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -26,10 +29,11 @@ const pipeGrace = time.Second
 // process is one started run step: its shell leads a process group of
 // its own, so that killing the group stops everything the step started.
 type process struct {
-	pgid int
-	lw   *lineWriter
-	done chan struct{} // closed once the shell has exited and been reaped
-	err  error         // from Wait, read after done
+	pgid   int
+	lw     *lineWriter
+	script string        // its command's file, given back once done
+	done   chan struct{} // closed once the shell has exited and been reaped
+	err    error         // from Wait, read after done
 }
 
 // killGroup stops every process of the step. It is only called while the
@@ -54,8 +58,8 @@ func (j *job) runStep(ctx context.Context, i int, rs *workflows.RunStep) outcome
 			return fail("working_directory: %v", err)
 		}
 	}
-	script := filepath.Join(j.dir, fmt.Sprintf("step-%d", i+1))
-	if err := os.WriteFile(script, []byte(rs.Command), 0o700); err != nil {
+	script, err := j.e.scripts.take(rs.Command)
+	if err != nil {
 		return fail("writing the command: %v", err)
 	}
 	argv := executors.ShellArgv(executors.StepShell(j.run.Spec, rs, j.e.shell), script)
@@ -68,11 +72,14 @@ func (j *job) runStep(ctx context.Context, i int, rs *workflows.RunStep) outcome
 	cmd.WaitDelay = pipeGrace
 	if err := cmd.Start(); err != nil {
 		lw.Close()
+		j.e.scripts.give(script)
 		return fail("starting %s: %v", argv[0], err)
 	}
-	p := &process{pgid: cmd.Process.Pid, lw: lw, done: make(chan struct{})}
+	p := &process{pgid: cmd.Process.Pid, lw: lw, script: script, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
+		// The shell is gone, and with it the only reader of its file.
+		j.e.scripts.give(script)
 		close(p.done)
 	}()
 
@@ -103,6 +110,83 @@ func (j *job) runStep(ctx context.Context, i int, rs *workflows.RunStep) outcome
 		return fail("no output for %s; the step was stopped", timeout)
 	}
 	return exitOutcome(p.err)
+}
+
+// scripts hands out the files that run steps' commands are passed to
+// their shells in, and takes them back once the shell has exited. Files
+// are reused rather than made for each step and removed with its attempt:
+// on a busy disk, making and removing files per job cost more than the
+// rest of the executor's work (see BenchmarkOneStepJobPaired), and an
+// overwritten file costs no new inode. File names start with the
+// process's ID so that two processes sharing an attempts folder never
+// write each other's files.
+type scripts struct {
+	dir  string
+	mu   sync.Mutex
+	free []string
+	n    int
+}
+
+// scriptPools holds this process's pool of each attempts folder, so that
+// two Executors on one folder share it rather than collide.
+var scriptPools sync.Map // folder -> *scripts
+
+// scriptsIn returns the pool of the attempts folder dir, made on first
+// use, when it also removes the files of processes that have ended.
+func scriptsIn(dir string) (*scripts, error) {
+	if s, ok := scriptPools.Load(dir); ok {
+		return s.(*scripts), nil
+	}
+	steps := filepath.Join(dir, ".steps") // not an attempt ID: those start with a letter or digit
+	if err := os.MkdirAll(steps, 0o700); err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(steps)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		pid, _, _ := strings.Cut(e.Name(), "-")
+		if n, err := strconv.Atoi(pid); err == nil && n != os.Getpid() && syscall.Kill(n, 0) == syscall.ESRCH {
+			_ = os.Remove(filepath.Join(steps, e.Name()))
+		}
+	}
+	s, _ := scriptPools.LoadOrStore(dir, &scripts{dir: steps})
+	return s.(*scripts), nil
+}
+
+// take writes command to a file of its own until it is given back.
+func (s *scripts) take(command string) (string, error) {
+	s.mu.Lock()
+	var path string
+	if n := len(s.free); n > 0 {
+		path, s.free = s.free[n-1], s.free[:n-1]
+	} else {
+		s.n++
+		path = filepath.Join(s.dir, fmt.Sprintf("%d-%d", os.Getpid(), s.n))
+	}
+	s.mu.Unlock()
+	err := os.WriteFile(path, []byte(command), 0o700)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Someone removed the folder; it is only a pool.
+		if err = os.MkdirAll(s.dir, 0o700); err == nil {
+			err = os.WriteFile(path, []byte(command), 0o700)
+		}
+	}
+	if err != nil {
+		s.give(path)
+		return "", err
+	}
+	return path, nil
+}
+
+// give empties a file whose shell has exited, so that no command outlives
+// its step on disk, and makes it free for another step.
+func (s *scripts) give(path string) {
+	_ = os.Truncate(path, 0)
+	s.mu.Lock()
+	s.free = append(s.free, path)
+	s.mu.Unlock()
 }
 
 func exitOutcome(err error) outcome {
