@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -82,34 +80,4 @@ func (s *DB) DeferEvent(ctx context.Context, seq int64, next time.Time, cause st
 		return fmt.Errorf("store: defer event %d: %w", seq, err)
 	}
 	return nil
-}
-
-// CreateJobLog opens an attempt's log file for writing, from the start.
-//
-// Logs are files, not rows. BenchmarkJobLog (logs_test.go) wrote, on the
-// development VM: a 4 MiB log in 4 KiB writes, 22 ms as a file against
-// 97 ms as 64 KiB chunks in SQLite; a one-line log, 0.9 ms as a file
-// (creating it is a metadata operation on a busy disk) against 0.16 ms as
-// a row. Builds that matter print megabytes, chunks would grow the WAL
-// that the engine's small state transactions share, and a file is tailed
-// live with a seek where chunks need a query.
-func (s *DB) CreateJobLog(ctx context.Context, attemptID string) (io.WriteCloser, error) {
-	f, err := os.Create(logPath(s.logDir, attemptID))
-	if err != nil {
-		return nil, fmt.Errorf("store: job log: %w", err)
-	}
-	return f, nil
-}
-
-// JobLog opens an attempt's log for reading.
-func (s *DB) JobLog(ctx context.Context, attemptID string) (io.ReadCloser, error) {
-	var path string
-	if err := sqlx.GetContext(ctx, s.run(), &path, `SELECT log_path FROM attempts WHERE id = ?`, attemptID); err != nil {
-		return nil, fmt.Errorf("store: %w", notFound("attempt", attemptID, err))
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("store: job log: %w", err)
-	}
-	return f, nil
 }

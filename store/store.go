@@ -1,8 +1,8 @@
 // Package store keeps slipway's state in one SQLite file (through sqlx and
 // go-sqlite3): pipelines, workflows, jobs and their attempts, approvals,
 // deployments, environment locks, webhook deliveries, the outbox of
-// notifications and the audit log. Job logs are files beside it, one per
-// attempt, indexed in the database.
+// notifications and the audit log. Job logs are rows for attempts that
+// end quickly and quietly, files beside it for the others (see logs.go).
 package store
 
 import (
@@ -33,8 +33,10 @@ type DB struct {
 	// time anyway, and a writer waiting in SQLite's busy handler sleeps
 	// in steps of milliseconds where a mutex hands over in microseconds.
 	// The busy timeout still covers other processes.
-	wmu   sync.Mutex
-	stmts sync.Map // query -> *sqlx.Stmt; see runner
+	wmu      sync.Mutex
+	stmts    sync.Map      // query -> *sqlx.Stmt; see runner
+	liveLogs sync.Map      // attempt ID -> *jobLog being written
+	logAge   time.Duration // smallLogAge; tests shorten it
 }
 
 var _ workflows.Store = (*DB)(nil)
@@ -58,7 +60,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	db.SetMaxOpenConns(8)
 	db.SetConnMaxIdleTime(time.Minute)
-	s := &DB{db: db, logDir: filepath.Join(filepath.Dir(path), "logs")}
+	s := &DB{db: db, logDir: filepath.Join(filepath.Dir(path), "logs"), logAge: smallLogAge}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
