@@ -62,10 +62,11 @@ func (s *DB) MarkEventsDelivered(ctx context.Context, seqs []int64, at time.Time
 	if err != nil {
 		return fmt.Errorf("store: mark events: %w", err)
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if _, err := s.run().ExecContext(ctx, `UPDATE outbox SET delivered_at = ?, attempts = attempts + 1
-		WHERE seq IN (SELECT value FROM json_each(?))`, nanos(at), string(list)); err != nil {
+	if err := s.update(ctx, func(tx *sqlx.Tx) error {
+		_, err := s.inTx(tx).ExecContext(ctx, `UPDATE outbox SET delivered_at = ?, attempts = attempts + 1
+			WHERE seq IN (SELECT value FROM json_each(?))`, nanos(at), string(list))
+		return err
+	}); err != nil {
 		return fmt.Errorf("store: mark events: %w", err)
 	}
 	return nil
@@ -73,10 +74,11 @@ func (s *DB) MarkEventsDelivered(ctx context.Context, seqs []int64, at time.Time
 
 // DeferEvent records a failed delivery and when to try again.
 func (s *DB) DeferEvent(ctx context.Context, seq int64, next time.Time, cause string) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if _, err := s.run().ExecContext(ctx, `UPDATE outbox SET next_at = ?, last_error = ?, attempts = attempts + 1 WHERE seq = ?`,
-		nanos(next), cause, seq); err != nil {
+	if err := s.update(ctx, func(tx *sqlx.Tx) error {
+		_, err := s.inTx(tx).ExecContext(ctx, `UPDATE outbox SET next_at = ?, last_error = ?, attempts = attempts + 1 WHERE seq = ?`,
+			nanos(next), cause, seq)
+		return err
+	}); err != nil {
 		return fmt.Errorf("store: defer event %d: %w", seq, err)
 	}
 	return nil
