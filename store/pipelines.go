@@ -293,13 +293,21 @@ func pipelineState(ctx context.Context, q runner, id string) (*workflows.Pipelin
 
 // JobSpec reads what a job runs.
 func (s *DB) JobSpec(ctx context.Context, jobID string) (*workflows.JobSpec, error) {
+	spec, err := jobSpec(ctx, s.run(), jobID)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return spec, nil
+}
+
+func jobSpec(ctx context.Context, q sqlx.QueryerContext, jobID string) (*workflows.JobSpec, error) {
 	var raw string
-	if err := sqlx.GetContext(ctx, s.run(), &raw, `SELECT spec_json FROM jobs WHERE id = ?`, jobID); err != nil {
-		return nil, fmt.Errorf("store: %w", notFound("job", jobID, err))
+	if err := sqlx.GetContext(ctx, q, &raw, `SELECT spec_json FROM jobs WHERE id = ?`, jobID); err != nil {
+		return nil, notFound("job", jobID, err)
 	}
 	var spec *workflows.JobSpec
 	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
-		return nil, fmt.Errorf("store: job %s spec: %w", jobID, err)
+		return nil, fmt.Errorf("job %s spec: %w", jobID, err)
 	}
 	return spec, nil
 }

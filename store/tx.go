@@ -32,6 +32,10 @@ func (t *tx) PipelineState(ctx context.Context, id string) (*workflows.PipelineS
 	return cloneState(st), nil
 }
 
+func (t *tx) JobSpec(ctx context.Context, jobID string) (*workflows.JobSpec, error) {
+	return jobSpec(ctx, t.q, jobID)
+}
+
 func (t *tx) Pipeline(ctx context.Context, id string) (*workflows.PipelineRecord, error) {
 	return pipelineRecord(ctx, t.q, id)
 }

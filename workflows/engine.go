@@ -410,6 +410,7 @@ func (e *Engine) schedule(ctx context.Context) {
 type launch struct {
 	attempt  AttemptRecord
 	job      JobRecord
+	spec     *JobSpec
 	pipeline PipelineRecord
 	workflow string
 }
@@ -525,10 +526,7 @@ func (e *Engine) runAttempt(ctx context.Context, l launch, r *attemptRun) {
 // execute prepares an attempt's folders, environment and masked log, and
 // hands it to the executor.
 func (e *Engine) execute(ctx context.Context, l launch) (JobResult, error) {
-	spec, err := e.store.JobSpec(ctx, l.job.ID)
-	if err != nil {
-		return JobResult{}, err
-	}
+	spec := l.spec
 	if spec == nil {
 		return JobResult{}, fmt.Errorf("job %q has nothing to run", l.job.Name)
 	}

@@ -358,9 +358,13 @@ func (a *advancer) startJob(ctx context.Context, j *JobRecord) error {
 	if err := a.tx.StartAttempt(ctx, &at, a.st.Pipeline.App); err != nil {
 		return err
 	}
+	spec, err := a.tx.JobSpec(ctx, j.ID)
+	if err != nil {
+		return err
+	}
 	j.Status, j.Reason, j.Attempt, j.AttemptID = StatusRunning, "", at.Number, at.ID
 	a.event(EventJobStarted, j, EventData{AttemptID: at.ID, Env: j.Env})
-	a.launches = append(a.launches, launch{attempt: at, job: *j, pipeline: a.st.Pipeline, workflow: a.v.workflow(j.WorkflowID).Name})
+	a.launches = append(a.launches, launch{attempt: at, job: *j, spec: spec, pipeline: a.st.Pipeline, workflow: a.v.workflow(j.WorkflowID).Name})
 	return nil
 }
 
