@@ -29,11 +29,10 @@ const pipeGrace = time.Second
 // process is one started run step: its shell leads a process group of
 // its own, so that killing the group stops everything the step started.
 type process struct {
-	pgid   int
-	lw     *lineWriter
-	script string        // its command's file, given back once done
-	done   chan struct{} // closed once the shell has exited and been reaped
-	err    error         // from Wait, read after done
+	pgid int
+	lw   *lineWriter
+	done chan struct{} // closed once the shell has exited and been reaped
+	err  error         // from Wait, read after done
 }
 
 // killGroup stops every process of the step. It is only called while the
@@ -75,7 +74,7 @@ func (j *job) runStep(ctx context.Context, i int, rs *workflows.RunStep) outcome
 		j.e.scripts.give(script)
 		return fail("starting %s: %v", argv[0], err)
 	}
-	p := &process{pgid: cmd.Process.Pid, lw: lw, script: script, done: make(chan struct{})}
+	p := &process{pgid: cmd.Process.Pid, lw: lw, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		// The shell is gone, and with it the only reader of its file.
