@@ -5,7 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"testing"
+	"time"
+
+	"github.com/slipway-ci/slipway/workflows"
 )
 
 // chunkLog is the alternative to a file per attempt that BenchmarkJobLog
@@ -39,9 +43,11 @@ func (c *chunkLog) flush() error {
 
 func (c *chunkLog) Close() error { return c.flush() }
 
-// BenchmarkJobLog writes job logs both ways: a small one (one step's
-// header and a line) and a 4 MiB one in 4 KiB writes, as a chatty build
-// does. It justifies the choice of a file per attempt (see CreateJobLog).
+// BenchmarkJobLog writes job logs three ways: as a file of their own,
+// through CreateJobLog (a row when small, a file otherwise), and as 64 KiB
+// chunks in the database; a small one (one step's header and a line) and
+// a 4 MiB one in 4 KiB writes, as a chatty build does. It justifies the
+// choices of CreateJobLog (see logs.go).
 func BenchmarkJobLog(b *testing.B) {
 	line := bytes.Repeat([]byte("x"), 4095)
 	line = append(line, '\n')
@@ -49,7 +55,7 @@ func BenchmarkJobLog(b *testing.B) {
 		name   string
 		writes int
 	}{{"small", 1}, {"4MiB", 1024}} {
-		for _, how := range []string{"file", "chunks"} {
+		for _, how := range []string{"file", "store", "chunks"} {
 			b.Run(size.name+"/"+how, func(b *testing.B) {
 				ctx := context.Background()
 				db := openTest(b)
@@ -60,11 +66,15 @@ func BenchmarkJobLog(b *testing.B) {
 				for i := 0; b.Loop(); i++ {
 					id := fmt.Sprint("attempt-", i)
 					var w io.WriteCloser = &chunkLog{db: db, attempt: id}
-					if how == "file" {
-						var err error
-						if w, err = db.CreateJobLog(ctx, id); err != nil {
-							b.Fatal(err)
-						}
+					var err error
+					switch how {
+					case "file":
+						w, err = os.Create(logPath(db.logDir, id))
+					case "store":
+						w, err = db.CreateJobLog(ctx, id)
+					}
+					if err != nil {
+						b.Fatal(err)
 					}
 					for range size.writes {
 						if _, err := w.Write(line); err != nil {
@@ -77,5 +87,76 @@ func BenchmarkJobLog(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+func TestJobLogsAreRowsWhenShortAndQuiet(t *testing.T) {
+	long := bytes.Repeat([]byte("x"), smallLog)
+	tests := []struct {
+		name   string
+		writes [][]byte
+		pause  time.Duration // before the last write
+		file   bool          // whether the log ends as a file
+	}{
+		{"a few lines", [][]byte{[]byte("==> true\n"), []byte("done\n")}, 0, false},
+		{"nothing", nil, 0, false},
+		{"more than fits in memory", [][]byte{[]byte("==> cat\n"), long}, 0, true},
+		{"still running after the memory time", [][]byte{[]byte("==> sleep\n"), []byte("late\n")}, 100 * time.Millisecond, true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := openTest(t)
+			db.logAge = 20 * time.Millisecond
+			ctx := context.Background()
+			id := fmt.Sprint("attempt-", i)
+			read := func() string {
+				t.Helper()
+				r, err := db.JobLog(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				b, err := io.ReadAll(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return string(b)
+			}
+			if _, err := db.CreatePipeline(ctx, newPipeline("p1", "a"), nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Update(ctx, func(tx workflows.StoreTx) error {
+				return tx.StartAttempt(ctx, &workflows.AttemptRecord{ID: id, JobID: "p1-j", Started: time.Now()}, "a")
+			}); err != nil {
+				t.Fatal(err)
+			}
+			w, err := db.CreateJobLog(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []byte
+			for j, p := range tt.writes {
+				if j == len(tt.writes)-1 {
+					time.Sleep(tt.pause)
+				}
+				if _, err := w.Write(p); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, p...)
+				if got := read(); got != string(want) {
+					t.Fatalf("while running, log = %.40q, want %.40q", got, want)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got := read(); got != string(want) {
+				t.Errorf("log = %.40q, want %.40q", got, want)
+			}
+			_, err = os.Stat(logPath(db.logDir, id))
+			if isFile := err == nil; isFile != tt.file {
+				t.Errorf("log is a file: %v, want %v", isFile, tt.file)
+			}
+		})
 	}
 }

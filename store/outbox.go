@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -40,10 +38,14 @@ func (s *DB) DueEvents(ctx context.Context, now time.Time, limit int) ([]workflo
 	return out, nil
 }
 
-// NextEventDue is when the earliest undelivered event is due; zero when none is.
+// NextEventDue is when the earliest undelivered event is due; zero when
+// none is. Only each pipeline's oldest undelivered event counts: the
+// later ones wait for it, whatever their own time.
 func (s *DB) NextEventDue(ctx context.Context) (time.Time, error) {
 	var n int64
-	if err := sqlx.GetContext(ctx, s.run(), &n, `SELECT coalesce(min(next_at), 0) FROM outbox WHERE delivered_at = 0`); err != nil {
+	if err := sqlx.GetContext(ctx, s.run(), &n, `SELECT coalesce(min(h.next_at), 0) FROM outbox h
+		WHERE h.delivered_at = 0
+		  AND h.seq = (SELECT min(seq) FROM outbox WHERE delivered_at = 0 AND pipeline_id = h.pipeline_id)`); err != nil {
 		return time.Time{}, fmt.Errorf("store: next event: %w", err)
 	}
 	return fromNanos(n), nil
@@ -54,13 +56,17 @@ func (s *DB) MarkEventsDelivered(ctx context.Context, seqs []int64, at time.Time
 	if len(seqs) == 0 {
 		return nil
 	}
-	q, args, err := sqlx.In(`UPDATE outbox SET delivered_at = ?, attempts = attempts + 1 WHERE seq IN (?)`, nanos(at), seqs)
+	// One statement for any number of events, so that it is prepared
+	// once: the sequence numbers go in as a JSON array.
+	list, err := json.Marshal(seqs)
 	if err != nil {
 		return fmt.Errorf("store: mark events: %w", err)
 	}
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
+	if err := s.update(ctx, func(tx *sqlx.Tx) error {
+		_, err := s.inTx(tx).ExecContext(ctx, `UPDATE outbox SET delivered_at = ?, attempts = attempts + 1
+			WHERE seq IN (SELECT value FROM json_each(?))`, nanos(at), string(list))
+		return err
+	}); err != nil {
 		return fmt.Errorf("store: mark events: %w", err)
 	}
 	return nil
@@ -68,41 +74,12 @@ func (s *DB) MarkEventsDelivered(ctx context.Context, seqs []int64, at time.Time
 
 // DeferEvent records a failed delivery and when to try again.
 func (s *DB) DeferEvent(ctx context.Context, seq int64, next time.Time, cause string) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if _, err := s.run().ExecContext(ctx, `UPDATE outbox SET next_at = ?, last_error = ?, attempts = attempts + 1 WHERE seq = ?`,
-		nanos(next), cause, seq); err != nil {
+	if err := s.update(ctx, func(tx *sqlx.Tx) error {
+		_, err := s.inTx(tx).ExecContext(ctx, `UPDATE outbox SET next_at = ?, last_error = ?, attempts = attempts + 1 WHERE seq = ?`,
+			nanos(next), cause, seq)
+		return err
+	}); err != nil {
 		return fmt.Errorf("store: defer event %d: %w", seq, err)
 	}
 	return nil
-}
-
-// CreateJobLog opens an attempt's log file for writing, from the start.
-//
-// Logs are files, not rows. BenchmarkJobLog (logs_test.go) wrote, on the
-// development VM: a 4 MiB log in 4 KiB writes, 22 ms as a file against
-// 97 ms as 64 KiB chunks in SQLite; a one-line log, 0.9 ms as a file
-// (creating it is a metadata operation on a busy disk) against 0.16 ms as
-// a row. Builds that matter print megabytes, chunks would grow the WAL
-// that the engine's small state transactions share, and a file is tailed
-// live with a seek where chunks need a query.
-func (s *DB) CreateJobLog(ctx context.Context, attemptID string) (io.WriteCloser, error) {
-	f, err := os.Create(logPath(s.logDir, attemptID))
-	if err != nil {
-		return nil, fmt.Errorf("store: job log: %w", err)
-	}
-	return f, nil
-}
-
-// JobLog opens an attempt's log for reading.
-func (s *DB) JobLog(ctx context.Context, attemptID string) (io.ReadCloser, error) {
-	var path string
-	if err := sqlx.GetContext(ctx, s.run(), &path, `SELECT log_path FROM attempts WHERE id = ?`, attemptID); err != nil {
-		return nil, fmt.Errorf("store: %w", notFound("attempt", attemptID, err))
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("store: job log: %w", err)
-	}
-	return f, nil
 }

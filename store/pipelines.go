@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"sync"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/slipway-ci/slipway/workflows"
@@ -180,26 +182,76 @@ func (j jobRow) record() (workflows.JobRecord, error) {
 		Env: j.Env, Status: j.Status, Reason: j.Reason, Attempt: j.Attempt, AttemptID: j.AttemptID,
 		ExitCode: j.ExitCode, Started: fromNanos(j.StartedAt), Finished: fromNanos(j.FinishedAt),
 	}
-	if err := decodeJSON(j.Requires, &rec.Requires); err != nil {
+	if err := decodeJSON(requiresCache, j.Requires, &rec.Requires); err != nil {
 		return rec, fmt.Errorf("job %s requires: %w", j.ID, err)
 	}
-	if err := decodeJSON(j.Context, &rec.Context); err != nil {
+	if err := decodeJSON(contextCache, j.Context, &rec.Context); err != nil {
 		return rec, fmt.Errorf("job %s context: %w", j.ID, err)
 	}
 	return rec, nil
 }
 
-// decodeJSON skips the empty values most jobs have: the scheduler reads
-// every job of a pipeline at each step.
-func decodeJSON(s string, v any) error {
+// decodeJSON skips the empty values most jobs have, and decodes each
+// other text once (see jsonCache): the scheduler reads every job of a
+// pipeline at each step, and these columns never change.
+func decodeJSON[T any](c *jsonCache[T], s string, v *T) error {
 	switch s {
 	case "null", "{}", "[]", "":
 		return nil
 	}
-	return json.Unmarshal([]byte(s), v)
+	if hit, ok := c.get(s); ok {
+		*v = hit
+		return nil
+	}
+	if err := json.Unmarshal([]byte(s), v); err != nil {
+		return err
+	}
+	c.put(s, *v)
+	return nil
 }
 
-func pipelineState(ctx context.Context, q sqlx.QueryerContext, id string) (*workflows.PipelineState, error) {
+// jsonCache keeps decoded JSON by its text, and hands out deep copies so
+// that no two records share a map or slice. It forgets everything when
+// full: what it holds is a few distinct requires and context lists.
+type jsonCache[T any] struct {
+	mu    sync.Mutex
+	m     map[string]T
+	clone func(T) T
+}
+
+const jsonCacheMax = 4096
+
+func (c *jsonCache[T]) get(s string) (T, bool) {
+	c.mu.Lock()
+	v, ok := c.m[s]
+	c.mu.Unlock()
+	if !ok {
+		return v, false
+	}
+	return c.clone(v), true
+}
+
+func (c *jsonCache[T]) put(s string, v T) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= jsonCacheMax {
+		c.m = map[string]T{}
+	}
+	c.m[s] = c.clone(v)
+}
+
+var (
+	requiresCache = &jsonCache[map[string][]string]{clone: func(m map[string][]string) map[string][]string {
+		out := make(map[string][]string, len(m))
+		for k, v := range m {
+			out[k] = slices.Clone(v)
+		}
+		return out
+	}}
+	contextCache = &jsonCache[[]string]{clone: slices.Clone[[]string]}
+)
+
+func pipelineState(ctx context.Context, q runner, id string) (*workflows.PipelineState, error) {
 	p, err := pipelineRecord(ctx, q, id)
 	if err != nil {
 		return nil, err
@@ -212,31 +264,50 @@ func pipelineState(ctx context.Context, q sqlx.QueryerContext, id string) (*work
 	for _, w := range ws {
 		st.Workflows = append(st.Workflows, w.record())
 	}
-	var js []jobRow
-	if err := sqlx.SelectContext(ctx, q, &js, `SELECT `+jobCols+`
-		FROM jobs j JOIN workflows w ON w.id = j.workflow_id WHERE j.pipeline_id = ? ORDER BY w.seq, j.seq`, id); err != nil {
+	// Scanned by hand: the scheduler reads every job of the pipeline at
+	// each step, and sqlx's reflection per row cost more than SQLite.
+	rows, err := q.QueryContext(ctx, `SELECT `+jobCols+`
+		FROM jobs j JOIN workflows w ON w.id = j.workflow_id WHERE j.pipeline_id = ? ORDER BY w.seq, j.seq`, id)
+	if err != nil {
 		return nil, err
 	}
-	st.Jobs = make([]workflows.JobRecord, 0, len(js))
-	for _, j := range js {
+	defer rows.Close()
+	st.Jobs = []workflows.JobRecord{}
+	var j jobRow
+	for rows.Next() {
+		if err := rows.Scan(&j.ID, &j.PipelineID, &j.WorkflowID, &j.Name, &j.Job, &j.Type, &j.Requires, &j.Context, &j.Env,
+			&j.Status, &j.Reason, &j.Attempt, &j.AttemptID, &j.ExitCode, &j.StartedAt, &j.FinishedAt); err != nil {
+			return nil, err
+		}
 		rec, err := j.record()
 		if err != nil {
 			return nil, err
 		}
 		st.Jobs = append(st.Jobs, rec)
 	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
 	return st, nil
 }
 
 // JobSpec reads what a job runs.
 func (s *DB) JobSpec(ctx context.Context, jobID string) (*workflows.JobSpec, error) {
+	spec, err := jobSpec(ctx, s.run(), jobID)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return spec, nil
+}
+
+func jobSpec(ctx context.Context, q sqlx.QueryerContext, jobID string) (*workflows.JobSpec, error) {
 	var raw string
-	if err := sqlx.GetContext(ctx, s.run(), &raw, `SELECT spec_json FROM jobs WHERE id = ?`, jobID); err != nil {
-		return nil, fmt.Errorf("store: %w", notFound("job", jobID, err))
+	if err := sqlx.GetContext(ctx, q, &raw, `SELECT spec_json FROM jobs WHERE id = ?`, jobID); err != nil {
+		return nil, notFound("job", jobID, err)
 	}
 	var spec *workflows.JobSpec
 	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
-		return nil, fmt.Errorf("store: job %s spec: %w", jobID, err)
+		return nil, fmt.Errorf("job %s spec: %w", jobID, err)
 	}
 	return spec, nil
 }

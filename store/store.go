@@ -1,8 +1,8 @@
 // Package store keeps slipway's state in one SQLite file (through sqlx and
 // go-sqlite3): pipelines, workflows, jobs and their attempts, approvals,
 // deployments, environment locks, webhook deliveries, the outbox of
-// notifications and the audit log. Job logs are files beside it, one per
-// attempt, indexed in the database.
+// notifications and the audit log. Job logs are rows for attempts that
+// end quickly and quietly, files beside it for the others (see logs.go).
 package store
 
 import (
@@ -29,12 +29,19 @@ var migrations embed.FS
 type DB struct {
 	db     *sqlx.DB
 	logDir string
+	// w is the one connection this process writes through, held for the
+	// life of the DB, so that PRAGMA data_version on it changes only when
+	// another process wrote (see stateCache).
+	w *sqlx.Conn
 	// wmu serializes this process's writes: SQLite has one writer at a
 	// time anyway, and a writer waiting in SQLite's busy handler sleeps
 	// in steps of milliseconds where a mutex hands over in microseconds.
 	// The busy timeout still covers other processes.
-	wmu   sync.Mutex
-	stmts sync.Map // query -> *sqlx.Stmt; see runner
+	wmu      sync.Mutex
+	cache    *stateCache   // guarded by wmu
+	stmts    sync.Map      // query -> *sqlx.Stmt; see runner
+	liveLogs sync.Map      // attempt ID -> *jobLog being written
+	logAge   time.Duration // smallLogAge; tests shorten it
 }
 
 var _ workflows.Store = (*DB)(nil)
@@ -58,13 +65,17 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	db.SetMaxOpenConns(8)
 	db.SetConnMaxIdleTime(time.Minute)
-	s := &DB{db: db, logDir: filepath.Join(filepath.Dir(path), "logs")}
-	if err := s.migrate(ctx); err != nil {
+	s := &DB{db: db, logDir: filepath.Join(filepath.Dir(path), "logs"), logAge: smallLogAge, cache: newStateCache()}
+	if s.w, err = db.Connx(ctx); err != nil {
 		db.Close()
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
 		return nil, err
 	}
 	if err := os.MkdirAll(s.logDir, 0o755); err != nil {
-		db.Close()
+		s.Close()
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	return s, nil
@@ -76,13 +87,14 @@ func (s *DB) Close() error {
 		v.(*sqlx.Stmt).Close()
 		return true
 	})
+	s.w.Close()
 	return s.db.Close()
 }
 
 // migrate applies, in name order and each in its own transaction, the
 // embedded migrations not yet recorded in schema_migrations.
 func (s *DB) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("store: migrations table: %w", err)
 	}
@@ -119,10 +131,17 @@ func (s *DB) migrate(ctx context.Context) error {
 }
 
 // update runs fn in one transaction, committed when fn returns nil.
+// Every write of this process goes through here, on connection w.
 func (s *DB) update(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
+	return s.updateThen(ctx, fn, nil)
+}
+
+// updateThen is update, calling committed (still holding wmu) once the
+// transaction committed.
+func (s *DB) updateThen(ctx context.Context, fn func(tx *sqlx.Tx) error, committed func()) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	tx, err := s.db.BeginTxx(ctx, nil)
+	tx, err := s.w.BeginTxx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -130,12 +149,25 @@ func (s *DB) update(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if committed != nil {
+		committed()
+	}
+	return nil
 }
 
 // Update runs fn in one write transaction.
 func (s *DB) Update(ctx context.Context, fn func(tx workflows.StoreTx) error) error {
-	err := s.update(ctx, func(t *sqlx.Tx) error { return fn(&tx{q: s.inTx(t), logDir: s.logDir}) })
+	t := &tx{logDir: s.logDir, cache: s.cache, work: map[string]*workflows.PipelineState{}}
+	err := s.updateThen(ctx, func(sqltx *sqlx.Tx) error {
+		t.q = s.inTx(sqltx)
+		if err := s.cache.check(ctx, t.q); err != nil {
+			return err
+		}
+		return fn(t)
+	}, func() { s.cache.commit(t.work) })
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
@@ -145,14 +177,16 @@ func (s *DB) Update(ctx context.Context, fn func(tx workflows.StoreTx) error) er
 // RecordDelivery remembers a webhook delivery ID; it reports false when
 // the delivery was seen before, so that a redelivered webhook is ignored.
 func (s *DB) RecordDelivery(ctx context.Context, id, event string, at time.Time) (bool, error) {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	res, err := s.run().ExecContext(ctx, `INSERT INTO webhook_deliveries (id, event, received_at) VALUES (?, ?, ?)
-		ON CONFLICT (id) DO NOTHING`, id, event, nanos(at))
-	if err != nil {
-		return false, fmt.Errorf("store: record delivery: %w", err)
-	}
-	n, err := res.RowsAffected()
+	var n int64
+	err := s.update(ctx, func(tx *sqlx.Tx) error {
+		res, err := s.inTx(tx).ExecContext(ctx, `INSERT INTO webhook_deliveries (id, event, received_at) VALUES (?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`, id, event, nanos(at))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
 	if err != nil {
 		return false, fmt.Errorf("store: record delivery: %w", err)
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -35,6 +36,10 @@ func newPipeline(id, app string) *workflows.NewPipeline {
 
 func TestMigrationsAreAppliedOnce(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "slipway.db")
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range 2 {
 		db, err := Open(context.Background(), path)
 		if err != nil {
@@ -44,8 +49,8 @@ func TestMigrationsAreAppliedOnce(t *testing.T) {
 		if err := db.db.Get(&n, `SELECT count(*) FROM schema_migrations`); err != nil {
 			t.Fatal(err)
 		}
-		if n != 1 {
-			t.Errorf("open %d: %d migrations recorded, want 1", i, n)
+		if n != len(names) {
+			t.Errorf("open %d: %d migrations recorded, want %d", i, n, len(names))
 		}
 		db.Close()
 	}
@@ -145,7 +150,95 @@ func TestDueEventsHoldBackLaterEventsOfAPipeline(t *testing.T) {
 	if err := db.MarkEventsDelivered(ctx, []int64{4}, now); err != nil {
 		t.Fatal(err)
 	}
+	// The later events of p1 are as old as k0 but wait for it.
+	if next, err := db.NextEventDue(ctx); err != nil || !next.Equal(now.Add(time.Minute)) {
+		t.Fatalf("next event due = %v, %v; want %v", next, err, now.Add(time.Minute))
+	}
 	if got, want := kinds(now.Add(time.Minute)), []string{"k0/1", "k1/0", "k2/0"}; !slices.Equal(got, want) {
 		t.Fatalf("a minute later, due = %v, want %v", got, want)
+	}
+	if err := db.MarkEventsDelivered(ctx, []int64{1, 2, 3}, now); err != nil {
+		t.Fatal(err)
+	}
+	if next, err := db.NextEventDue(ctx); err != nil || !next.IsZero() {
+		t.Fatalf("next event due once all are delivered = %v, %v; want none", next, err)
+	}
+}
+
+// chain is a pipeline of n jobs in two workflows, each job requiring the
+// one before it in its workflow, the last with a status form and contexts.
+func chain(id string, n int) *workflows.NewPipeline {
+	p := newPipeline(id, "a")
+	p.Plan = &workflows.Plan{}
+	p.WorkflowIDs, p.JobIDs = nil, nil
+	for w := range 2 {
+		pw := &workflows.PlannedWorkflow{Name: fmt.Sprint("w", w)}
+		var ids []string
+		for i := range n / 2 {
+			j := &workflows.PlannedJob{Name: fmt.Sprint("j", i), Job: "j", Type: workflows.JobBuild, Requires: map[string][]string{},
+				Spec: &workflows.JobSpec{Steps: []workflows.Step{{Run: &workflows.RunStep{Command: "true"}}}}}
+			if i > 0 {
+				j.Requires[fmt.Sprint("j", i-1)] = nil
+			}
+			if i == n/2-1 {
+				j.Requires[fmt.Sprint("j", i-1)] = []string{workflows.StatusFailed, workflows.StatusCanceled}
+				j.Context = []string{"aws", "slack"}
+			}
+			pw.Jobs = append(pw.Jobs, j)
+			ids = append(ids, fmt.Sprintf("%s-w%d-j%d", id, w, i))
+		}
+		p.Plan.Workflows = append(p.Plan.Workflows, pw)
+		p.WorkflowIDs = append(p.WorkflowIDs, fmt.Sprintf("%s-w%d", id, w))
+		p.JobIDs = append(p.JobIDs, ids)
+	}
+	return p
+}
+
+func TestPipelineStateReadsJobsInPlanOrder(t *testing.T) {
+	db := openTest(t)
+	ctx := context.Background()
+	if _, err := db.CreatePipeline(ctx, chain("p1", 6), nil); err != nil {
+		t.Fatal(err)
+	}
+	read := func() *workflows.PipelineState {
+		t.Helper()
+		st, err := db.PipelineState(ctx, "p1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	st := read()
+	var got []string
+	for _, j := range st.Jobs {
+		got = append(got, fmt.Sprintf("%s/%s %v %v", j.WorkflowID, j.Name, j.Requires, j.Context))
+	}
+	want := []string{
+		"p1-w0/j0 map[] []", "p1-w0/j1 map[j0:[]] []", "p1-w0/j2 map[j1:[failed canceled]] [aws slack]",
+		"p1-w1/j0 map[] []", "p1-w1/j1 map[j0:[]] []", "p1-w1/j2 map[j1:[failed canceled]] [aws slack]",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("jobs = %q, want %q", got, want)
+	}
+	// Decoded values are shared by no two reads.
+	st.Jobs[2].Requires["j1"][0] = "changed"
+	st.Jobs[2].Context[0] = "changed"
+	if again := read(); again.Jobs[2].Requires["j1"][0] != workflows.StatusFailed || again.Jobs[2].Context[0] != "aws" {
+		t.Errorf("a change to one read showed in the next: %v %v", again.Jobs[2].Requires, again.Jobs[2].Context)
+	}
+}
+
+// BenchmarkPipelineState reads a 100-job pipeline, as the scheduler does
+// at each step of it.
+func BenchmarkPipelineState(b *testing.B) {
+	db := openTest(b)
+	ctx := context.Background()
+	if _, err := db.CreatePipeline(ctx, chain("p1", 100), nil); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := db.PipelineState(ctx, "p1"); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -16,12 +16,24 @@ import (
 type tx struct {
 	q      runner
 	logDir string
+	cache  *stateCache
+	work   map[string]*workflows.PipelineState // states read or changed here; cached once committed
 }
 
 var _ workflows.StoreTx = (*tx)(nil)
 
+// PipelineState reads a pipeline as this transaction sees it, from the
+// cache when it holds it (see stateCache).
 func (t *tx) PipelineState(ctx context.Context, id string) (*workflows.PipelineState, error) {
-	return pipelineState(ctx, t.q, id)
+	st, err := t.state(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return cloneState(st), nil
+}
+
+func (t *tx) JobSpec(ctx context.Context, jobID string) (*workflows.JobSpec, error) {
+	return jobSpec(ctx, t.q, jobID)
 }
 
 func (t *tx) Pipeline(ctx context.Context, id string) (*workflows.PipelineRecord, error) {
@@ -49,12 +61,22 @@ func (t *tx) Job(ctx context.Context, id string) (*workflows.JobRecord, error) {
 	return &rec, nil
 }
 
+// The methods that change pipelines, workflows and jobs make the same
+// change to the cached state, if any, found before the database changes.
+
 func (t *tx) SetPipelineStatus(ctx context.Context, id, status string, at time.Time) error {
 	fin := int64(0)
 	if status != workflows.StatusRunning && status != workflows.StatusOnHold {
 		fin = nanos(at)
 	}
-	return exec1(ctx, t.q, "pipeline", id, `UPDATE pipelines SET status = ?, finished_at = ? WHERE id = ?`, status, fin, id)
+	st := t.cached(id)
+	if err := exec1(ctx, t.q, "pipeline", id, `UPDATE pipelines SET status = ?, finished_at = ? WHERE id = ?`, status, fin, id); err != nil {
+		return err
+	}
+	if st != nil {
+		st.Pipeline.Status, st.Pipeline.Finished = status, fromNanos(fin)
+	}
+	return nil
 }
 
 func (t *tx) SetWorkflowStatus(ctx context.Context, id, status string, at time.Time) error {
@@ -62,11 +84,25 @@ func (t *tx) SetWorkflowStatus(ctx context.Context, id, status string, at time.T
 	if status != workflows.StatusRunning && status != workflows.StatusOnHold {
 		fin = nanos(at)
 	}
-	return exec1(ctx, t.q, "workflow", id, `UPDATE workflows SET status = ?, finished_at = ? WHERE id = ?`, status, fin, id)
+	w := t.cachedWorkflow(id)
+	if err := exec1(ctx, t.q, "workflow", id, `UPDATE workflows SET status = ?, finished_at = ? WHERE id = ?`, status, fin, id); err != nil {
+		return err
+	}
+	if w != nil {
+		w.Status, w.Finished = status, fromNanos(fin)
+	}
+	return nil
 }
 
 func (t *tx) SetWorkflowCanceled(ctx context.Context, id string, canceled bool) error {
-	return exec1(ctx, t.q, "workflow", id, `UPDATE workflows SET canceled = ? WHERE id = ?`, canceled, id)
+	w := t.cachedWorkflow(id)
+	if err := exec1(ctx, t.q, "workflow", id, `UPDATE workflows SET canceled = ? WHERE id = ?`, canceled, id); err != nil {
+		return err
+	}
+	if w != nil {
+		w.Canceled = canceled
+	}
+	return nil
 }
 
 func (t *tx) SetJobStatus(ctx context.Context, jobID, status, reason string, at time.Time) error {
@@ -74,8 +110,15 @@ func (t *tx) SetJobStatus(ctx context.Context, jobID, status, reason string, at 
 	if workflows.Terminal(status) {
 		fin = nanos(at)
 	}
-	return exec1(ctx, t.q, "job", jobID, `UPDATE jobs SET status = ?, reason = ?, finished_at = ? WHERE id = ?`,
-		status, reason, fin, jobID)
+	j := t.cachedJob(jobID)
+	if err := exec1(ctx, t.q, "job", jobID, `UPDATE jobs SET status = ?, reason = ?, finished_at = ? WHERE id = ?`,
+		status, reason, fin, jobID); err != nil {
+		return err
+	}
+	if j != nil {
+		j.Status, j.Reason, j.Finished = status, reason, fromNanos(fin)
+	}
+	return nil
 }
 
 func (t *tx) StartAttempt(ctx context.Context, a *workflows.AttemptRecord, app string) error {
@@ -93,8 +136,16 @@ func (t *tx) StartAttempt(ctx context.Context, a *workflows.AttemptRecord, app s
 		a.ID, a.JobID, n, build, a.Executor, a.Status, logPath(t.logDir, a.ID), nanos(a.Started)); err != nil {
 		return err
 	}
-	return exec1(ctx, t.q, "job", a.JobID, `UPDATE jobs SET status = ?, reason = '', attempt = ?, attempt_id = ?,
-		exit_code = 0, started_at = ?, finished_at = 0 WHERE id = ?`, workflows.StatusRunning, n, a.ID, nanos(a.Started), a.JobID)
+	j := t.cachedJob(a.JobID)
+	if err := exec1(ctx, t.q, "job", a.JobID, `UPDATE jobs SET status = ?, reason = '', attempt = ?, attempt_id = ?,
+		exit_code = 0, started_at = ?, finished_at = 0 WHERE id = ?`, workflows.StatusRunning, n, a.ID, nanos(a.Started), a.JobID); err != nil {
+		return err
+	}
+	if j != nil {
+		j.Status, j.Reason, j.Attempt, j.AttemptID = workflows.StatusRunning, "", n, a.ID
+		j.ExitCode, j.Started, j.Finished = 0, fromNanos(nanos(a.Started)), time.Time{}
+	}
+	return nil
 }
 
 func (t *tx) FinishAttempt(ctx context.Context, a *workflows.AttemptRecord) error {
@@ -108,8 +159,15 @@ func (t *tx) FinishAttempt(ctx context.Context, a *workflows.AttemptRecord) erro
 			return err
 		}
 	}
-	return exec1(ctx, t.q, "job", a.JobID, `UPDATE jobs SET status = ?, reason = ?, exit_code = ?, finished_at = ?
-		WHERE id = ? AND attempt_id = ?`, a.Status, a.Reason, a.ExitCode, nanos(a.Finished), a.JobID, a.ID)
+	j := t.cachedJob(a.JobID)
+	if err := exec1(ctx, t.q, "job", a.JobID, `UPDATE jobs SET status = ?, reason = ?, exit_code = ?, finished_at = ?
+		WHERE id = ? AND attempt_id = ?`, a.Status, a.Reason, a.ExitCode, nanos(a.Finished), a.JobID, a.ID); err != nil {
+		return err
+	}
+	if j != nil {
+		j.Status, j.Reason, j.ExitCode, j.Finished = a.Status, a.Reason, a.ExitCode, fromNanos(nanos(a.Finished))
+	}
+	return nil
 }
 
 func (t *tx) CreateApproval(ctx context.Context, a *workflows.ApprovalRecord) error {

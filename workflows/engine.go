@@ -77,7 +77,8 @@ type Engine struct {
 	dirty    map[string]bool // pipelines to advance
 	waiting  map[string]bool // pipelines with queued jobs, advanced when a slot or lock frees
 	running  map[string]*attemptRun
-	changed  chan struct{} // closed and replaced on every state change
+	ended    []endedAttempt // results for the scheduler to record
+	changed  chan struct{}  // closed and replaced on every state change
 	stopping bool
 
 	deliverMu  sync.Mutex
@@ -96,6 +97,14 @@ type Engine struct {
 type attemptRun struct {
 	cancel    context.CancelFunc
 	abandoned bool // set by Shutdown: the result is not recorded
+}
+
+// endedAttempt is an attempt's result handed to the scheduler, which
+// records it in the transaction that decides what follows and then
+// says on recorded whether that worked.
+type endedAttempt struct {
+	attempt  AttemptRecord
+	recorded chan error
 }
 
 // randomIDs are 20 random hex digits: unique across processes, which
@@ -366,15 +375,28 @@ func (e *Engine) schedule(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		e.mu.Lock()
+		ended := map[string][]endedAttempt{}
+		for _, r := range e.ended {
+			ended[r.attempt.PipelineID] = append(ended[r.attempt.PipelineID], r)
+			e.dirty[r.attempt.PipelineID] = true
+		}
+		e.ended = nil
 		ids := slices.Sorted(maps.Keys(e.dirty))
 		clear(e.dirty)
 		stopping := e.stopping
 		e.mu.Unlock()
-		if !stopping {
-			for _, id := range ids {
-				if err := e.advance(ctx, id); err != nil && ctx.Err() == nil {
-					e.log.Error("advance pipeline", "pipeline", id, "err", err)
+		for _, id := range ids {
+			if stopping {
+				// Results still reach the store; nothing new starts.
+				for _, r := range ended[id] {
+					r.recorded <- e.finish(ctx, &r.attempt)
 				}
+				e.broadcast()
+				e.notifyOutbox()
+				continue
+			}
+			if err := e.advance(ctx, id, ended[id]); err != nil && ctx.Err() == nil {
+				e.log.Error("advance pipeline", "pipeline", id, "err", err)
 			}
 		}
 		select {
@@ -393,13 +415,15 @@ func (e *Engine) schedule(ctx context.Context) {
 type launch struct {
 	attempt  AttemptRecord
 	job      JobRecord
+	spec     *JobSpec
 	pipeline PipelineRecord
 	workflow string
 }
 
-// advance makes every decision a pipeline's state allows, in one
-// transaction, then starts the attempts it decided on.
-func (e *Engine) advance(ctx context.Context, pipelineID string) error {
+// advance records the results of the pipeline's attempts that ended,
+// makes every decision its state then allows, all in one transaction,
+// and starts the attempts it decided on.
+func (e *Engine) advance(ctx context.Context, pipelineID string, ended []endedAttempt) error {
 	e.mu.Lock()
 	slots := e.parallel - len(e.running)
 	e.mu.Unlock()
@@ -407,6 +431,11 @@ func (e *Engine) advance(ctx context.Context, pipelineID string) error {
 	var queued bool
 	err := e.store.Update(ctx, func(tx StoreTx) error {
 		launches, queued = nil, false
+		for i := range ended {
+			if err := e.finishIn(ctx, tx, &ended[i].attempt); err != nil {
+				return err
+			}
+		}
 		st, err := tx.PipelineState(ctx, pipelineID)
 		if err != nil {
 			return err
@@ -418,8 +447,20 @@ func (e *Engine) advance(ctx context.Context, pipelineID string) error {
 		launches, queued = a.launches, a.queued
 		return nil
 	})
+	if err != nil && len(ended) > 0 {
+		// Whatever went wrong deciding, the results must not be lost:
+		// each is recorded on its own, as restart recovery does.
+		for _, r := range ended {
+			r.recorded <- e.finish(context.WithoutCancel(ctx), &r.attempt)
+		}
+		e.broadcast()
+		e.notifyOutbox()
+	}
 	if err != nil {
 		return fmt.Errorf("engine: advance %s: %w", pipelineID, err)
+	}
+	for _, r := range ended {
+		r.recorded <- nil
 	}
 	e.mu.Lock()
 	if queued {
@@ -472,31 +513,25 @@ func (e *Engine) runAttempt(ctx context.Context, l launch, r *attemptRun) {
 	}
 	a := l.attempt
 	a.Status, a.ExitCode, a.Reason, a.Steps, a.Finished = res.Status, res.ExitCode, res.Reason, res.Steps, e.clock.Now()
-	// The result must reach the store even while shutting down.
-	if err := e.finish(context.WithoutCancel(ctx), &a); err != nil {
-		log.Error("record job result", "err", err)
-	}
+	// The scheduler records the result with what follows from it, even
+	// while shutting down (Shutdown waits for this goroutine).
+	recorded := make(chan error, 1)
 	e.mu.Lock()
-	e.dirty[l.pipeline.ID] = true
+	e.ended = append(e.ended, endedAttempt{attempt: a, recorded: recorded})
 	for id := range e.waiting {
-		e.dirty[id] = true
+		e.dirty[id] = true // a slot is free
 	}
 	e.mu.Unlock()
-	select {
-	case e.wake <- struct{}{}:
-	default:
+	e.kick()
+	if err := <-recorded; err != nil {
+		log.Error("record job result", "err", err)
 	}
-	e.broadcast()
-	e.notifyOutbox()
 }
 
 // execute prepares an attempt's folders, environment and masked log, and
 // hands it to the executor.
 func (e *Engine) execute(ctx context.Context, l launch) (JobResult, error) {
-	spec, err := e.store.JobSpec(ctx, l.job.ID)
-	if err != nil {
-		return JobResult{}, err
-	}
+	spec := l.spec
 	if spec == nil {
 		return JobResult{}, fmt.Errorf("job %q has nothing to run", l.job.Name)
 	}
@@ -578,37 +613,40 @@ func (e *Engine) jobEnv(l launch) (map[string]string, []string) {
 // deploy, the deployment. A unique attempt ID on deployments makes a
 // repeated finish fail rather than deploy twice.
 func (e *Engine) finish(ctx context.Context, a *AttemptRecord) error {
-	return e.store.Update(ctx, func(tx StoreTx) error {
-		j, err := tx.Job(ctx, a.JobID)
+	return e.store.Update(ctx, func(tx StoreTx) error { return e.finishIn(ctx, tx, a) })
+}
+
+// finishIn is finish inside a transaction.
+func (e *Engine) finishIn(ctx context.Context, tx StoreTx, a *AttemptRecord) error {
+	j, err := tx.Job(ctx, a.JobID)
+	if err != nil {
+		return err
+	}
+	if j.Status != StatusRunning || j.AttemptID != a.ID {
+		return nil // already recorded
+	}
+	w, err := tx.Workflow(ctx, j.WorkflowID)
+	if err != nil {
+		return err
+	}
+	if a.Status == StatusFailed && w.Canceled {
+		a.Status = StatusCanceled
+	}
+	if err := tx.FinishAttempt(ctx, a); err != nil {
+		return err
+	}
+	events := []Event{{PipelineID: j.PipelineID, Kind: EventJobFinished, At: a.Finished, Data: EventData{
+		Workflow: w.Name, WorkflowID: j.WorkflowID, Job: j.Name, JobID: j.ID,
+		AttemptID: a.ID, Status: a.Status, ExitCode: a.ExitCode, Reason: a.Reason, Env: j.Env,
+	}}}
+	if j.Env != "" {
+		ev, err := e.finishDeploy(ctx, tx, j, a)
 		if err != nil {
 			return err
 		}
-		if j.Status != StatusRunning || j.AttemptID != a.ID {
-			return nil // already recorded
-		}
-		w, err := tx.Workflow(ctx, j.WorkflowID)
-		if err != nil {
-			return err
-		}
-		if a.Status == StatusFailed && w.Canceled {
-			a.Status = StatusCanceled
-		}
-		if err := tx.FinishAttempt(ctx, a); err != nil {
-			return err
-		}
-		events := []Event{{PipelineID: j.PipelineID, Kind: EventJobFinished, At: a.Finished, Data: EventData{
-			Workflow: w.Name, WorkflowID: j.WorkflowID, Job: j.Name, JobID: j.ID,
-			AttemptID: a.ID, Status: a.Status, ExitCode: a.ExitCode, Reason: a.Reason, Env: j.Env,
-		}}}
-		if j.Env != "" {
-			ev, err := e.finishDeploy(ctx, tx, j, a)
-			if err != nil {
-				return err
-			}
-			events = append(events, ev...)
-		}
-		return tx.AddEvents(ctx, events)
-	})
+		events = append(events, ev...)
+	}
+	return tx.AddEvents(ctx, events)
 }
 
 // finishDeploy releases a deploy job's environment lock and, when it

@@ -67,9 +67,13 @@ func (v *pipelineView) downstream(j *JobRecord) []*JobRecord {
 	return out
 }
 
-// requiresMet says whether j can be decided yet (wait), and if so whether
-// every job it requires ended in a status it accepts; reason says which did not.
-func (v *pipelineView) requiresMet(j *JobRecord) (ok, wait bool, reason string) {
+// requiresMet says whether j can be decided yet (wait), and if so how:
+// status is "" when every job it requires ended in a status it accepts.
+// Otherwise j will never run and status says how it ends: not_run when a
+// job it waited for in vain failed, was canceled, rejected or not run
+// itself; skipped when each such job ended well but went another way (a
+// success where j requires a failure, or a skip). reason names the job.
+func (v *pipelineView) requiresMet(j *JobRecord) (status string, wait bool, reason string) {
 	names := make([]string, 0, len(j.Requires))
 	for name := range j.Requires {
 		names = append(names, name)
@@ -78,26 +82,37 @@ func (v *pipelineView) requiresMet(j *JobRecord) (ok, wait bool, reason string) 
 	for _, name := range names {
 		u := v.byName[j.WorkflowID+"/"+name]
 		if u == nil {
-			return false, false, fmt.Sprintf("requires %q, which is not in the workflow", name)
+			return StatusNotRun, false, fmt.Sprintf("requires %q, which is not in the workflow", name)
 		}
 		if !Terminal(u.Status) {
-			return false, true, ""
+			return "", true, ""
 		}
 	}
 	for _, name := range names {
 		u := v.byName[j.WorkflowID+"/"+name]
-		if !accepts(j.Requires[name], u.Status) {
-			return false, false, fmt.Sprintf("%s ended %s", name, u.Status)
+		if accepts(j.Requires[name], u.Status) {
+			continue
+		}
+		r := fmt.Sprintf("%s ended %s", name, u.Status)
+		if u.Status != StatusSuccess && u.Status != StatusSkipped {
+			return StatusNotRun, false, r
+		}
+		if status == "" {
+			status, reason = StatusSkipped, r
 		}
 	}
-	return true, false, ""
+	return status, false, reason
 }
 
 // accepts reports whether an upstream status satisfies a requires entry:
-// plain requires mean success; "terminal" accepts any end.
+// plain requires mean success; "terminal" accepts any end. A skipped job
+// counts as not_run, the status CircleCI reports its skipped jobs with.
 func accepts(want []string, status string) bool {
 	if len(want) == 0 {
 		return status == StatusSuccess
+	}
+	if status == StatusSkipped {
+		status = StatusNotRun
 	}
 	return slices.Contains(want, status) || slices.Contains(want, StatusTerminal)
 }
@@ -134,15 +149,15 @@ func (a *advancer) run(ctx context.Context) error {
 				changed = true
 				continue
 			}
-			ok, wait, reason := a.v.requiresMet(j)
+			end, wait, reason := a.v.requiresMet(j)
 			if wait {
 				continue
 			}
 			changed = true
 			var err error
 			switch {
-			case !ok:
-				err = a.setJob(ctx, j, StatusNotRun, reason)
+			case end != "":
+				err = a.setJob(ctx, j, end, reason)
 			case j.Type == JobNoOp:
 				err = a.setJob(ctx, j, StatusSuccess, "")
 			case j.Type == JobApproval:
@@ -343,9 +358,13 @@ func (a *advancer) startJob(ctx context.Context, j *JobRecord) error {
 	if err := a.tx.StartAttempt(ctx, &at, a.st.Pipeline.App); err != nil {
 		return err
 	}
+	spec, err := a.tx.JobSpec(ctx, j.ID)
+	if err != nil {
+		return err
+	}
 	j.Status, j.Reason, j.Attempt, j.AttemptID = StatusRunning, "", at.Number, at.ID
 	a.event(EventJobStarted, j, EventData{AttemptID: at.ID, Env: j.Env})
-	a.launches = append(a.launches, launch{attempt: at, job: *j, pipeline: a.st.Pipeline, workflow: a.v.workflow(j.WorkflowID).Name})
+	a.launches = append(a.launches, launch{attempt: at, job: *j, spec: spec, pipeline: a.st.Pipeline, workflow: a.v.workflow(j.WorkflowID).Name})
 	return nil
 }
 
@@ -392,6 +411,8 @@ func (a *advancer) rollup(ctx context.Context) error {
 // rollupStatus is a workflow's status from its jobs' (or a pipeline's from
 // its workflows'): running while anything can still move by itself, on
 // hold when only approvals are left, then failed, canceled or success.
+// Jobs not run or skipped add nothing: a not_run job is behind one that
+// already decides the outcome, a skipped job behind one that went well.
 // As in CircleCI, a failed job fails its workflow even when a `requires`
 // status form handles the failure.
 func rollupStatus(statuses []string) string {

@@ -275,7 +275,7 @@ func (e *Engine) rerun(ctx context.Context, pipelineID, workflow, job string, by
 			if j == nil {
 				return fmt.Errorf("job %q of workflow %q: %w", job, workflow, ErrNotFound)
 			}
-			if j.Status == StatusSuccess || j.Status == StatusNotRun {
+			if j.Status == StatusSuccess || j.Status == StatusNotRun || j.Status == StatusSkipped {
 				d.Message = fmt.Sprintf("job %s ended %s; rerun the workflow to run it again; nothing changed", job, j.Status)
 				break
 			}

@@ -37,7 +37,7 @@ var ErrNotFound = errors.New("not found")
 // Terminal reports whether a job status is final.
 func Terminal(status string) bool {
 	switch status {
-	case StatusSuccess, StatusFailed, StatusCanceled, StatusNotRun, StatusUnauthorized:
+	case StatusSuccess, StatusFailed, StatusCanceled, StatusNotRun, StatusUnauthorized, StatusSkipped:
 		return true
 	}
 	return false
@@ -227,6 +227,8 @@ type StoreTx interface {
 	Pipeline(ctx context.Context, id string) (*PipelineRecord, error)
 	Workflow(ctx context.Context, id string) (*WorkflowRecord, error)
 	Job(ctx context.Context, id string) (*JobRecord, error)
+	// JobSpec reads what a job runs; nil for approval and no-op jobs.
+	JobSpec(ctx context.Context, jobID string) (*JobSpec, error)
 	SetPipelineStatus(ctx context.Context, id, status string, at time.Time) error
 	SetWorkflowStatus(ctx context.Context, id, status string, at time.Time) error
 	SetWorkflowCanceled(ctx context.Context, id string, canceled bool) error

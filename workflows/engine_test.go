@@ -61,7 +61,9 @@ func TestRequiresStatusForms(t *testing.T) {
 		{"plain requires, upstream succeeded", "success", nil, "success", "success"},
 		{"plain requires, upstream failed", "failed", nil, "not_run", "failed"},
 		{"failed form, upstream failed", "failed", []string{"failed"}, "success", "failed"},
-		{"failed form, upstream succeeded", "success", []string{"failed"}, "not_run", "success"},
+		{"failed form, upstream succeeded", "success", []string{"failed"}, "skipped", "success"},
+		{"failed form, upstream canceled", "canceled", []string{"failed"}, "not_run", "canceled"},
+		{"not_run form, upstream succeeded", "success", []string{"not_run"}, "skipped", "success"},
 		{"terminal form, upstream failed", "failed", []string{"terminal"}, "success", "failed"},
 		{"terminal form, upstream succeeded", "success", []string{"terminal"}, "success", "success"},
 		{"success or failed, upstream failed", "failed", []string{"success", "failed"}, "success", "failed"},
@@ -82,6 +84,65 @@ func TestRequiresStatusForms(t *testing.T) {
 				t.Errorf("pipeline = %s, want %s", st.Pipeline.Status, tt.pipeline)
 			}
 		})
+	}
+}
+
+// TestSkippedJobs follows CircleCI's rollback example: a job that
+// requires a failure is skipped when its upstream succeeds, and so is what
+// requires it; the not_run and terminal forms accept a skipped job; a job
+// behind a failure is still not run.
+func TestSkippedJobs(t *testing.T) {
+	h := newHarness(t, nil)
+	h.script.outcome["unit"] = workflows.StatusFailed // "unit" sorts after "release"
+	rollback := build("rollback")
+	rollback.Requires["release"] = []string{workflows.StatusFailed, workflows.StatusCanceled}
+	fallback := build("fallback")
+	fallback.Requires["rollback"] = []string{workflows.StatusNotRun}
+	cleanup := build("cleanup")
+	cleanup.Requires["rollback"] = []string{workflows.StatusTerminal}
+	mixed := build("mixed", "unit")
+	mixed.Requires["release"] = []string{workflows.StatusFailed}
+	onlyIfFailed := build("only-if-failed")
+	onlyIfFailed.Requires["release"] = []string{workflows.StatusFailed}
+	p := h.submit("alice",
+		wf("release", build("release"), rollback, build("after-rollback", "rollback"), fallback, cleanup),
+		wf("test", build("unit"), build("release"), mixed, onlyIfFailed))
+	st := h.settle(p.ID)
+	byWorkflow := map[string]map[string]string{}
+	for _, w := range st.Workflows {
+		byWorkflow[w.Name] = map[string]string{"": w.Status}
+		for _, j := range st.Jobs {
+			if j.WorkflowID == w.ID {
+				byWorkflow[w.Name][j.Name] = j.Status + " (" + j.Reason + ")"
+			}
+		}
+	}
+	want := map[string]map[string]string{
+		"release": {
+			"":               "success",
+			"release":        "success ()",
+			"rollback":       "skipped (release ended success)",
+			"after-rollback": "skipped (rollback ended skipped)",
+			"fallback":       "success ()",
+			"cleanup":        "success ()",
+		},
+		"test": {
+			"":               "failed",
+			"unit":           "failed ()",
+			"release":        "success ()",
+			"mixed":          "not_run (unit ended failed)",
+			"only-if-failed": "skipped (release ended success)",
+		},
+	}
+	if diff := cmp.Diff(want, byWorkflow); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s", diff)
+	}
+	if st.Pipeline.Status != workflows.StatusFailed {
+		t.Errorf("pipeline = %s, want failed (by the test workflow alone)", st.Pipeline.Status)
+	}
+	d, err := h.engine.RerunJob(context.Background(), p.ID, "release", "rollback", workflows.Actor{ID: "alice"})
+	if err != nil || d.Applied || !strings.Contains(d.Message, "ended skipped") {
+		t.Errorf("rerun of a skipped job = %+v, %v", d, err)
 	}
 }
 

@@ -20,6 +20,15 @@ const (
 	StatusTerminal     = "terminal"
 )
 
+// StatusSkipped is how a job ends that will never run because a job it
+// requires went a way its `requires` entry excludes while nothing went
+// wrong: a `failed` form after a success, or a plain requires on a job
+// that was itself skipped. Unlike not_run (a job behind a failed,
+// canceled or rejected one) it leaves its workflow's outcome alone. No
+// `requires` entry names it: CircleCI reports such jobs as not_run, so
+// the not_run and terminal forms accept it.
+const StatusSkipped = "skipped"
+
 // Trigger is what started a pipeline: the values that `pipeline.*`
 // interpolation, workflow conditions and filters see.
 type Trigger struct {

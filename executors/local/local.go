@@ -1,19 +1,19 @@
 // Package local runs a job's steps on the host, in a folder of its own,
 // for `slipway run` and for `machine` jobs where the operator allows it.
 //
-// Each attempt gets a fresh folder under Options.Dir:
+// Each attempt gets a fresh folder under Options.Dir, its home:
 //
-//	<Dir>/<attempt ID>/
-//	    home/          HOME, and what `~` means in working_directory and paths
-//	    home/project/  the default working_directory (~/project)
-//	    step-<n>       the command of run step n, passed to its shell as a file
-//	    pgids          the process group of every step started, for Cleanup
+//	<Dir>/<attempt ID>/          HOME, and what `~` means in working_directory and paths
+//	<Dir>/<attempt ID>/project/  the default working_directory (~/project)
+//	<Dir>/.steps/<pid>-<n>       the command of a running step, passed to its shell as a file
 //
-// HOME points at home/ so that `cd ~/project` in a command and
-// `working_directory: ~/project` agree, and so that jobs do not share or
-// change the operator's own dotfiles. An absolute working_directory or
-// path is a host path, shared with everything else on the host: the local
-// executor isolates jobs by folder, not by namespace.
+// HOME points at the attempt's folder so that `cd ~/project` in a command
+// and `working_directory: ~/project` agree, and so that jobs do not share
+// or change the operator's own dotfiles. Step files are reused from step
+// to step (see scripts), not made and removed with each attempt. An
+// absolute working_directory or path is a host path, shared with
+// everything else on the host: the local executor isolates jobs by
+// folder, not by namespace.
 //
 // Jobs see only the variables CircleCI jobs see (the engine's CIRCLE_*
 // and context variables, the job's and step's `environment`) plus PATH,
@@ -39,7 +39,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -74,9 +73,10 @@ type Options struct {
 // Executor runs jobs on the host. It is safe for concurrent use: each
 // attempt has its own folder and processes.
 type Executor struct {
-	opts   Options
-	logger *slog.Logger
-	shell  string // CircleCI's default shell on this host
+	opts    Options
+	logger  *slog.Logger
+	shell   string // CircleCI's default shell on this host
+	scripts *scripts
 }
 
 // New returns an Executor keeping attempt folders under opts.Dir.
@@ -99,11 +99,16 @@ func New(opts Options) (*Executor, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
+	scripts, err := scriptsIn(dir)
+	if err != nil {
+		return nil, fmt.Errorf("local: %w", err)
+	}
 	_, err = os.Stat("/bin/bash")
 	return &Executor{
-		opts:   opts,
-		logger: logger.With("executor", "local"),
-		shell:  executors.DefaultShell(err == nil),
+		opts:    opts,
+		logger:  logger.With("executor", "local"),
+		shell:   executors.DefaultShell(err == nil),
+		scripts: scripts,
 	}, nil
 }
 
@@ -128,10 +133,7 @@ func (e *Executor) Run(ctx context.Context, job *workflows.JobRun, log io.Writer
 	defer func() {
 		// Processes and folder go whatever happened, cancel included.
 		j.stopProcesses()
-		if j.pgids != nil {
-			j.pgids.Close()
-		}
-		if err := os.RemoveAll(j.dir); err != nil {
+		if err := os.RemoveAll(j.home); err != nil {
 			j.logger.Warn("removing the attempt folder", "err", err)
 		}
 	}()
@@ -141,22 +143,17 @@ func (e *Executor) Run(ctx context.Context, job *workflows.JobRun, log io.Writer
 // Cleanup kills what is left of an attempt's processes and removes its
 // folder. It is safe to call repeatedly, concurrently with other
 // attempts' Run, and for attempts it never saw.
+//
+// The processes are found by the attempt's marker in their environment
+// (see killAttempt) rather than from a record the attempt kept: a file
+// per attempt written at every step cost more on a busy disk than the
+// scan costs the rare Cleanup.
 func (e *Executor) Cleanup(ctx context.Context, attemptID string) error {
 	if err := executors.CheckAttemptID(attemptID); err != nil {
 		return fmt.Errorf("local: cleanup: %w", err)
 	}
 	dir := filepath.Join(e.opts.Dir, attemptID)
-	data, err := os.ReadFile(filepath.Join(dir, "pgids"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("local: cleanup %s: %w", attemptID, err)
-	}
-	for _, f := range strings.Fields(string(data)) {
-		pgid, err := strconv.Atoi(f)
-		if err != nil || pgid <= 1 {
-			continue
-		}
-		killAttemptGroup(pgid, attemptID)
-	}
+	killAttempt(attemptID)
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("local: cleanup %s: %w", attemptID, err)
 	}
@@ -170,13 +167,12 @@ type job struct {
 	log    io.Writer
 	logger *slog.Logger
 
-	dir, home, workdir string
-	base               map[string]string // what the executor provides under the job's env
+	home, workdir string            // home is the attempt's folder
+	base          map[string]string // what the executor provides under the job's env
 
 	mu         sync.Mutex
 	background []*process // background steps, stopped at the job's end
 	leftovers  []int      // groups of finished steps with processes still running
-	pgids      *os.File   // open for appending while the job runs
 }
 
 func (e *Executor) newJob(run *workflows.JobRun, log io.Writer) (*job, error) {
@@ -199,8 +195,7 @@ func (e *Executor) newJob(run *workflows.JobRun, log io.Writer) (*job, error) {
 		run:    run,
 		log:    executors.NewSyncWriter(log),
 		logger: e.logger.With("attempt", run.ID, "job", run.JobName),
-		dir:    dir,
-		home:   filepath.Join(dir, "home"),
+		home:   dir,
 	}
 	wd := run.Spec.WorkingDirectory
 	if wd == "" {
@@ -208,10 +203,8 @@ func (e *Executor) newJob(run *workflows.JobRun, log io.Writer) (*job, error) {
 	}
 	j.workdir = j.resolve(j.home, wd)
 	// The working directory exists from the start, as on CircleCI.
-	for _, d := range []string{j.home, j.workdir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("local: %w", err)
-		}
+	if err := os.MkdirAll(j.workdir, 0o755); err != nil {
+		return nil, fmt.Errorf("local: %w", err)
 	}
 	j.base = map[string]string{
 		"HOME":                     j.home,

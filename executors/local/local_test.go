@@ -620,3 +620,65 @@ func startGroup(t *testing.T, env string) int {
 	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
 	return cmd.Process.Pid
 }
+
+// TestStepFilesAreReusedOnlyOnceTheirShellExits checks the files that
+// carry run steps' commands: a background step's shell still reads its
+// file while later steps run, so those must get other files; files are
+// emptied once their shells have exited; HOME is the attempt's folder.
+func TestStepFilesAreReusedOnlyOnceTheirShellExits(t *testing.T) {
+	e := newExecutor(t)
+	later := `i=0; while [ ! -s ~/bg ] && [ $i -lt 300 ]; do sleep 0.01; i=$((i+1)); done
+test "$(cat ~/bg)" != "$0" || echo got-the-background-"step-file"`
+	job := newJob(t, newShared(t),
+		workflows.Step{Run: &workflows.RunStep{Command: "echo \"$0\" > ~/bg; sleep 0.3\necho bg-read-its-last-line", Background: true}},
+		run(later), run(later), run(later+"; sleep 0.5"),
+		run(`test "$HOME/project" = "$CIRCLE_WORKING_DIRECTORY" && test -d ~/project && echo home-"ok"`),
+	)
+	res, log := runJob(t, e, job)
+	if res.Status != workflows.StatusSuccess {
+		t.Fatalf("status %s; log:\n%s", res.Status, log)
+	}
+	// Each step's header shows its command's first line, where the
+	// markers below are quoted.
+	for _, want := range []string{"bg-read-its-last-line", "home-ok"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if strings.Contains(log, "got-the-background-step-file") {
+		t.Errorf("a step got the file of a background step still running:\n%s", log)
+	}
+	files, err := os.ReadDir(e.scripts.dir)
+	if err != nil || len(files) < 2 {
+		t.Fatalf("step files: %v, %v", files, err)
+	}
+	for _, f := range files {
+		if fi, err := f.Info(); err != nil || fi.Size() != 0 {
+			t.Errorf("step file %s not emptied after its job: %v, %v", f.Name(), fi.Size(), err)
+		}
+	}
+}
+
+func TestStepFilesOfEndedProcessesAreRemoved(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "attempts")
+	steps := filepath.Join(dir, ".steps")
+	if err := os.MkdirAll(steps, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// No process has an ID above the kernel's limit (2^22).
+	gone, ours := filepath.Join(steps, "999999999-1"), filepath.Join(steps, strconv.Itoa(os.Getpid())+"-999")
+	for _, f := range []string{gone, ours} {
+		if err := os.WriteFile(f, []byte("true"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := New(Options{Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(gone); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("file of an ended process still there: %v", err)
+	}
+	if _, err := os.Stat(ours); err != nil {
+		t.Errorf("file of this process removed: %v", err)
+	}
+}

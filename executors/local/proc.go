@@ -5,10 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -53,8 +57,8 @@ func (j *job) runStep(ctx context.Context, i int, rs *workflows.RunStep) outcome
 			return fail("working_directory: %v", err)
 		}
 	}
-	script := filepath.Join(j.dir, fmt.Sprintf("step-%d", i+1))
-	if err := os.WriteFile(script, []byte(rs.Command), 0o700); err != nil {
+	script, err := j.e.scripts.take(rs.Command)
+	if err != nil {
 		return fail("writing the command: %v", err)
 	}
 	argv := executors.ShellArgv(executors.StepShell(j.run.Spec, rs, j.e.shell), script)
@@ -67,19 +71,14 @@ func (j *job) runStep(ctx context.Context, i int, rs *workflows.RunStep) outcome
 	cmd.WaitDelay = pipeGrace
 	if err := cmd.Start(); err != nil {
 		lw.Close()
+		j.e.scripts.give(script)
 		return fail("starting %s: %v", argv[0], err)
 	}
 	p := &process{pgid: cmd.Process.Pid, lw: lw, done: make(chan struct{})}
-	if err := j.recordGroup(p.pgid); err != nil {
-		// Without the record a crash would leave the group running
-		// with nobody to stop it; better not to run the step.
-		killGroup(p.pgid)
-		_ = cmd.Wait()
-		lw.Close()
-		return fail("recording the process group: %v", err)
-	}
 	go func() {
 		p.err = cmd.Wait()
+		// The shell is gone, and with it the only reader of its file.
+		j.e.scripts.give(script)
 		close(p.done)
 	}()
 
@@ -112,6 +111,83 @@ func (j *job) runStep(ctx context.Context, i int, rs *workflows.RunStep) outcome
 	return exitOutcome(p.err)
 }
 
+// scripts hands out the files that run steps' commands are passed to
+// their shells in, and takes them back once the shell has exited. Files
+// are reused rather than made for each step and removed with its attempt:
+// on a busy disk, making and removing files per job cost more than the
+// rest of the executor's work (see BenchmarkOneStepJobPaired), and an
+// overwritten file costs no new inode. File names start with the
+// process's ID so that two processes sharing an attempts folder never
+// write each other's files.
+type scripts struct {
+	dir  string
+	mu   sync.Mutex
+	free []string
+	n    int
+}
+
+// scriptPools holds this process's pool of each attempts folder, so that
+// two Executors on one folder share it rather than collide.
+var scriptPools sync.Map // folder -> *scripts
+
+// scriptsIn returns the pool of the attempts folder dir, made on first
+// use, when it also removes the files of processes that have ended.
+func scriptsIn(dir string) (*scripts, error) {
+	if s, ok := scriptPools.Load(dir); ok {
+		return s.(*scripts), nil
+	}
+	steps := filepath.Join(dir, ".steps") // not an attempt ID: those start with a letter or digit
+	if err := os.MkdirAll(steps, 0o700); err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(steps)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		pid, _, _ := strings.Cut(e.Name(), "-")
+		if n, err := strconv.Atoi(pid); err == nil && n != os.Getpid() && syscall.Kill(n, 0) == syscall.ESRCH {
+			_ = os.Remove(filepath.Join(steps, e.Name()))
+		}
+	}
+	s, _ := scriptPools.LoadOrStore(dir, &scripts{dir: steps})
+	return s.(*scripts), nil
+}
+
+// take writes command to a file of its own until it is given back.
+func (s *scripts) take(command string) (string, error) {
+	s.mu.Lock()
+	var path string
+	if n := len(s.free); n > 0 {
+		path, s.free = s.free[n-1], s.free[:n-1]
+	} else {
+		s.n++
+		path = filepath.Join(s.dir, fmt.Sprintf("%d-%d", os.Getpid(), s.n))
+	}
+	s.mu.Unlock()
+	err := os.WriteFile(path, []byte(command), 0o700)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Someone removed the folder; it is only a pool.
+		if err = os.MkdirAll(s.dir, 0o700); err == nil {
+			err = os.WriteFile(path, []byte(command), 0o700)
+		}
+	}
+	if err != nil {
+		s.give(path)
+		return "", err
+	}
+	return path, nil
+}
+
+// give empties a file whose shell has exited, so that no command outlives
+// its step on disk, and makes it free for another step.
+func (s *scripts) give(path string) {
+	_ = os.Truncate(path, 0)
+	s.mu.Lock()
+	s.free = append(s.free, path)
+	s.mu.Unlock()
+}
+
 func exitOutcome(err error) outcome {
 	var exit *exec.ExitError
 	switch {
@@ -126,20 +202,6 @@ func exitOutcome(err error) outcome {
 		return outcome{status: workflows.StatusFailed, exitCode: exit.ExitCode()}
 	}
 	return fail("%v", err)
-}
-
-// recordGroup appends a process group to the attempt's pgids file, for
-// Cleanup after a crash.
-func (j *job) recordGroup(pgid int) error {
-	if j.pgids == nil {
-		f, err := os.OpenFile(filepath.Join(j.dir, "pgids"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return err
-		}
-		j.pgids = f
-	}
-	_, err := fmt.Fprintln(j.pgids, pgid)
-	return err
 }
 
 // noteLeftovers remembers a finished step's group when something of it
@@ -180,29 +242,67 @@ func (j *job) stopProcesses() {
 
 // killAttemptGroup kills process group pgid only if one of its processes
 // carries the attempt's marker in its environment. It defends against
-// killing an unrelated group whose number was reused since it was
-// recorded: after a restart, or when a step's group outlived its shell.
-// Linux only: without /proc nothing is killed.
+// killing an unrelated group whose number was reused since it was noted,
+// when a step's group outlived its shell. Linux only: without /proc
+// nothing is killed.
 func killAttemptGroup(pgid int, attemptID string) {
+	if len(attemptGroups(attemptID, pgid)) > 0 {
+		killGroup(pgid)
+	}
+}
+
+// killAttempt kills the process group of every process that carries the
+// attempt's marker: what a dead slipway left running of the attempt, and
+// whatever those processes started in groups of their own. Linux only,
+// as killAttemptGroup.
+func killAttempt(attemptID string) {
+	own := syscall.Getpgrp()
+	for _, pgid := range attemptGroups(attemptID, 0) {
+		if pgid != own {
+			killGroup(pgid)
+		}
+	}
+}
+
+// attemptGroups lists the process groups of the processes whose
+// environment holds the attempt's marker. A group other than 0 asks
+// whether that one group is among them, and looks no further.
+func attemptGroups(attemptID string, only int) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return
+		return nil
 	}
 	marker := []byte("\x00" + attemptEnv + "=" + attemptID + "\x00")
+	var groups []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || processGroup(pid) != pgid {
-			continue
-		}
-		environ, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
 		if err != nil {
 			continue
 		}
-		if bytes.Contains(append([]byte{0}, environ...), marker) {
-			killGroup(pgid)
-			return
+		pgid := -1
+		if only != 0 {
+			// The group first: reading one process's stat is cheaper
+			// than its environment.
+			if pgid = processGroup(pid); pgid != only {
+				continue
+			}
+		}
+		environ, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		if err != nil || !bytes.Contains(append([]byte{0}, environ...), marker) {
+			continue
+		}
+		if pgid < 0 {
+			pgid = processGroup(pid)
+		}
+		if pgid <= 1 || slices.Contains(groups, pgid) {
+			continue
+		}
+		groups = append(groups, pgid)
+		if only != 0 {
+			break
 		}
 	}
+	return groups
 }
 
 // processGroup reads a process's group from /proc/<pid>/stat, or -1.

@@ -106,26 +106,30 @@ func checkoutTarball(tarball, dest string) error {
 	})
 }
 
-// Cache archives name their entries by where they live: "job/..." under
-// the attempt folder (home, working directory), which is different for
-// every attempt, and "host/..." for absolute host paths. A cache saved by
-// one attempt then restores into the next attempt's folder.
+// Cache archives name their entries by where they live: "job/home/..."
+// under the job's home (working directory included), which is different
+// for every attempt, and "host/..." for absolute host paths. A cache
+// saved by one attempt then restores into the next attempt's home. (The
+// name keeps "home/" from when HOME was a folder inside the attempt's, so
+// that caches saved then still restore.)
 const (
-	cacheJobPrefix  = "job/"
+	cacheHomePrefix = "job/home/"
 	cacheHostPrefix = "host/"
 )
 
 func (j *job) cacheName(p string) (string, error) {
-	if rel, err := filepath.Rel(j.dir, p); err == nil && filepath.IsLocal(rel) {
-		return cacheJobPrefix + filepath.ToSlash(rel), nil
+	if rel, err := filepath.Rel(j.home, p); err == nil && filepath.IsLocal(rel) {
+		return cacheHomePrefix + filepath.ToSlash(rel), nil
 	}
 	return cacheHostPrefix + strings.TrimPrefix(filepath.ToSlash(p), "/"), nil
 }
 
 func (j *job) cacheRoute(name string) (string, string, error) {
 	switch {
-	case strings.HasPrefix(name, cacheJobPrefix):
-		return j.dir, strings.TrimPrefix(name, cacheJobPrefix), nil
+	case name+"/" == cacheHomePrefix:
+		return j.home, "", nil
+	case strings.HasPrefix(name, cacheHomePrefix):
+		return j.home, strings.TrimPrefix(name, cacheHomePrefix), nil
 	case strings.HasPrefix(name, cacheHostPrefix):
 		return "/", strings.TrimPrefix(name, cacheHostPrefix), nil
 	}

@@ -1,0 +1,206 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+
+	"github.com/slipway-ci/slipway/workflows"
+)
+
+// stateCache holds the state of the pipelines this process is working
+// on as its last transaction on each committed it. The scheduler reads a
+// whole pipeline at each step of it; reading a 100-job pipeline from
+// SQLite cost a third of a millisecond, most of the engine's own cost per
+// job. Every write to a pipeline, workflow or job goes through a tx
+// method that applies the same change to its transaction's copy, which
+// replaces the cached one once the transaction commits; a rollback
+// leaves the cache as it was. Writes by anyone else (another process on
+// the same file) change PRAGMA data_version on the connection this
+// process writes through, and empty the cache. It is guarded by DB.wmu.
+type stateCache struct {
+	states  map[string]*workflows.PipelineState // by pipeline ID; never handed out
+	owner   map[string]string                   // job or workflow ID -> pipeline ID, for states held
+	version int64                               // data_version when last checked; -1 before
+	// verify makes every read from the cache also read the database and
+	// fail on a difference, kept in mismatch: the tests' guard against a
+	// tx method that changes a row without changing the cached state the
+	// same way.
+	verify   bool
+	hits     int
+	mismatch error
+}
+
+// stateCacheMax bounds the pipelines held; past it the cache starts over.
+const stateCacheMax = 256
+
+func newStateCache() *stateCache {
+	return &stateCache{states: map[string]*workflows.PipelineState{}, owner: map[string]string{}, version: -1}
+}
+
+func (c *stateCache) clear() {
+	clear(c.states)
+	clear(c.owner)
+}
+
+// check empties the cache when another connection wrote since the last
+// check. It runs at the start of each transaction, on the connection
+// every write of this process goes through.
+func (c *stateCache) check(ctx context.Context, q runner) error {
+	var v int64
+	if err := q.QueryRowxContext(ctx, `PRAGMA data_version`).Scan(&v); err != nil {
+		return err
+	}
+	if v != c.version {
+		c.clear()
+		c.version = v
+	}
+	return nil
+}
+
+// commit takes in the states a committed transaction read or changed.
+// Finished pipelines are let go: only a rerun reads them again.
+func (c *stateCache) commit(work map[string]*workflows.PipelineState) {
+	if len(c.states)+len(work) > stateCacheMax {
+		c.clear()
+	}
+	for id, st := range work {
+		c.forget(id)
+		if !st.Pipeline.Finished.IsZero() {
+			continue
+		}
+		c.states[id] = st
+		for _, w := range st.Workflows {
+			c.owner[w.ID] = id
+		}
+		for _, j := range st.Jobs {
+			c.owner[j.ID] = id
+		}
+	}
+}
+
+func (c *stateCache) forget(id string) {
+	st := c.states[id]
+	if st == nil {
+		return
+	}
+	for _, w := range st.Workflows {
+		delete(c.owner, w.ID)
+	}
+	for _, j := range st.Jobs {
+		delete(c.owner, j.ID)
+	}
+	delete(c.states, id)
+}
+
+// cloneState copies st so that the copy shares no map or slice with it.
+func cloneState(st *workflows.PipelineState) *workflows.PipelineState {
+	out := &workflows.PipelineState{Pipeline: st.Pipeline, Workflows: slices.Clone(st.Workflows), Jobs: slices.Clone(st.Jobs)}
+	t := &out.Pipeline.Trigger
+	t.Parameters = maps.Clone(t.Parameters)
+	if t.Deploy != nil {
+		d := *t.Deploy
+		t.Deploy = &d
+	}
+	for i := range out.Jobs {
+		j := &out.Jobs[i]
+		if j.Requires != nil {
+			r := make(map[string][]string, len(j.Requires))
+			for k, v := range j.Requires {
+				r[k] = slices.Clone(v)
+			}
+			j.Requires = r
+		}
+		j.Context = slices.Clone(j.Context)
+	}
+	return out
+}
+
+// state returns the transaction's own copy of pipeline id's state, read
+// from the cache or the database, for reading and for changing.
+func (t *tx) state(ctx context.Context, id string) (*workflows.PipelineState, error) {
+	if st := t.work[id]; st != nil {
+		return st, nil
+	}
+	if st := t.cache.states[id]; st != nil {
+		cp := cloneState(st)
+		if t.cache.verify {
+			if err := t.verify(ctx, cp); err != nil {
+				return nil, err
+			}
+		}
+		t.work[id] = cp
+		return cp, nil
+	}
+	st, err := pipelineState(ctx, t.q, id)
+	if err != nil {
+		return nil, err
+	}
+	t.work[id] = st
+	return st, nil
+}
+
+func (t *tx) verify(ctx context.Context, cached *workflows.PipelineState) error {
+	st, err := pipelineState(ctx, t.q, cached.Pipeline.ID)
+	if err != nil {
+		return err
+	}
+	t.cache.hits++
+	if !reflect.DeepEqual(st, cached) {
+		err := fmt.Errorf("cached state of pipeline %s differs from the database:\ncached %+v\nstored %+v", st.Pipeline.ID, cached, st)
+		if t.cache.mismatch == nil {
+			t.cache.mismatch = err
+		}
+		return err
+	}
+	return nil
+}
+
+// cached returns the transaction's copy of the state that holds the
+// pipeline, workflow or job id, when the cache or the transaction has
+// it; nil otherwise, when there is nothing to keep in step.
+func (t *tx) cached(id string) *workflows.PipelineState {
+	pid := id
+	if t.work[pid] == nil && t.cache.states[pid] == nil {
+		pid = t.cache.owner[id]
+		for p, st := range t.work {
+			if pid != "" {
+				break
+			}
+			if slices.ContainsFunc(st.Jobs, func(j workflows.JobRecord) bool { return j.ID == id }) ||
+				slices.ContainsFunc(st.Workflows, func(w workflows.WorkflowRecord) bool { return w.ID == id }) {
+				pid = p
+			}
+		}
+		if pid == "" {
+			return nil
+		}
+	}
+	st, err := t.state(context.Background(), pid)
+	if err != nil {
+		return nil
+	}
+	return st
+}
+
+// cachedJob and cachedWorkflow are the records to keep in step with a
+// change just made to the database; nil when no state holds them.
+func (t *tx) cachedJob(id string) *workflows.JobRecord {
+	if st := t.cached(id); st != nil {
+		if i := slices.IndexFunc(st.Jobs, func(j workflows.JobRecord) bool { return j.ID == id }); i >= 0 {
+			return &st.Jobs[i]
+		}
+	}
+	return nil
+}
+
+func (t *tx) cachedWorkflow(id string) *workflows.WorkflowRecord {
+	if st := t.cached(id); st != nil {
+		if i := slices.IndexFunc(st.Workflows, func(w workflows.WorkflowRecord) bool { return w.ID == id }); i >= 0 {
+			return &st.Workflows[i]
+		}
+	}
+	return nil
+}
