@@ -9,6 +9,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -141,7 +142,7 @@ func (s *DB) update(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 func (s *DB) updateThen(ctx context.Context, fn func(tx *sqlx.Tx) error, committed func()) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	tx, err := s.w.BeginTxx(ctx, nil)
+	tx, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -156,6 +157,27 @@ func (s *DB) updateThen(ctx context.Context, fn func(tx *sqlx.Tx) error, committ
 		committed()
 	}
 	return nil
+}
+
+// begin starts a transaction on w, the connection this process writes
+// through. The transaction does not end with ctx: database/sql closes a
+// connection whose transaction's context ends before the transaction
+// does, and w is held for the DB's life. Statements still run under ctx,
+// so a caller that gives up fails its statement and rolls back. A
+// connection lost all the same is replaced. It is called with wmu held.
+func (s *DB) begin(ctx context.Context) (*sqlx.Tx, error) {
+	tx, err := s.w.BeginTxx(context.WithoutCancel(ctx), nil)
+	if !errors.Is(err, sql.ErrConnDone) {
+		return tx, err
+	}
+	w, err := s.db.Connx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.w.Close()
+	s.w = w
+	s.cache.version = -1 // data_version counts per connection
+	return s.w.BeginTxx(context.WithoutCancel(ctx), nil)
 }
 
 // Update runs fn in one write transaction.

@@ -242,3 +242,32 @@ func BenchmarkPipelineState(b *testing.B) {
 		}
 	}
 }
+
+// TestWritesOutliveACanceledCaller checks that a caller giving up in the
+// middle of a transaction costs its own transaction only: every write
+// goes through one connection, which database/sql would otherwise close.
+func TestWritesOutliveACanceledCaller(t *testing.T) {
+	db := openTest(t)
+	if _, err := db.CreatePipeline(context.Background(), newPipeline("p1", "a"), nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	err := db.Update(ctx, func(tx workflows.StoreTx) error {
+		cancel()
+		time.Sleep(20 * time.Millisecond) // for database/sql to see it
+		return tx.SetJobStatus(ctx, "p1-j", workflows.StatusQueued, "", time.Now())
+	})
+	if err == nil {
+		t.Fatal("a transaction whose caller gave up committed")
+	}
+	for i := range 2 {
+		if err := db.Update(context.Background(), func(tx workflows.StoreTx) error {
+			return tx.SetJobStatus(context.Background(), "p1-j", workflows.StatusQueued, "", time.Now())
+		}); err != nil {
+			t.Fatalf("write %d after a canceled one: %v", i+1, err)
+		}
+	}
+	if _, err := db.RecordDelivery(context.Background(), "d1", "push", time.Now()); err != nil {
+		t.Fatalf("another kind of write: %v", err)
+	}
+}

@@ -82,7 +82,6 @@ type Engine struct {
 	stopping bool
 
 	deliverMu  sync.Mutex
-	dirs       sync.Map      // folders already made
 	wake       chan struct{} // scheduler loop
 	outboxWake chan struct{}
 	jobs       sync.WaitGroup
@@ -543,16 +542,9 @@ func (e *Engine) execute(ctx context.Context, l launch) (JobResult, error) {
 		OutputDir: filepath.Join(e.dataDir, "output", l.attempt.ID),
 		Native:    e.natives,
 	}
-	// OutputDir is made by whoever stores an output in it.
-	for _, d := range []string{run.Workspace, run.CacheDir} {
-		if _, ok := e.dirs.Load(d); ok {
-			continue
-		}
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return JobResult{}, err
-		}
-		e.dirs.Store(d, true)
-	}
+	// The folders are made by whoever stores something in them (both
+	// executors do): a workspace made up front for every workflow cost a
+	// folder per pipeline on disk, most of them never used.
 	var secrets []string
 	run.Env, secrets = e.jobEnv(l)
 	w, err := e.store.CreateJobLog(ctx, l.attempt.ID)
