@@ -39,11 +39,12 @@ type JobRun struct {
 	Env    map[string]string
 	Source Source
 	// Workspace is the workflow's workspace folder, shared by its jobs
-	// through persist_to_workspace and attach_workspace.
+	// through persist_to_workspace and attach_workspace. CacheDir holds
+	// save_cache archives shared by the project's jobs; OutputDir this
+	// attempt's artifacts and test results. Each folder is made by
+	// whoever first stores something in it.
 	Workspace string
-	// CacheDir holds save_cache archives shared by the project's jobs.
-	CacheDir string
-	// OutputDir holds this attempt's artifacts and test results.
+	CacheDir  string
 	OutputDir string
 	// Native carries out the job's NativeSteps; the engine sets it.
 	// Executors run every other step themselves.
