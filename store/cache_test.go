@@ -69,7 +69,15 @@ func TestCachedStatesStayInStepWithTheDatabase(t *testing.T) {
 		defer cancel()
 		st, err := e.Wait(wctx, id, cond)
 		if err != nil {
-			t.Fatalf("pipeline %s: %v (cache: %v)", id, err, db.cache.mismatch)
+			st, serr := db.PipelineState(context.Background(), id)
+			var b strings.Builder
+			if serr == nil {
+				fmt.Fprintf(&b, "pipeline %s", st.Pipeline.Status)
+				for _, j := range st.Jobs {
+					fmt.Fprintf(&b, "; %s=%s", j.Name, j.Status)
+				}
+			}
+			t.Fatalf("pipeline %s: %v (cache: %v); in the store: %s %v", id, err, db.cache.mismatch, b.String(), serr)
 		}
 		return st
 	}

@@ -397,6 +397,13 @@ func (e *Engine) schedule(ctx context.Context) {
 			if err := e.advance(ctx, id, ended[id]); err != nil && ctx.Err() == nil {
 				e.log.Error("advance pipeline", "pipeline", id, "err", err)
 			}
+			if len(ended[id]) > 0 {
+				// Recording a result may have released an environment's
+				// lock: pipelines queued behind it look again, even those
+				// advanced earlier in this round or queued since the
+				// attempt ended.
+				e.recheckWaiting(id)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -407,6 +414,22 @@ func (e *Engine) schedule(ctx context.Context) {
 				e.log.Error("expire approvals", "err", err)
 			}
 		}
+	}
+}
+
+// recheckWaiting marks the pipelines with queued jobs, other than the
+// one just advanced, for the scheduler's next round.
+func (e *Engine) recheckWaiting(advanced string) {
+	e.mu.Lock()
+	again := false
+	for id := range e.waiting {
+		if id != advanced {
+			e.dirty[id], again = true, true
+		}
+	}
+	e.mu.Unlock()
+	if again {
+		e.kick()
 	}
 }
 

@@ -2,9 +2,11 @@ package workflows_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -603,5 +605,41 @@ func TestRestartExpiresApprovalsThatRanOutMeanwhile(t *testing.T) {
 	}
 	if r := jobStatus(st, "hold").Reason; r != "approval expired" {
 		t.Errorf("hold reason = %q", r)
+	}
+}
+
+// descIDs hands out IDs that sort before every earlier one.
+type descIDs struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (s *descIDs) NewID() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.n++
+	return fmt.Sprintf("id-%04d", 9999-s.n)
+}
+
+// A deploy queued behind another starts when that one's result releases
+// the lock, even when the scheduler looks at the queued pipeline before
+// it records the result (its ID sorts first).
+func TestQueuedDeployStartsWhenTheLockIsReleased(t *testing.T) {
+	h := newHarness(t, func(o *workflows.EngineOptions) { o.IDs = &descIDs{} })
+	gate := h.script.gate("deploy-staging")
+	first := h.submit("alice", wf("deploy", withContext(build("deploy-staging"), "staging")))
+	h.wait(first.ID, func(st *workflows.PipelineState) bool {
+		return jobStatus(st, "deploy-staging").Status == workflows.StatusRunning
+	})
+	second := h.submit("bob", wf("deploy", withContext(build("deploy-staging"), "staging")))
+	h.wait(second.ID, func(st *workflows.PipelineState) bool { return jobStatus(st, "deploy-staging").Reason != "" })
+	if second.ID > first.ID {
+		t.Fatalf("IDs %s and %s: the queued pipeline must sort first", second.ID, first.ID)
+	}
+	close(gate)
+	for _, p := range []string{first.ID, second.ID} {
+		if st := h.settle(p); st.Pipeline.Status != workflows.StatusSuccess {
+			t.Fatalf("pipeline %s: %s", p, describe(st))
+		}
 	}
 }
