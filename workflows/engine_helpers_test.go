@@ -115,16 +115,20 @@ func (s *script) events() []string {
 	return slices.Clone(s.log)
 }
 
-// seqIDs hands out id-0001, id-0002, ...
+// seqIDs hands out id-0001, id-0002, ..., or counts down.
 type seqIDs struct {
-	mu sync.Mutex
-	n  int
+	mu   sync.Mutex
+	n    int
+	down bool // each ID sorts before every earlier one: id-9998, id-9997, ...
 }
 
 func (s *seqIDs) NewID() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.n++
+	if s.down {
+		return fmt.Sprintf("id-%04d", 9999-s.n)
+	}
 	return fmt.Sprintf("id-%04d", s.n)
 }
 

@@ -2,11 +2,9 @@ package workflows_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -608,24 +606,11 @@ func TestRestartExpiresApprovalsThatRanOutMeanwhile(t *testing.T) {
 	}
 }
 
-// descIDs hands out IDs that sort before every earlier one.
-type descIDs struct {
-	mu sync.Mutex
-	n  int
-}
-
-func (s *descIDs) NewID() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.n++
-	return fmt.Sprintf("id-%04d", 9999-s.n)
-}
-
 // A deploy queued behind another starts when that one's result releases
 // the lock, even when the scheduler looks at the queued pipeline before
 // it records the result (its ID sorts first).
 func TestQueuedDeployStartsWhenTheLockIsReleased(t *testing.T) {
-	h := newHarness(t, func(o *workflows.EngineOptions) { o.IDs = &descIDs{} })
+	h := newHarness(t, func(o *workflows.EngineOptions) { o.IDs = &seqIDs{down: true} })
 	gate := h.script.gate("deploy-staging")
 	first := h.submit("alice", wf("deploy", withContext(build("deploy-staging"), "staging")))
 	h.wait(first.ID, func(st *workflows.PipelineState) bool {
