@@ -146,7 +146,7 @@ func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int 
 		return 1
 	}
 	defer db.Close()
-	logger := slog.New(slog.NewTextHandler(r.stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	logger := slog.New(slog.NewTextHandler(r.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	exe, closeExe, err := newExecutor(spec, filepath.Join(tmp, "attempts"), logger)
 	if err != nil {
 		fmt.Fprintln(r.stderr, "slipway run:", err)

@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/slipway-ci/slipway/executors/docker"
 	"github.com/slipway-ci/slipway/executors/docker/dockertest"
 )
 
@@ -86,5 +91,42 @@ func TestRunSeedPipelineInDocker(t *testing.T) {
 				t.Errorf("progress lacks the ecr-push dry run:\n%s", errs.String())
 			}
 		})
+	}
+}
+
+// Ctrl-C in the middle of docker jobs leaves no container or network of
+// this process behind.
+func TestRunInDockerInterrupted(t *testing.T) {
+	cli := dockertest.RequireImage(t)
+	repo := seedRepo(t)
+	ctx, interrupt := context.WithCancel(context.Background())
+	defer interrupt()
+	errs := &signalWriter{want: "build-test-deploy/test: started", seen: make(chan struct{})}
+	seen := errs.seen
+	go func() {
+		<-seen
+		interrupt()
+	}()
+	var out bytes.Buffer
+	code := Main(ctx, []string{"run", filepath.Join(repo, ".circleci", "config.yml"), "--repo", repo,
+		"--branch", "main", "--executor", "docker", "--approve", "--json"}, strings.NewReader(""), &out, errs)
+	if code != 1 || !strings.Contains(out.String(), `"status":"canceled"`) {
+		t.Errorf("exit %d, outcome %s; progress:\n%s", code, out.String(), errs.String())
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := filters.NewArgs(filters.Arg("label", fmt.Sprintf("%s=%s:%d", docker.LabelOwner, host, os.Getpid())))
+	cs, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: mine})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := cli.NetworkList(context.Background(), network.ListOptions{Filters: mine})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cs)+len(ns) != 0 {
+		t.Errorf("left behind: %d containers, %d networks", len(cs), len(ns))
 	}
 }

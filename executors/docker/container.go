@@ -144,7 +144,11 @@ func (j *jobRun) start(ctx context.Context) error {
 
 // create creates and starts a container, recording it for teardown first.
 func (j *jobRun) create(ctx context.Context, cfg *container.Config, host *container.HostConfig) (string, error) {
-	c, err := j.e.client.ContainerCreate(ctx, cfg, host, nil, nil, "")
+	// A cancellation must not cut the request short: the engine may
+	// create the container all the same, and teardown would not know it.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), j.e.opts.CleanupTimeout)
+	c, err := j.e.client.ContainerCreate(cctx, cfg, host, nil, nil, "")
+	cancel()
 	if err != nil {
 		return "", fmt.Errorf("create %q: %w", cfg.Image, err)
 	}

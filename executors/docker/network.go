@@ -114,13 +114,23 @@ func (p *netPool) lease(ctx context.Context) (lendable, error) {
 			p.n++
 			name := "slipway-pool-" + p.id + "-" + strconv.Itoa(p.n)
 			p.mu.Unlock()
-			net, err := p.client.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge", Labels: map[string]string{LabelPool: p.id, LabelOwner: owner}})
+			// A cancellation must not cut the request short: the engine
+			// may create the network all the same, and nobody would
+			// know to remove it.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), holderTimeout)
+			net, err := p.client.NetworkCreate(cctx, name, network.CreateOptions{Driver: "bridge", Labels: map[string]string{LabelPool: p.id, LabelOwner: owner}})
+			cancel()
 			if err != nil {
 				return lendable{}, fmt.Errorf("create network: %w", err)
 			}
 			p.mu.Lock()
 			p.lent++
 			p.mu.Unlock()
+			if ctx.Err() != nil {
+				// Never used: back to the pool, or removed if it is closed.
+				p.release(context.WithoutCancel(ctx), net.ID, true)
+				return lendable{}, fmt.Errorf("network pool: %w", ctx.Err())
+			}
 			return lendable{network: net.ID}, nil
 		}
 		l := p.idle[len(p.idle)-1]
