@@ -147,7 +147,7 @@ func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int 
 	}
 	defer db.Close()
 	logger := slog.New(slog.NewTextHandler(r.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	exe, closeExe, err := newExecutor(spec, filepath.Join(tmp, "attempts"), logger)
+	exe, closeExe, err := newExecutor(ctx, spec, filepath.Join(tmp, "attempts"), logger)
 	if err != nil {
 		fmt.Fprintln(r.stderr, "slipway run:", err)
 		return 1
@@ -466,14 +466,26 @@ func localUser() string {
 	return "local"
 }
 
+// holderBusybox is where Debian's busybox-static puts the binary that the
+// docker executor's network holders are made of.
+const holderBusybox = "/bin/busybox"
+
 // newExecutor makes the executor spec names, and what closes it.
-func newExecutor(spec runSpec, dir string, logger *slog.Logger) (workflows.Executor, func(), error) {
+func newExecutor(ctx context.Context, spec runSpec, dir string, logger *slog.Logger) (workflows.Executor, func(), error) {
 	if spec.executor == "docker" {
 		cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 		if err != nil {
 			return nil, nil, err
 		}
-		exe := docker.New(cli, docker.Options{Logger: logger, RemoteDocker: spec.remoteDocker, NetworkPool: spec.parallel})
+		opts := docker.Options{Logger: logger, RemoteDocker: spec.remoteDocker, NetworkPool: spec.parallel}
+		// Holders save each job the start of a network of its own; they
+		// need the host's busybox-static, and jobs run without them.
+		if img, err := docker.EnsureHolderImage(ctx, cli, holderBusybox); err == nil {
+			opts.HolderImage = img
+		} else {
+			logger.Info("jobs start without network holders", "err", err)
+		}
+		exe := docker.New(cli, opts)
 		return exe, func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()

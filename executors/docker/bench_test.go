@@ -69,14 +69,14 @@ func dockerRun(cli client.APIClient, out io.Writer, net string, cmd ...string) e
 
 // benchNetworks are the executor's ways of giving jobs a network: the
 // pool's, one per running attempt (the default), with holders started
-// ahead from the test image or without, and the engine's shared bridge,
+// ahead (from the holder image, made by the benchmark) or without, and the engine's shared bridge,
 // which jobs of different pipelines share.
 var benchNetworks = []struct {
 	name string
 	opts docker.Options
 }{
 	{"pool", docker.Options{}},
-	{"pool-holders", docker.Options{HolderImage: dockertest.Image}},
+	{"pool-holders", docker.Options{HolderImage: docker.HolderImageName}},
 	{"shared-bridge", docker.Options{Network: "bridge"}},
 }
 
@@ -102,6 +102,7 @@ func runBench(e *docker.Executor, job *workflows.JobRun, log io.Writer) error {
 // engine sets up its embedded DNS in each), which the pool cannot save.
 func BenchmarkTrueJob(b *testing.B) {
 	cli := dockertest.RequireImage(b)
+	holderImage(b, cli) // for pool-holders
 	for _, n := range benchNetworks {
 		b.Run(n.name, func(b *testing.B) {
 			e := docker.New(cli, n.opts)
@@ -123,7 +124,7 @@ func BenchmarkTrueJob(b *testing.B) {
 	// server that never idles starts no holders (see
 	// BenchmarkParallel20).
 	b.Run("pool-holders-idle", func(b *testing.B) {
-		e := docker.New(cli, docker.Options{HolderImage: dockertest.Image})
+		e := docker.New(cli, docker.Options{HolderImage: holderImage(b, cli)})
 		defer e.Close(context.Background())
 		spec := image(run("true"))
 		if err := runBench(e, benchJob(spec, -1), io.Discard); err != nil {
@@ -233,6 +234,7 @@ func BenchmarkOutput100MB(b *testing.B) {
 // shared bridge.
 func BenchmarkParallel20(b *testing.B) {
 	cli := dockertest.RequireImage(b)
+	holderImage(b, cli) // for pool-holders
 	for _, n := range benchNetworks {
 		b.Run(n.name, func(b *testing.B) {
 			opts := n.opts

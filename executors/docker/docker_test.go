@@ -51,6 +51,27 @@ func setup(t *testing.T, opts docker.Options) (*docker.Executor, client.APIClien
 	return newExecutor(t, cli, opts), cli
 }
 
+// holderImage makes the executor's holder image from the machine's
+// busybox-static, as `slipway run` does.
+func holderImage(tb testing.TB, cli client.APIClient) string {
+	tb.Helper()
+	name, err := docker.EnsureHolderImage(context.Background(), cli, dockertest.BusyboxPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return name
+}
+
+func TestHolderImageNeedsAStaticBusybox(t *testing.T) {
+	cli := dockertest.RequireDocker(t)
+	if _, err := docker.EnsureHolderImage(context.Background(), cli, "/bin/ls"); err == nil || !strings.Contains(err.Error(), "not statically linked") {
+		t.Errorf("a dynamically linked binary: %v", err)
+	}
+	if _, err := docker.EnsureHolderImage(context.Background(), cli, "/nonexistent/busybox"); err == nil {
+		t.Error("a missing binary: no error")
+	}
+}
+
 // newExecutor returns an executor that is closed when the test ends.
 func newExecutor(t *testing.T, cli client.APIClient, opts docker.Options) *docker.Executor {
 	t.Helper()
@@ -563,7 +584,7 @@ func TestCleanupRemovesLeftovers(t *testing.T) {
 // first job leaves with a holder for the server's job; the second job
 // runs on one created for it.
 func TestJobsIsolated(t *testing.T) {
-	e, cli := setup(t, docker.Options{NetworkPool: 1, HolderImage: dockertest.Image})
+	e, cli := setup(t, docker.Options{NetworkPool: 1, HolderImage: holderImage(t, dockertest.RequireImage(t))})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if res := runJob(t, ctx, e, cli, newJob(t, image(run("true")), "", ""), &logBuffer{}); res.Status != workflows.StatusSuccess {
@@ -653,7 +674,7 @@ func jobAddress(t *testing.T, cli client.APIClient, attemptID string, held bool)
 // goes with it, so that none finds what the one before wrote in its
 // /etc/hosts.
 func TestHolderSingleUse(t *testing.T) {
-	e, cli := setup(t, docker.Options{NetworkPool: 1, HolderImage: dockertest.Image})
+	e, cli := setup(t, docker.Options{NetworkPool: 1, HolderImage: holderImage(t, dockertest.RequireImage(t))})
 	for i := range 3 {
 		e.WaitHolders()
 		log := &logBuffer{want: "marked", seen: make(chan struct{})}
@@ -742,7 +763,7 @@ func poolNetworks(t *testing.T, cli client.APIClient) []string {
 func TestNetworkReused(t *testing.T) {
 	cli := dockertest.RequireImage(t)
 	before := poolNetworks(t, cli)
-	e := docker.New(cli, docker.Options{HolderImage: dockertest.Image})
+	e := docker.New(cli, docker.Options{HolderImage: holderImage(t, cli)})
 	var first []string
 	for i := range 3 {
 		e.WaitHolders()
@@ -840,9 +861,26 @@ func TestPoolLeftoversSwept(t *testing.T) {
 		defer cli.NetworkRemove(ctx, n.ID)
 		ids[name] = n.ID
 	}
+	// And an attempt's container: a dead process's goes, a live one's stays.
+	attempts := map[string]string{}
+	for _, name := range []string{"live", "exited"} {
+		c, err := cli.ContainerCreate(ctx, &container.Config{Image: dockertest.Image, Cmd: []string{"true"},
+			Labels: map[string]string{docker.LabelAttempt: "t-" + name, docker.LabelOwner: owned[name]}}, nil, nil, nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+		attempts[name] = c.ID
+	}
 	log := &logBuffer{}
 	if res := runJob(t, ctx, e, cli, newJob(t, image(run("true")), "", ""), log); res.Status != workflows.StatusSuccess {
 		t.Fatalf("job: %s, log:\n%s", res.Status, log)
+	}
+	if _, err := cli.ContainerInspect(ctx, attempts["exited"]); !client.IsErrNotFound(err) {
+		t.Errorf("a dead process's attempt container is still there (%v)", err)
+	}
+	if _, err := cli.ContainerInspect(ctx, attempts["live"]); err != nil {
+		t.Errorf("a live process's attempt container was removed: %v", err)
 	}
 	for _, gone := range []string{dead.ID, ids["exited"]} {
 		if _, err := cli.NetworkInspect(ctx, gone, network.InspectOptions{}); !client.IsErrNotFound(err) {

@@ -300,6 +300,14 @@ func (p *netPool) sweep(ctx context.Context) {
 	}
 	joined := map[string]bool{}
 	for _, c := range attempts {
+		if o := c.Labels[LabelOwner]; o != "" && o != owner && orphaned(c.Labels) {
+			// An attempt of a process that died (a `slipway run` killed
+			// mid-job): no engine will ask for its cleanup.
+			if err := p.client.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
+				p.log.Warn("network pool: remove a dead process's container", "container", c.ID, "err", err)
+			}
+			continue
+		}
 		if m := container.NetworkMode(c.HostConfig.NetworkMode); m.IsContainer() {
 			joined[m.ConnectedContainer()] = true
 		}
