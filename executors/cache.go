@@ -200,6 +200,31 @@ func writeFileAtomic(name string, data []byte) error {
 	return os.Rename(tmp.Name(), name)
 }
 
+// SaveStep carries out a save_cache step for either executor, once it has
+// rendered the key and found which of the step's paths exist: produce
+// writes those paths as a tar stream. An existing key is kept, as
+// CircleCI's caches are immutable; the log says which happened.
+func (c *Cache) SaveStep(key string, paths []string, produce func(w io.Writer, paths []string) error, log io.Writer) error {
+	if len(paths) == 0 {
+		fmt.Fprintf(log, "No files to save for key %s\n", key)
+		return nil
+	}
+	var saved bool
+	err := Pipe(func(w io.Writer) error { return produce(w, paths) }, func(r io.Reader) (err error) {
+		saved, err = c.Save(key, r)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if !saved {
+		fmt.Fprintf(log, "Skipping cache generation, cache already exists for key: %s\n", key)
+		return nil
+	}
+	fmt.Fprintf(log, "Stored cache %s\n", key)
+	return nil
+}
+
 // RestoreStep carries out a restore_cache step's lookup for either
 // executor: it renders the key templates, and on a miss (the first build
 // of a branch: normal, not a failure) says so in the log and returns a nil

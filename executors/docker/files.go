@@ -191,27 +191,6 @@ func (j *jobRun) copyPaths(ctx context.Context, w io.Writer, paths []string, nam
 	return tw.Close()
 }
 
-// stream runs produce writing into a pipe while consume reads it, and
-// returns the first error, the producer's winning: a consumer's read
-// error is usually the producer's failure seen from the other side.
-func stream(produce func(io.Writer) error, consume func(io.Reader) error) error {
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		// Ends when produce returns; a consumer that stops reading
-		// closes the pipe, which fails produce's next write.
-		err := produce(pw)
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	cerr := consume(pr)
-	pr.CloseWithError(errors.New("reader done"))
-	if perr := <-done; perr != nil && cerr != nil {
-		return perr
-	}
-	return cerr
-}
-
 // persist adds the step's paths, named relative to its root, to the
 // workflow's workspace. Paths may be globs, as on CircleCI.
 func (j *jobRun) persist(ctx context.Context, step *workflows.PersistStep) error {
@@ -231,7 +210,7 @@ func (j *jobRun) persist(ctx context.Context, step *workflows.PersistStep) error
 	}
 	var missing []string
 	ws := &executors.Workspace{Dir: j.job.Workspace, MaxBytes: j.e.opts.WorkspaceMaxBytes}
-	err = stream(func(w io.Writer) error {
+	err = executors.Pipe(func(w io.Writer) error {
 		return j.copyPaths(ctx, w, paths, func(p string) string { return rel[p] }, func(p string) { missing = append(missing, p) })
 	}, func(r io.Reader) error {
 		return ws.Persist(j.job.ID, r)
@@ -285,7 +264,7 @@ func (j *jobRun) attach(ctx context.Context, step *workflows.AttachStep) error {
 	}
 	ws := &executors.Workspace{Dir: j.job.Workspace, MaxBytes: j.e.opts.WorkspaceMaxBytes}
 	err := ws.Attach(func(layer io.Reader) error {
-		return stream(func(w io.Writer) error {
+		return executors.Pipe(func(w io.Writer) error {
 			tw := tar.NewWriter(w)
 			if err := retar(tw, layer, j.owned(keepName)); err != nil {
 				return err
@@ -350,27 +329,14 @@ func (j *jobRun) saveCache(ctx context.Context, step *workflows.SaveCacheStep) e
 		}
 		paths = append(paths, cp)
 	}
-	if len(paths) == 0 {
-		fmt.Fprintf(j.log, "No files to save for key %s\n", key)
-		return nil
-	}
-	var saved bool
-	err = stream(func(w io.Writer) error {
+	err = j.cache().SaveStep(key, paths, func(w io.Writer, paths []string) error {
 		return j.copyPaths(ctx, w, paths, func(p string) string { return p }, func(p string) {
 			fmt.Fprintf(j.log, "Warning: could not find %s, not saving it\n", p)
 		})
-	}, func(r io.Reader) (err error) {
-		saved, err = j.cache().Save(key, r)
-		return err
-	})
+	}, j.log)
 	if err != nil {
 		return failf("save_cache: %v", err)
 	}
-	if !saved {
-		fmt.Fprintf(j.log, "Skipping cache generation, cache already exists for key: %s\n", key)
-		return nil
-	}
-	fmt.Fprintf(j.log, "Stored cache %s\n", key)
 	return nil
 }
 
@@ -448,7 +414,7 @@ func (j *jobRun) store(ctx context.Context, what, p, dest string, keep func(io.R
 		}
 		rename = func(n string) (string, bool) { return name, n == base }
 	}
-	err = stream(func(w io.Writer) error {
+	err = executors.Pipe(func(w io.Writer) error {
 		tw := tar.NewWriter(w)
 		if err := retar(tw, rc, renamed(rename)); err != nil {
 			return err

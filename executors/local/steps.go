@@ -174,23 +174,12 @@ func (j *job) saveCache(s *workflows.SaveCacheStep) outcome {
 		}
 		paths = append(paths, hp)
 	}
-	if len(paths) == 0 {
-		fmt.Fprintf(j.log, "No files to save for key %s\n", key)
-		return success
-	}
-	var saved bool
-	err = pipeTar(paths, j.cacheName, func(r io.Reader) (err error) {
-		saved, err = j.cache().Save(key, r)
-		return err
-	})
+	err = j.cache().SaveStep(key, paths, func(w io.Writer, paths []string) error {
+		return executors.WriteTar(w, paths, j.cacheName)
+	}, j.log)
 	if err != nil {
 		return fail("save_cache: %v", err)
 	}
-	if !saved {
-		fmt.Fprintf(j.log, "Skipping cache generation, cache already exists for key: %s\n", key)
-		return success
-	}
-	fmt.Fprintf(j.log, "Stored cache %s\n", key)
 	return success
 }
 
@@ -312,24 +301,5 @@ func (j *job) storeOutput(step, path, dest string, store func(io.Reader, string)
 // memory or on disk twice. If consume stops early (a cache key that
 // exists), the writer is stopped too.
 func pipeTar(paths []string, name func(string) (string, error), consume func(io.Reader) error) error {
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		err := executors.WriteTar(pw, paths, name)
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	err := consume(pr)
-	pr.CloseWithError(errConsumed)
-	werr := <-done
-	if err != nil {
-		return err
-	}
-	if werr != nil && !errors.Is(werr, errConsumed) {
-		return werr
-	}
-	return nil
+	return executors.Pipe(func(w io.Writer) error { return executors.WriteTar(w, paths, name) }, consume)
 }
-
-// errConsumed tells pipeTar's writer that nobody reads any more.
-var errConsumed = errors.New("reader finished")
