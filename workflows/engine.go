@@ -71,7 +71,7 @@ type Engine struct {
 	retryMin time.Duration
 	retryMax time.Duration
 	tick     time.Duration
-	natives  *nativeSteps
+	natives  nativeSteps
 
 	mu       sync.Mutex
 	dirty    map[string]bool // pipelines to advance
@@ -160,7 +160,7 @@ func NewEngine(opts EngineOptions) *Engine {
 	if e.execName == "" {
 		e.execName = "executor"
 	}
-	e.natives = &nativeSteps{e: e, byOrb: opts.Natives}
+	e.natives = newNativeSteps(e, opts.Natives)
 	e.jobsCtx, e.abandon = context.WithCancel(context.Background())
 	return e
 }

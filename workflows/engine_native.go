@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 )
 
 // The built-in orbs. The engine carries out slipway/slack itself, as a
@@ -14,21 +15,33 @@ const (
 	OrbSlack = "slipway/slack"
 )
 
-// nativeSteps is the NativeRunner every attempt gets.
-type nativeSteps struct {
-	e     *Engine
-	byOrb map[string]NativeRunner
+// nativeSteps is the NativeRunner every attempt gets: the runners by
+// orb, the engine's own slipway/slack among them.
+type nativeSteps map[string]NativeRunner
+
+func newNativeSteps(e *Engine, byOrb map[string]NativeRunner) nativeSteps {
+	n := nativeSteps{OrbSlack: chatRunner{e}}
+	maps.Copy(n, byOrb)
+	return n
 }
 
-func (n *nativeSteps) RunNative(ctx context.Context, job *JobRun, s *NativeStep, log io.Writer) error {
-	if s.Orb == OrbSlack && s.Command == "notify" {
-		return n.e.chatMessage(ctx, job, s, log)
-	}
-	r := n.byOrb[s.Orb]
+func (n nativeSteps) RunNative(ctx context.Context, job *JobRun, s *NativeStep, log io.Writer) error {
+	r := n[s.Orb]
 	if r == nil {
 		return fmt.Errorf("this server carries out no %s steps: it has no runner for that orb", s.Orb)
 	}
 	return r.RunNative(ctx, job, s, log)
+}
+
+// chatRunner carries out slipway/slack steps (and circleci/slack's,
+// which compile to them).
+type chatRunner struct{ e *Engine }
+
+func (c chatRunner) RunNative(ctx context.Context, job *JobRun, s *NativeStep, log io.Writer) error {
+	if s.Command != "notify" {
+		return fmt.Errorf("%s has no command %q", OrbSlack, s.Command)
+	}
+	return c.e.chatMessage(ctx, job, s, log)
 }
 
 // chatMessage puts a notify step's message in the outbox, for the
