@@ -189,7 +189,12 @@ func (s *DB) Update(ctx context.Context, fn func(tx workflows.StoreTx) error) er
 			return err
 		}
 		return fn(t)
-	}, func() { s.cache.commit(t.work) })
+	}, func() {
+		s.cache.commit(t.work)
+		for _, fn := range t.after {
+			fn()
+		}
+	})
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}

@@ -18,6 +18,7 @@ type tx struct {
 	logDir string
 	cache  *stateCache
 	work   map[string]*workflows.PipelineState // states read or changed here; cached once committed
+	after  []func()                             // AfterCommit's
 }
 
 var _ workflows.StoreTx = (*tx)(nil)
@@ -275,14 +276,23 @@ func (t *tx) Audit(ctx context.Context, e workflows.AuditEntry) error {
 	return err
 }
 
+// AfterCommit runs fn once the transaction committed, before any later
+// write of this DB commits: what fns do happens in commit order.
+func (t *tx) AfterCommit(fn func()) { t.after = append(t.after, fn) }
+
+// addEvents stores events in the outbox and sets their Seq.
 func addEvents(ctx context.Context, tx runner, events []workflows.Event) error {
-	for _, e := range events {
+	for i, e := range events {
 		data, err := json.Marshal(e.Data)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO outbox (pipeline_id, kind, data_json, created_at, next_at)
-			VALUES (?, ?, ?, ?, ?)`, e.PipelineID, e.Kind, string(data), nanos(e.At), nanos(e.At)); err != nil {
+		res, err := tx.ExecContext(ctx, `INSERT INTO outbox (pipeline_id, kind, data_json, created_at, next_at)
+			VALUES (?, ?, ?, ?, ?)`, e.PipelineID, e.Kind, string(data), nanos(e.At), nanos(e.At))
+		if err != nil {
+			return err
+		}
+		if events[i].Seq, err = res.LastInsertId(); err != nil {
 			return err
 		}
 	}

@@ -82,6 +82,7 @@ type Engine struct {
 	stopping bool
 
 	deliverMu  sync.Mutex
+	out        outbox // see engine_outbox.go
 	wake       chan struct{} // scheduler loop
 	outboxWake chan struct{}
 	jobs       sync.WaitGroup
@@ -161,6 +162,7 @@ func NewEngine(opts EngineOptions) *Engine {
 		e.execName = "executor"
 	}
 	e.natives = newNativeSteps(e, opts.Natives)
+	e.out.fromStore = true // a previous process may have left events
 	e.jobsCtx, e.abandon = context.WithCancel(context.Background())
 	return e
 }
@@ -216,8 +218,8 @@ func (e *Engine) Submit(ctx context.Context, req PipelineRequest) (*PipelineReco
 	if err != nil {
 		return nil, fmt.Errorf("engine: submit: %w", err)
 	}
+	e.queueEvents(ev)
 	e.markDirty(rec.ID)
-	e.notifyOutbox()
 	return rec, nil
 }
 
@@ -391,7 +393,6 @@ func (e *Engine) schedule(ctx context.Context) {
 					r.recorded <- e.finish(ctx, &r.attempt)
 				}
 				e.broadcast()
-				e.notifyOutbox()
 				continue
 			}
 			if err := e.advance(ctx, id, ended[id]); err != nil && ctx.Err() == nil {
@@ -451,7 +452,7 @@ func (e *Engine) advance(ctx context.Context, pipelineID string, ended []endedAt
 	e.mu.Unlock()
 	var launches []launch
 	var queued bool
-	err := e.store.Update(ctx, func(tx StoreTx) error {
+	err := e.update(ctx, func(tx StoreTx) error {
 		launches, queued = nil, false
 		for i := range ended {
 			if err := e.finishIn(ctx, tx, &ended[i].attempt); err != nil {
@@ -476,7 +477,6 @@ func (e *Engine) advance(ctx context.Context, pipelineID string, ended []endedAt
 			r.recorded <- e.finish(context.WithoutCancel(ctx), &r.attempt)
 		}
 		e.broadcast()
-		e.notifyOutbox()
 	}
 	if err != nil {
 		return fmt.Errorf("engine: advance %s: %w", pipelineID, err)
@@ -495,7 +495,6 @@ func (e *Engine) advance(ctx context.Context, pipelineID string, ended []endedAt
 		e.start(l)
 	}
 	e.broadcast()
-	e.notifyOutbox()
 	return nil
 }
 
@@ -628,7 +627,7 @@ func (e *Engine) jobEnv(l launch) (map[string]string, []string) {
 // deploy, the deployment. A unique attempt ID on deployments makes a
 // repeated finish fail rather than deploy twice.
 func (e *Engine) finish(ctx context.Context, a *AttemptRecord) error {
-	return e.store.Update(ctx, func(tx StoreTx) error { return e.finishIn(ctx, tx, a) })
+	return e.update(ctx, func(tx StoreTx) error { return e.finishIn(ctx, tx, a) })
 }
 
 // finishIn is finish inside a transaction.

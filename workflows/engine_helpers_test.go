@@ -150,17 +150,19 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// recorder is a Notifier that keeps what it hears, failing while fail is set.
+// recorder is a Notifier that keeps what it hears, failing while fail is
+// set, and for the pipelines in down.
 type recorder struct {
 	mu     sync.Mutex
 	events []workflows.Event
 	fail   bool
+	down   map[string]bool
 }
 
 func (r *recorder) Notify(ctx context.Context, e workflows.Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.fail {
+	if r.fail || r.down[e.PipelineID] {
 		return fmt.Errorf("notifier down")
 	}
 	r.events = append(r.events, e)

@@ -52,10 +52,9 @@ func (e *Engine) chatMessage(ctx context.Context, job *JobRun, s *NativeStep, lo
 	ev := Event{PipelineID: job.PipelineID, Kind: EventChatMessage, At: e.clock.Now(), Data: EventData{
 		WorkflowID: job.WorkflowID, Job: job.JobName, AttemptID: job.ID, Message: text, Channel: s.Params["channel"],
 	}}
-	if err := e.store.Update(ctx, func(tx StoreTx) error { return tx.AddEvents(ctx, []Event{ev}) }); err != nil {
+	if err := e.update(ctx, func(tx StoreTx) error { return tx.AddEvents(ctx, []Event{ev}) }); err != nil {
 		return err
 	}
-	e.notifyOutbox()
 	fmt.Fprintf(log, "Message for the commit's thread: %s\n", text)
 	return nil
 }

@@ -35,7 +35,7 @@ func (e *Engine) decide(ctx context.Context, jobID string, by Actor, approve boo
 	}
 	var d Decision
 	var pipelineID string
-	err := e.store.Update(ctx, func(tx StoreTx) error {
+	err := e.update(ctx, func(tx StoreTx) error {
 		d = Decision{}
 		a, err := tx.Approval(ctx, jobID)
 		if err != nil {
@@ -136,7 +136,7 @@ func (e *Engine) ExpireApprovals(ctx context.Context) error {
 	}
 	for _, jobID := range ids {
 		var pipelineID string
-		err := e.store.Update(ctx, func(tx StoreTx) error {
+		err := e.update(ctx, func(tx StoreTx) error {
 			a, err := tx.Approval(ctx, jobID)
 			if err != nil {
 				return err
@@ -163,7 +163,7 @@ func (e *Engine) ExpireApprovals(ctx context.Context) error {
 func (e *Engine) Cancel(ctx context.Context, pipelineID string, by Actor) (Decision, error) {
 	var d Decision
 	var attempts []string
-	err := e.store.Update(ctx, func(tx StoreTx) error {
+	err := e.update(ctx, func(tx StoreTx) error {
 		d, attempts = Decision{}, nil
 		st, err := tx.PipelineState(ctx, pipelineID)
 		if err != nil {
@@ -243,7 +243,7 @@ func (e *Engine) RerunJob(ctx context.Context, pipelineID, workflow, job string,
 
 func (e *Engine) rerun(ctx context.Context, pipelineID, workflow, job string, by Actor) (Decision, error) {
 	var d Decision
-	err := e.store.Update(ctx, func(tx StoreTx) error {
+	err := e.update(ctx, func(tx StoreTx) error {
 		d = Decision{}
 		st, err := tx.PipelineState(ctx, pipelineID)
 		if err != nil {
@@ -319,7 +319,7 @@ func (e *Engine) Lock(ctx context.Context, app, env string, by Actor, reason str
 		return Decision{}, err
 	}
 	var d Decision
-	err = e.store.Update(ctx, func(tx StoreTx) error {
+	err = e.update(ctx, func(tx StoreTx) error {
 		d = Decision{}
 		now := e.clock.Now()
 		l, err := tx.EnvLock(ctx, app, env)
@@ -354,7 +354,7 @@ func (e *Engine) Unlock(ctx context.Context, app, env string, by Actor) (Decisio
 		return Decision{}, err
 	}
 	var d Decision
-	err = e.store.Update(ctx, func(tx StoreTx) error {
+	err = e.update(ctx, func(tx StoreTx) error {
 		d = Decision{}
 		now := e.clock.Now()
 		l, err := tx.EnvLock(ctx, app, env)
@@ -405,7 +405,6 @@ func (e *Engine) changedPipeline(id string) {
 		e.markDirty(id)
 	}
 	e.broadcast()
-	e.notifyOutbox()
 }
 
 func (e *Engine) kick() {

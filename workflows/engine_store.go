@@ -188,7 +188,8 @@ type PipelineState struct {
 // in one transaction; Update groups several changes in one.
 type Store interface {
 	// CreatePipeline stores p with a new number for its app, its
-	// workflows and jobs (blocked), and the events in one transaction.
+	// workflows and jobs (blocked), and the events in one transaction;
+	// it sets the events' Seq.
 	CreatePipeline(ctx context.Context, p *NewPipeline, events []Event) (*PipelineRecord, error)
 	// Update runs fn in one write transaction; fn's error rolls it back.
 	Update(ctx context.Context, fn func(tx StoreTx) error) error
@@ -252,8 +253,13 @@ type StoreTx interface {
 	// DeployQueue lists the job IDs waiting for an environment, in arrival order.
 	DeployQueue(ctx context.Context, app, env string) ([]QueuedDeploy, error)
 	DequeueDeploy(ctx context.Context, jobID string) error
+	// AddEvents puts events in the outbox and sets their Seq.
 	AddEvents(ctx context.Context, events []Event) error
 	Audit(ctx context.Context, e AuditEntry) error
+	// AfterCommit runs fn once the transaction committed, before any
+	// later transaction of the store commits, so that what fns do
+	// happens in commit order. fn must not call the store.
+	AfterCommit(fn func())
 }
 
 // QueuedDeploy is a job waiting for an environment's lock.

@@ -1,0 +1,130 @@
+package workflows_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/slipway-ci/slipway/workflows"
+)
+
+// waitRecorded waits until the store holds no undelivered event: the
+// outbox loop delivered everything and recorded it, unasked.
+func waitRecorded(t *testing.T, h *harness) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		next, err := h.db.NextEventDue(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next.IsZero() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events still undelivered in the store (next due %v)", next)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// checkOnceInOrder checks that every event was delivered once and each
+// pipeline's in the order they were written.
+func checkOnceInOrder(t *testing.T, events []workflows.Event) {
+	t.Helper()
+	seen := map[int64]bool{}
+	last := map[string]int64{}
+	for _, ev := range events {
+		if seen[ev.Seq] {
+			t.Errorf("event %d (%s) delivered twice", ev.Seq, ev.Kind)
+		}
+		seen[ev.Seq] = true
+		if ev.Seq <= last[ev.PipelineID] {
+			t.Errorf("pipeline %s: event %d delivered after %d", ev.PipelineID, ev.Seq, last[ev.PipelineID])
+		}
+		last[ev.PipelineID] = ev.Seq
+	}
+}
+
+func TestOutboxDeliversEveryEventOnceInOrderPerPipeline(t *testing.T) {
+	h := newHarness(t, func(o *workflows.EngineOptions) { o.Parallelism = 3 })
+	var ids []string
+	for i := range 12 {
+		p := h.submit("alice", wf("build", build(fmt.Sprint("a", i)), build(fmt.Sprint("b", i), fmt.Sprint("a", i)),
+			build(fmt.Sprint("c", i), fmt.Sprint("a", i))))
+		ids = append(ids, p.ID)
+	}
+	for _, id := range ids {
+		if st := h.settle(id); st.Pipeline.Status != workflows.StatusSuccess {
+			t.Fatalf("pipeline: %s", describe(st))
+		}
+	}
+	waitRecorded(t, h)
+	h.notifier.mu.Lock()
+	events := append([]workflows.Event(nil), h.notifier.events...)
+	h.notifier.mu.Unlock()
+	checkOnceInOrder(t, events)
+	for _, id := range ids {
+		if k := h.notifier.kinds(id); len(k) != 9 || k[len(k)-1] != "pipeline.finished " {
+			t.Errorf("pipeline %s: events %v", id, k)
+		}
+	}
+}
+
+// A notifier failing for one pipeline holds back that pipeline's events
+// only; once it works again they all arrive in order, and later
+// pipelines are delivered as before, with nothing delivered twice.
+func TestOutboxFailureHoldsBackOnlyItsPipeline(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	h.notifier.mu.Lock()
+	h.notifier.down = map[string]bool{"p-down": true}
+	h.notifier.mu.Unlock()
+	submit := func(id string, w *workflows.PlannedWorkflow) {
+		t.Helper()
+		if _, err := h.engine.Submit(ctx, workflows.PipelineRequest{ID: id, App: "backend", Repo: "acme/backend", Author: "alice",
+			Plan: &workflows.Plan{Workflows: []*workflows.PlannedWorkflow{w}}}); err != nil {
+			t.Fatal(err)
+		}
+		if st := h.settle(id); st.Pipeline.Status != workflows.StatusSuccess {
+			t.Fatalf("pipeline: %s", describe(st))
+		}
+	}
+	submit("p-down", wf("build", build("a"), build("b", "a")))
+	submit("p-up", wf("build", build("x")))
+	if _, err := h.engine.DeliverEvents(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.notifier.kinds("p-down"); len(got) != 0 {
+		t.Errorf("events of the failing pipeline delivered: %v", got)
+	}
+	want := []string{"pipeline.created ", "job.started x", "job.finished x", "workflow.finished ", "pipeline.finished "}
+	if diff := cmp.Diff(want, h.notifier.kinds("p-up")); diff != "" {
+		t.Errorf("the other pipeline (-want +got):\n%s", diff)
+	}
+
+	h.notifier.mu.Lock()
+	h.notifier.down = nil
+	h.notifier.mu.Unlock()
+	h.clock.Advance(time.Hour) // the retry is due
+	if _, err := h.engine.DeliverEvents(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"pipeline.created ", "job.started a", "job.finished a", "job.started b", "job.finished b",
+		"workflow.finished ", "pipeline.finished "}
+	if diff := cmp.Diff(want, h.notifier.kinds("p-down")); diff != "" {
+		t.Errorf("the failing pipeline once the notifier works (-want +got):\n%s", diff)
+	}
+
+	submit("p-later", wf("build", build("y")))
+	waitRecorded(t, h)
+	if got := h.notifier.kinds("p-later"); len(got) != 5 {
+		t.Errorf("later pipeline: %v", got)
+	}
+	h.notifier.mu.Lock()
+	events := append([]workflows.Event(nil), h.notifier.events...)
+	h.notifier.mu.Unlock()
+	checkOnceInOrder(t, events)
+}
