@@ -6,6 +6,7 @@
 //	<Dir>/<attempt ID>/          HOME, and what `~` means in working_directory and paths
 //	<Dir>/<attempt ID>/project/  the default working_directory (~/project)
 //	<Dir>/.steps/<pid>-<n>       the command of a running step, passed to its shell as a file
+//	<Dir>/.trash/<pid>-<n>       a finished attempt's folder, being deleted (see trash)
 //
 // HOME points at the attempt's folder so that `cd ~/project` in a command
 // and `working_directory: ~/project` agree, and so that jobs do not share
@@ -77,6 +78,7 @@ type Executor struct {
 	logger  *slog.Logger
 	shell   string // CircleCI's default shell on this host
 	scripts *scripts
+	trash   *trash
 }
 
 // New returns an Executor keeping attempt folders under opts.Dir.
@@ -99,7 +101,7 @@ func New(opts Options) (*Executor, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	scripts, err := scriptsIn(dir)
+	f, err := folderIn(dir)
 	if err != nil {
 		return nil, fmt.Errorf("local: %w", err)
 	}
@@ -108,7 +110,8 @@ func New(opts Options) (*Executor, error) {
 		opts:    opts,
 		logger:  logger.With("executor", "local"),
 		shell:   executors.DefaultShell(err == nil),
-		scripts: scripts,
+		scripts: f.scripts,
+		trash:   f.trash,
 	}, nil
 }
 
@@ -133,7 +136,7 @@ func (e *Executor) Run(ctx context.Context, job *workflows.JobRun, log io.Writer
 	defer func() {
 		// Processes and folder go whatever happened, cancel included.
 		j.stopProcesses()
-		if err := os.RemoveAll(j.home); err != nil {
+		if err := e.trash.discard(j.home); err != nil {
 			j.logger.Warn("removing the attempt folder", "err", err)
 		}
 	}()

@@ -234,6 +234,8 @@ func TestRun(t *testing.T) {
 			}
 		})
 	}
+	// The folders went to the trash, which deletes them.
+	waitEmpty(t, e.trash.dir)
 }
 
 func TestSetupRemoteDockerWhereTheOperatorAllowsIt(t *testing.T) {
@@ -624,7 +626,8 @@ func startGroup(t *testing.T, env string) int {
 // TestStepFilesAreReusedOnlyOnceTheirShellExits checks the files that
 // carry run steps' commands: a background step's shell still reads its
 // file while later steps run, so those must get other files; files are
-// emptied once their shells have exited; HOME is the attempt's folder.
+// blanked once their shells have exited, and a shorter command
+// written over a longer one leaves nothing of it; HOME is the attempt's folder.
 func TestStepFilesAreReusedOnlyOnceTheirShellExits(t *testing.T) {
 	e := newExecutor(t)
 	later := `i=0; while [ ! -s ~/bg ] && [ $i -lt 300 ]; do sleep 0.01; i=$((i+1)); done
@@ -653,21 +656,25 @@ test "$(cat ~/bg)" != "$0" || echo got-the-background-"step-file"`
 		t.Fatalf("step files: %v, %v", files, err)
 	}
 	for _, f := range files {
-		if fi, err := f.Info(); err != nil || fi.Size() != 0 {
-			t.Errorf("step file %s not emptied after its job: %v, %v", f.Name(), fi.Size(), err)
+		b, err := os.ReadFile(filepath.Join(e.scripts.dir, f.Name()))
+		if err != nil || strings.Trim(string(b), "\x00") != "" {
+			t.Errorf("step file %s not blanked after its job: %q, %v", f.Name(), b, err)
 		}
 	}
 }
 
-func TestStepFilesOfEndedProcessesAreRemoved(t *testing.T) {
+// What dead processes left in .steps and .trash is removed when an
+// Executor first uses the folder; what this process has there is not.
+func TestWhatEndedProcessesLeftIsRemoved(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "attempts")
-	steps := filepath.Join(dir, ".steps")
-	if err := os.MkdirAll(steps, 0o700); err != nil {
-		t.Fatal(err)
-	}
 	// No process has an ID above the kernel's limit (2^22).
-	gone, ours := filepath.Join(steps, "999999999-1"), filepath.Join(steps, strconv.Itoa(os.Getpid())+"-999")
-	for _, f := range []string{gone, ours} {
+	steps, trash := filepath.Join(dir, ".steps"), filepath.Join(dir, ".trash")
+	gone := []string{filepath.Join(steps, "999999999-1"), filepath.Join(trash, "999999999-7", "project", "out.txt")}
+	ours := filepath.Join(steps, strconv.Itoa(os.Getpid())+"-999")
+	for _, f := range append(gone, ours) {
+		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(f, []byte("true"), 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -675,10 +682,32 @@ func TestStepFilesOfEndedProcessesAreRemoved(t *testing.T) {
 	if _, err := New(Options{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(gone); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("file of an ended process still there: %v", err)
+	waitEmpty(t, trash)
+	for _, f := range []string{gone[0], filepath.Join(trash, "999999999-7")} {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s of an ended process still there: %v", f, err)
+		}
 	}
 	if _, err := os.Stat(ours); err != nil {
 		t.Errorf("file of this process removed: %v", err)
+	}
+}
+
+// waitEmpty waits until the folder dir is empty.
+func waitEmpty(t *testing.T, dir string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still holds %d entries", dir, len(entries))
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -61,7 +60,7 @@ func (j *job) runStep(ctx context.Context, i int, rs *workflows.RunStep) outcome
 	if err != nil {
 		return fail("writing the command: %v", err)
 	}
-	argv := executors.ShellArgv(executors.StepShell(j.run.Spec, rs, j.e.shell), script)
+	argv := executors.ShellArgv(executors.StepShell(j.run.Spec, rs, j.e.shell), script.path)
 
 	lw := executors.NewLineWriter(j.log)
 	cmd := exec.Command(argv[0], argv[1:]...)
@@ -116,76 +115,75 @@ func (j *job) runStep(ctx context.Context, i int, rs *workflows.RunStep) outcome
 // are reused rather than made for each step and removed with its attempt:
 // on a busy disk, making and removing files per job cost more than the
 // rest of the executor's work (see BenchmarkOneStepJobPaired), and an
-// overwritten file costs no new inode. File names start with the
-// process's ID so that two processes sharing an attempts folder never
-// write each other's files.
+// overwritten file costs no new inode. A file is overwritten in place and
+// never truncated to nothing: ext4 writes a file that was emptied back to
+// disk when it is closed (its auto_da_alloc), which made writing a step's
+// command 0.18 ms on the development VM against 0.02 ms in place. File
+// names start with the process's ID so that two processes sharing an
+// attempts folder never write each other's files.
 type scripts struct {
 	dir  string
 	mu   sync.Mutex
-	free []string
+	free []script
 	n    int
 }
 
-// scriptPools holds this process's pool of each attempts folder, so that
-// two Executors on one folder share it rather than collide.
-var scriptPools sync.Map // folder -> *scripts
-
-// scriptsIn returns the pool of the attempts folder dir, made on first
-// use, when it also removes the files of processes that have ended.
-func scriptsIn(dir string) (*scripts, error) {
-	if s, ok := scriptPools.Load(dir); ok {
-		return s.(*scripts), nil
-	}
-	steps := filepath.Join(dir, ".steps") // not an attempt ID: those start with a letter or digit
-	if err := os.MkdirAll(steps, 0o700); err != nil {
-		return nil, err
-	}
-	entries, err := os.ReadDir(steps)
-	if err != nil {
-		return nil, err
-	}
-	for _, e := range entries {
-		pid, _, _ := strings.Cut(e.Name(), "-")
-		if n, err := strconv.Atoi(pid); err == nil && n != os.Getpid() && syscall.Kill(n, 0) == syscall.ESRCH {
-			_ = os.Remove(filepath.Join(steps, e.Name()))
-		}
-	}
-	s, _ := scriptPools.LoadOrStore(dir, &scripts{dir: steps})
-	return s.(*scripts), nil
+// script is a step file and the length of the command it held.
+type script struct {
+	path string
+	size int
 }
 
 // take writes command to a file of its own until it is given back.
-func (s *scripts) take(command string) (string, error) {
+func (s *scripts) take(command string) (script, error) {
 	s.mu.Lock()
-	var path string
+	var sc script
 	if n := len(s.free); n > 0 {
-		path, s.free = s.free[n-1], s.free[:n-1]
+		sc, s.free = s.free[n-1], s.free[:n-1]
 	} else {
 		s.n++
-		path = filepath.Join(s.dir, fmt.Sprintf("%d-%d", os.Getpid(), s.n))
+		sc.path = filepath.Join(s.dir, fmt.Sprintf("%d-%d", os.Getpid(), s.n))
 	}
 	s.mu.Unlock()
-	err := os.WriteFile(path, []byte(command), 0o700)
+	err := overwrite(sc.path, []byte(command))
 	if errors.Is(err, fs.ErrNotExist) {
 		// Someone removed the folder; it is only a pool.
 		if err = os.MkdirAll(s.dir, 0o700); err == nil {
-			err = os.WriteFile(path, []byte(command), 0o700)
+			err = overwrite(sc.path, []byte(command))
 		}
 	}
 	if err != nil {
-		s.give(path)
-		return "", err
+		s.give(sc)
+		return script{}, err
 	}
-	return path, nil
+	sc.size = len(command)
+	return sc, nil
 }
 
-// give empties a file whose shell has exited, so that no command outlives
+// give blanks a file whose shell has exited, so that no command outlives
 // its step on disk, and makes it free for another step.
-func (s *scripts) give(path string) {
-	_ = os.Truncate(path, 0)
+func (s *scripts) give(sc script) {
+	_ = overwrite(sc.path, make([]byte, sc.size))
 	s.mu.Lock()
-	s.free = append(s.free, path)
+	s.free = append(s.free, sc)
 	s.mu.Unlock()
+}
+
+// overwrite makes data the content of the file at path, writing over what
+// it held and cutting off the rest.
+func overwrite(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o700)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(data, 0)
+	if err == nil {
+		err = f.Truncate(int64(len(data)))
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func exitOutcome(err error) outcome {
