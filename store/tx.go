@@ -18,7 +18,7 @@ type tx struct {
 	logDir string
 	cache  *stateCache
 	work   map[string]*workflows.PipelineState // states read or changed here; cached once committed
-	after  []func()                             // AfterCommit's
+	after  []func()                            // AfterCommit's
 }
 
 var _ workflows.StoreTx = (*tx)(nil)

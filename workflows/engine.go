@@ -82,7 +82,7 @@ type Engine struct {
 	stopping bool
 
 	deliverMu  sync.Mutex
-	out        outbox // see engine_outbox.go
+	out        outbox        // see engine_outbox.go
 	wake       chan struct{} // scheduler loop
 	outboxWake chan struct{}
 	jobs       sync.WaitGroup
