@@ -16,8 +16,9 @@ import (
 
 // What an attempt's log keeps in memory before it becomes a file: the
 // log of an attempt that ends within smallLogAge having printed at most
-// smallLog bytes is stored as a row of job_logs when it closes, any other
-// as a file of its own in the logs folder, written as it comes from then on.
+// smallLog bytes is stored as a row of job_logs, in the transaction that
+// records the attempt's end (FinishAttempt), any other as a file of its
+// own in the logs folder, written as it comes from then on.
 //
 // BenchmarkJobLog (logs_test.go) wrote, on the development VM: a 4 MiB
 // log in 4 KiB writes, 22 ms as a file against 97 ms as 64 KiB chunks in
@@ -28,15 +29,17 @@ import (
 // many short jobs that print a few lines (a lint, a notification, a
 // `true`) would each pay for a file: as a row, the one-line log took
 // 0.05 ms against 0.22 ms as a file when measured again beside a busy
-// neighbour (the file's cost swings with the disk). A process that dies loses what a
-// log held in memory: at most smallLogAge of the output of an attempt
-// that the next start fails as interrupted anyway.
+// neighbour (the file's cost swings with the disk), and nothing more as
+// part of the transaction that ends the attempt. A process that dies
+// loses what a log held in memory: at most smallLogAge of the output of
+// an attempt that the next start fails as interrupted anyway.
 const (
 	smallLog    = 64 << 10
 	smallLogAge = time.Second
 )
 
-// jobLog is an attempt's log being written.
+// jobLog is an attempt's log being written, or closed and waiting in
+// memory for the transaction that ends its attempt.
 type jobLog struct {
 	s     *DB
 	id    string
@@ -47,20 +50,44 @@ type jobLog struct {
 	f      *os.File // once the log is a file
 	err    error
 	closed bool
+	stored bool // a row or a file holds it all: memory no longer does
 }
 
 // CreateJobLog opens an attempt's log for writing, from the start.
 func (s *DB) CreateJobLog(ctx context.Context, attemptID string) (io.WriteCloser, error) {
 	l := &jobLog{s: s, id: attemptID}
 	s.liveLogs.Store(attemptID, l)
-	l.timer = time.AfterFunc(s.logAge, func() {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if !l.closed && l.f == nil && l.err == nil {
+	l.timer = time.AfterFunc(s.logAge, l.tooOld)
+	return l, nil
+}
+
+// tooOld makes a log still open after smallLogAge a file; one closed
+// that long ago without its attempt's end being recorded (the engine
+// abandoned the attempt) is stored as a row on its own.
+func (l *jobLog) tooOld() {
+	l.mu.Lock()
+	if !l.closed {
+		if l.f == nil && l.err == nil {
 			l.spill()
 		}
-	})
-	return l, nil
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
+	if err := l.s.update(context.Background(), func(tx *sqlx.Tx) error {
+		return l.insert(context.Background(), l.s.inTx(tx))
+	}); err == nil {
+		l.markStored()
+		return
+	}
+	// Not lost for all that: a file does as well.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.stored && l.f == nil && l.spill() == nil {
+		l.f.Close()
+		l.stored = true
+		l.s.liveLogs.Delete(l.id)
+	}
 }
 
 func (l *jobLog) Write(p []byte) (int, error) {
@@ -103,44 +130,86 @@ func (l *jobLog) spill() error {
 	return nil
 }
 
-// Close stores a log still in memory as a row, or closes its file.
+// Close ends the log. A log in memory stays there for the transaction
+// that records its attempt's end (storeLog); a file is closed.
 func (l *jobLog) Close() error {
-	l.timer.Stop()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return l.err
 	}
 	l.closed = true
-	// Readers find the row or the file once the log is no longer live.
-	defer l.s.liveLogs.Delete(l.id)
 	if l.f == nil && l.err == nil {
-		data := l.buf
-		if data == nil {
-			data = []byte{} // an empty log, not NULL
-		}
-		err := l.s.update(context.Background(), func(tx *sqlx.Tx) error {
-			_, err := l.s.inTx(tx).ExecContext(context.Background(), `INSERT INTO job_logs (attempt_id, data) VALUES (?, ?)`, l.id, data)
-			return err
-		})
-		if err == nil {
-			l.buf = nil
-			return nil
-		}
-		// Not lost for all that: a file does as well; the error still
-		// says something is wrong with the database.
-		if l.spill() == nil {
-			l.err = fmt.Errorf("store: job log kept as a file: %w", err)
-		} else {
-			l.err = errors.Join(fmt.Errorf("store: job log: %w", err), l.err)
-		}
+		// Stored on its own if no attempt's end takes it in time.
+		l.timer.Reset(l.s.logAge)
+		return nil
 	}
+	l.timer.Stop()
 	if l.f != nil {
 		if err := l.f.Close(); err != nil {
 			l.err = errors.Join(l.err, fmt.Errorf("store: job log: %w", err))
 		}
 	}
+	l.stored = true
+	// Readers find the file once the log is no longer live.
+	l.s.liveLogs.Delete(l.id)
 	return l.err
+}
+
+// storeLog adds the log of an attempt, closed and still in memory, to the
+// transaction t as a row; once t commits, memory lets it go.
+func (t *tx) storeLog(ctx context.Context, attemptID string) error {
+	v, ok := t.db.liveLogs.Load(attemptID)
+	if !ok {
+		return nil
+	}
+	l := v.(*jobLog)
+	if err := l.insert(ctx, t.q); err != nil {
+		return err
+	}
+	t.AfterCommit(l.markStored)
+	return nil
+}
+
+// insert writes the log as a row through q if it is closed, in memory
+// and not stored yet; a row already there stays.
+func (l *jobLog) insert(ctx context.Context, q runner) error {
+	l.mu.Lock()
+	data, ready := l.buf, l.closed && l.f == nil && l.err == nil && !l.stored
+	l.mu.Unlock()
+	if !ready {
+		return nil
+	}
+	if data == nil {
+		data = []byte{} // an empty log, not NULL
+	}
+	_, err := q.ExecContext(ctx, `INSERT INTO job_logs (attempt_id, data) VALUES (?, ?) ON CONFLICT DO NOTHING`, l.id, data)
+	return err
+}
+
+// markStored lets go of a log that a committed row now holds.
+func (l *jobLog) markStored() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stored {
+		return
+	}
+	l.stored, l.buf = true, nil
+	l.timer.Stop()
+	l.s.liveLogs.Delete(l.id)
+}
+
+// storeClosedLogs stores, each as a row, the closed logs still in memory;
+// Close calls it so that the logs of attempts abandoned at shutdown are
+// kept.
+func (s *DB) storeClosedLogs(ctx context.Context) {
+	s.liveLogs.Range(func(_, v any) bool {
+		l := v.(*jobLog)
+		if err := s.update(ctx, func(tx *sqlx.Tx) error { return l.insert(ctx, s.inTx(tx)) }); err == nil {
+			l.markStored()
+		}
+		return true
+	})
 }
 
 // JobLog opens an attempt's log for reading: what it holds so far while
@@ -149,7 +218,7 @@ func (s *DB) JobLog(ctx context.Context, attemptID string) (io.ReadCloser, error
 	if v, ok := s.liveLogs.Load(attemptID); ok {
 		l := v.(*jobLog)
 		l.mu.Lock()
-		inMemory, snapshot := l.f == nil && !l.closed, bytes.Clone(l.buf)
+		inMemory, snapshot := l.f == nil && !l.stored, bytes.Clone(l.buf)
 		l.mu.Unlock()
 		if inMemory {
 			return io.NopCloser(bytes.NewReader(snapshot)), nil

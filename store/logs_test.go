@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -151,11 +152,89 @@ func TestJobLogsAreRowsWhenShortAndQuiet(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got := read(); got != string(want) {
-				t.Errorf("log = %.40q, want %.40q", got, want)
+				t.Errorf("closed, log = %.40q, want %.40q", got, want)
+			}
+			// The row is written with the attempt's end.
+			if err := db.Update(ctx, func(tx workflows.StoreTx) error {
+				return tx.FinishAttempt(ctx, &workflows.AttemptRecord{ID: id, JobID: "p1-j", Status: workflows.StatusSuccess, Finished: time.Now()})
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if _, live := db.liveLogs.Load(id); live {
+				t.Error("the log is still held in memory once its attempt ended")
+			}
+			if got := read(); got != string(want) {
+				t.Errorf("attempt ended, log = %.40q, want %.40q", got, want)
 			}
 			_, err = os.Stat(logPath(db.logDir, id))
 			if isFile := err == nil; isFile != tt.file {
 				t.Errorf("log is a file: %v, want %v", isFile, tt.file)
+			}
+			if isRow := countRows(t, db, id) == 1; isRow == tt.file {
+				t.Errorf("log is a row: %v, want %v", isRow, !tt.file)
+			}
+		})
+	}
+}
+
+func countRows(t *testing.T, db *DB, attemptID string) int {
+	t.Helper()
+	var n int
+	if err := db.db.Get(&n, `SELECT count(*) FROM job_logs WHERE attempt_id = ?`, attemptID); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A log closed in memory whose attempt's end is never recorded (the
+// engine abandoned it at shutdown) is stored all the same: after the
+// memory time, or when the store closes.
+func TestClosedLogsWithoutAnEndAreStored(t *testing.T) {
+	ctx := context.Background()
+	for _, how := range []string{"in time", "at close"} {
+		t.Run(how, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "slipway.db")
+			db, err := Open(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if how == "in time" {
+				db.logAge = 10 * time.Millisecond
+			}
+			w, err := db.CreateJobLog(ctx, "abandoned")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.WriteString(w, "==> sleep 60\n"); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if how == "in time" {
+				deadline := time.Now().Add(5 * time.Second)
+				for countRows(t, db, "abandoned") == 0 {
+					if time.Now().After(deadline) {
+						t.Fatal("the log was not stored")
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			db, err = Open(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			r, err := db.JobLog(ctx, "abandoned")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(r)
+			if string(b) != "==> sleep 60\n" {
+				t.Errorf("log = %q", b)
 			}
 		})
 	}

@@ -82,8 +82,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	return s, nil
 }
 
-// Close closes the database.
+// Close closes the database, storing first the logs of ended attempts
+// still in memory.
 func (s *DB) Close() error {
+	s.storeClosedLogs(context.Background())
 	s.stmts.Range(func(_, v any) bool {
 		v.(*sqlx.Stmt).Close()
 		return true
@@ -182,7 +184,7 @@ func (s *DB) begin(ctx context.Context) (*sqlx.Tx, error) {
 
 // Update runs fn in one write transaction.
 func (s *DB) Update(ctx context.Context, fn func(tx workflows.StoreTx) error) error {
-	t := &tx{logDir: s.logDir, cache: s.cache, work: map[string]*workflows.PipelineState{}}
+	t := &tx{db: s, cache: s.cache, work: map[string]*workflows.PipelineState{}}
 	err := s.updateThen(ctx, func(sqltx *sqlx.Tx) error {
 		t.q = s.inTx(sqltx)
 		if err := s.cache.check(ctx, t.q); err != nil {

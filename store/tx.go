@@ -14,11 +14,11 @@ import (
 
 // tx is one write transaction, handed to the engine by Update.
 type tx struct {
-	q      runner
-	logDir string
-	cache  *stateCache
-	work   map[string]*workflows.PipelineState // states read or changed here; cached once committed
-	after  []func()                            // AfterCommit's
+	db    *DB
+	q     runner
+	cache *stateCache
+	work  map[string]*workflows.PipelineState // states read or changed here; cached once committed
+	after []func()                            // AfterCommit's
 }
 
 var _ workflows.StoreTx = (*tx)(nil)
@@ -134,7 +134,7 @@ func (t *tx) StartAttempt(ctx context.Context, a *workflows.AttemptRecord, app s
 	a.Number, a.BuildNum, a.Status = n, build, workflows.StatusRunning
 	if _, err := t.q.ExecContext(ctx, `INSERT INTO attempts
 		(id, job_id, number, build_num, executor, status, log_path, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.ID, a.JobID, n, build, a.Executor, a.Status, logPath(t.logDir, a.ID), nanos(a.Started)); err != nil {
+		a.ID, a.JobID, n, build, a.Executor, a.Status, logPath(t.db.logDir, a.ID), nanos(a.Started)); err != nil {
 		return err
 	}
 	j := t.cachedJob(a.JobID)
@@ -150,6 +150,9 @@ func (t *tx) StartAttempt(ctx context.Context, a *workflows.AttemptRecord, app s
 }
 
 func (t *tx) FinishAttempt(ctx context.Context, a *workflows.AttemptRecord) error {
+	if err := t.storeLog(ctx, a.ID); err != nil {
+		return err
+	}
 	if err := exec1(ctx, t.q, "attempt", a.ID, `UPDATE attempts SET status = ?, exit_code = ?, reason = ?, finished_at = ?
 		WHERE id = ?`, a.Status, a.ExitCode, a.Reason, nanos(a.Finished), a.ID); err != nil {
 		return err
