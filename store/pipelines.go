@@ -13,6 +13,9 @@ import (
 
 // CreatePipeline stores a planned pipeline with the next number of its
 // app, its workflows and jobs, and its first events, in one transaction.
+// The state it wrote goes to the state cache once committed, built from
+// the rows it wrote the way a read builds it, so that the scheduler's
+// first step on the pipeline does not read it back.
 func (s *DB) CreatePipeline(ctx context.Context, p *workflows.NewPipeline, events []workflows.Event) (*workflows.PipelineRecord, error) {
 	trig, err := json.Marshal(p.Trigger)
 	if err != nil {
@@ -22,30 +25,33 @@ func (s *DB) CreatePipeline(ctx context.Context, p *workflows.NewPipeline, event
 	if err != nil {
 		return nil, fmt.Errorf("store: create pipeline: %w", err)
 	}
-	rec := &workflows.PipelineRecord{
-		ID: p.ID, App: p.App, Repo: p.Repo, Author: p.Author, Trigger: p.Trigger,
-		Source: p.Source, Status: workflows.StatusRunning, Created: p.Created,
-	}
-	err = s.update(ctx, func(sqltx *sqlx.Tx) error {
+	var st *workflows.PipelineState
+	err = s.updateThen(ctx, func(sqltx *sqlx.Tx) error {
 		tx := s.inTx(sqltx)
 		n, err := nextCounter(ctx, tx, "pipeline:"+p.App)
 		if err != nil {
 			return err
 		}
-		rec.Number = n
-		rec.Trigger.Number = n
+		pr := pipelineRow{ID: p.ID, App: p.App, Number: n, Repo: p.Repo, Author: p.Author, Trigger: string(trig),
+			Source: string(src), Status: workflows.StatusRunning, CreatedAt: nanos(p.Created)}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO pipelines
 			(id, app, number, repo, author, trigger_json, source_json, status, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			p.ID, p.App, n, p.Repo, p.Author, string(trig), string(src), rec.Status, nanos(p.Created)); err != nil {
+			pr.ID, pr.App, pr.Number, pr.Repo, pr.Author, pr.Trigger, pr.Source, pr.Status, pr.CreatedAt); err != nil {
 			return err
 		}
+		rec, err := pr.record()
+		if err != nil {
+			return err
+		}
+		st = &workflows.PipelineState{Pipeline: *rec, Jobs: []workflows.JobRecord{}}
 		for wi, w := range p.Plan.Workflows {
-			wid := p.WorkflowIDs[wi]
+			wr := workflowRow{ID: p.WorkflowIDs[wi], PipelineID: p.ID, Name: w.Name, Status: workflows.StatusRunning, CreatedAt: nanos(p.Created)}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO workflows (id, pipeline_id, seq, name, status, created_at)
-				VALUES (?, ?, ?, ?, ?, ?)`, wid, p.ID, wi, w.Name, workflows.StatusRunning, nanos(p.Created)); err != nil {
+				VALUES (?, ?, ?, ?, ?, ?)`, wr.ID, wr.PipelineID, wi, wr.Name, wr.Status, wr.CreatedAt); err != nil {
 				return err
 			}
+			st.Workflows = append(st.Workflows, wr.record())
 			for ji, j := range w.Jobs {
 				req, err := json.Marshal(j.Requires)
 				if err != nil {
@@ -59,21 +65,29 @@ func (s *DB) CreatePipeline(ctx context.Context, p *workflows.NewPipeline, event
 				if err != nil {
 					return err
 				}
+				jr := jobRow{ID: p.JobIDs[wi][ji], PipelineID: p.ID, WorkflowID: wr.ID, Name: j.Name, Job: j.Job, Type: j.Type,
+					Requires: string(req), Context: string(cx), Env: p.Envs[w.Name+"/"+j.Name], Status: workflows.StatusBlocked}
 				if _, err := tx.ExecContext(ctx, `INSERT INTO jobs
 					(id, pipeline_id, workflow_id, seq, name, job, type, requires_json, context_json, spec_json, env, status)
 					VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-					p.JobIDs[wi][ji], p.ID, wid, ji, j.Name, j.Job, j.Type, string(req), string(cx), string(spec),
-					p.Envs[w.Name+"/"+j.Name], workflows.StatusBlocked); err != nil {
+					jr.ID, jr.PipelineID, jr.WorkflowID, ji, jr.Name, jr.Job, jr.Type, jr.Requires, jr.Context, string(spec),
+					jr.Env, jr.Status); err != nil {
 					return err
 				}
+				rec, err := jr.record()
+				if err != nil {
+					return err
+				}
+				st.Jobs = append(st.Jobs, rec)
 			}
 		}
 		return addEvents(ctx, tx, events)
-	})
+	}, func() { s.cache.commit(map[string]*workflows.PipelineState{p.ID: st}) })
 	if err != nil {
 		return nil, fmt.Errorf("store: create pipeline: %w", err)
 	}
-	return rec, nil
+	rec := st.Pipeline
+	return &rec, nil
 }
 
 func nextCounter(ctx context.Context, tx runner, name string) (int, error) {
@@ -149,6 +163,11 @@ func pipelineRecord(ctx context.Context, q sqlx.QueryerContext, id string) (*wor
 		FROM pipelines WHERE id = ?`, id); err != nil {
 		return nil, notFound("pipeline", id, err)
 	}
+	return p.record()
+}
+
+func (p pipelineRow) record() (*workflows.PipelineRecord, error) {
+	id := p.ID
 	rec := &workflows.PipelineRecord{
 		ID: p.ID, App: p.App, Number: p.Number, Repo: p.Repo, Author: p.Author, Status: p.Status,
 		Created: fromNanos(p.CreatedAt), Finished: fromNanos(p.FinishedAt),
