@@ -466,10 +466,6 @@ func localUser() string {
 	return "local"
 }
 
-// holderBusybox is where Debian's busybox-static puts the binary that the
-// docker executor's network holders are made of.
-const holderBusybox = "/bin/busybox"
-
 // newExecutor makes the executor spec names, and what closes it.
 func newExecutor(ctx context.Context, spec runSpec, dir string, logger *slog.Logger) (workflows.Executor, func(), error) {
 	if spec.executor == "docker" {
@@ -480,7 +476,7 @@ func newExecutor(ctx context.Context, spec runSpec, dir string, logger *slog.Log
 		opts := docker.Options{Logger: logger, RemoteDocker: spec.remoteDocker, NetworkPool: spec.parallel}
 		// Holders save each job the start of a network of its own; they
 		// need the host's busybox-static, and jobs run without them.
-		if img, err := docker.EnsureHolderImage(ctx, cli, holderBusybox); err == nil {
+		if img, err := docker.EnsureHolderImage(ctx, cli, docker.DebianBusybox); err == nil {
 			opts.HolderImage = img
 		} else {
 			logger.Info("jobs start without network holders", "err", err)

@@ -55,7 +55,7 @@ func setup(t *testing.T, opts docker.Options) (*docker.Executor, client.APIClien
 // busybox-static, as `slipway run` does.
 func holderImage(tb testing.TB, cli client.APIClient) string {
 	tb.Helper()
-	name, err := docker.EnsureHolderImage(context.Background(), cli, dockertest.BusyboxPath)
+	name, err := docker.EnsureHolderImage(context.Background(), cli, docker.DebianBusybox)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -456,12 +456,22 @@ func TestCheckout(t *testing.T) {
 	tarball := filepath.Join(t.TempDir(), "src.tar.gz")
 	writeTarball(t, tarball, map[string]string{"owner-repo-abc123/src/main.go": "package main\n"})
 
+	notGzip := filepath.Join(t.TempDir(), "src.tar.gz")
+	if err := os.WriteFile(notGzip, []byte("not a tarball"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// A source that cannot be read fails the step with the reason; it
+	// is not an error of the executor.
 	tests := []struct {
 		name   string
 		source workflows.Source
+		reason string // of the failure; "" for success
 	}{
-		{"git", workflows.Source{GitDir: repo, Revision: rev}},
-		{"tarball", workflows.Source{Tarball: tarball}},
+		{"git", workflows.Source{GitDir: repo, Revision: rev}, ""},
+		{"tarball", workflows.Source{Tarball: tarball}, ""},
+		{"unknown revision", workflows.Source{GitDir: repo, Revision: "0000000000000000000000000000000000000000"}, "checkout: git archive"},
+		{"not a tarball", workflows.Source{Tarball: notGzip}, "checkout: " + notGzip},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -474,6 +484,12 @@ func TestCheckout(t *testing.T) {
 			job.Source = tt.source
 			log := &logBuffer{}
 			res := runJob(t, context.Background(), e, cli, job, log)
+			if tt.reason != "" {
+				if res.Status != workflows.StatusFailed || !strings.Contains(res.Reason, tt.reason) {
+					t.Fatalf("status %s, reason %q; want failed, %q", res.Status, res.Reason, tt.reason)
+				}
+				return
+			}
 			if res.Status != workflows.StatusSuccess || !strings.Contains(log.String(), "package main owner=circleci\n") {
 				t.Fatalf("status %s, log:\n%s", res.Status, log)
 			}

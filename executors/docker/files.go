@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -32,12 +31,11 @@ func (j *jobRun) checkout(ctx context.Context, step *workflows.CheckoutStep) err
 		}
 	}
 	src := j.job.Source
-	pr, pw := io.Pipe()
-	var produce func() error
+	var produce func(w io.Writer) error
 	switch {
 	case src.Tarball != "":
 		fmt.Fprintf(j.log, "Copying the source tarball into %s\n", dest)
-		produce = func() error {
+		produce = func(w io.Writer) error {
 			f, err := os.Open(src.Tarball)
 			if err != nil {
 				return err
@@ -49,7 +47,7 @@ func (j *jobRun) checkout(ctx context.Context, step *workflows.CheckoutStep) err
 			}
 			// GitHub's tarballs hold the tree in one top folder
 			// (owner-repo-sha/); its contents go to dest.
-			tw := tar.NewWriter(pw)
+			tw := tar.NewWriter(w)
 			if err := retar(tw, gz, j.owned(stripFirst)); err != nil {
 				return err
 			}
@@ -61,7 +59,7 @@ func (j *jobRun) checkout(ctx context.Context, step *workflows.CheckoutStep) err
 			rev = "HEAD"
 		}
 		fmt.Fprintf(j.log, "Copying %s of %s into %s\n", rev, src.GitDir, dest)
-		produce = func() error {
+		produce = func(w io.Writer) error {
 			var stderr strings.Builder
 			cmd := exec.CommandContext(ctx, "git", "-C", src.GitDir, "archive", "--format=tar", rev)
 			out, err := cmd.StdoutPipe()
@@ -72,7 +70,7 @@ func (j *jobRun) checkout(ctx context.Context, step *workflows.CheckoutStep) err
 			if err := cmd.Start(); err != nil {
 				return fmt.Errorf("git archive %s: %w", rev, err)
 			}
-			tw := tar.NewWriter(pw)
+			tw := tar.NewWriter(w)
 			err = retar(tw, out, j.owned(keepName))
 			if err == nil {
 				err = tw.Close()
@@ -83,20 +81,19 @@ func (j *jobRun) checkout(ctx context.Context, step *workflows.CheckoutStep) err
 			return err
 		}
 	default:
-		pw.Close()
 		return failf("checkout: the job has no source to check out")
 	}
-	done := make(chan error, 1)
-	go func() {
-		// Ends when the tree is written or the reader gave up.
-		err := produce()
-		pw.CloseWithError(err)
-		done <- err
-	}()
-	err := j.e.client.CopyToContainer(ctx, j.primary, dest, pr, container.CopyToContainerOptions{})
-	pr.CloseWithError(errors.New("copy ended"))
-	if perr := <-done; perr != nil {
-		return failf("checkout: %v", perr)
+	// The source's faults fail the step; the engine's, the attempt.
+	// Pipe returns produce's error only when it is produce's own.
+	var srcErr error
+	err := executors.Pipe(func(w io.Writer) error {
+		srcErr = produce(w)
+		return srcErr
+	}, func(r io.Reader) error {
+		return j.e.client.CopyToContainer(ctx, j.primary, dest, r, container.CopyToContainerOptions{})
+	})
+	if err != nil && err == srcErr {
+		return failf("checkout: %v", err)
 	}
 	if err != nil {
 		return fmt.Errorf("checkout: copy to %s: %w", dest, err)

@@ -25,6 +25,10 @@ const HolderImageName = "slipway-holder:latest"
 // was made from, so that it is made again only when that changes.
 const labelHolderBusybox = "org.slipway.holder.busybox"
 
+// DebianBusybox is where Debian's busybox-static installs its statically
+// linked binary, what EnsureHolderImage is given on Debian hosts.
+const DebianBusybox = "/bin/busybox"
+
 // EnsureHolderImage makes HolderImageName in the engine, offline, from a
 // statically linked busybox on this host (Debian's busybox-static installs
 // one at /bin/busybox): the binary and the two applets a holder runs, sh

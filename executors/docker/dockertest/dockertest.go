@@ -35,7 +35,8 @@ const Image = "slipway-test-busybox:latest"
 const User = "circleci"
 
 // BusyboxPath is where Debian's busybox-static installs the binary that
-// Image is made of.
+// Image is made of: docker.DebianBusybox, not imported from there because
+// the docker package's own tests import this package.
 const BusyboxPath = "/bin/busybox"
 
 // requireEnv makes tests that need an engine fail rather than skip.
