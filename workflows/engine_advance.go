@@ -250,16 +250,11 @@ func (a *advancer) hold(ctx context.Context, j *JobRecord) error {
 		ap.Envs = append(ap.Envs, d.Env)
 		env := app.Environments[d.Env]
 		ap.AllowSelf = ap.AllowSelf && env.AllowSelfApproval
-		switch {
-		case len(env.Approvers) == 0:
-		case ap.Approvers == nil:
-			ap.Approvers = slices.Clone(env.Approvers)
-		default:
-			// Several environments: an approver must be allowed by each.
-			ap.Approvers = slices.DeleteFunc(ap.Approvers, func(s string) bool { return !slices.Contains(env.Approvers, s) })
-			if len(ap.Approvers) == 0 {
-				ap.Approvers = []string{}
+		if len(env.Approvers) > 0 {
+			if ap.Approvers == nil {
+				ap.Approvers = Approvers{}
 			}
+			ap.Approvers[d.Env] = slices.Clone(env.Approvers)
 		}
 	}
 	slices.Sort(ap.Envs)

@@ -1,6 +1,11 @@
 package workflows
 
-import "slices"
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+)
 
 // App is a deployable application: a repository and the environments it
 // ships to. An environment is also a context: a job with
@@ -53,4 +58,35 @@ func (a Actor) allowed(who []string) bool {
 		}
 	}
 	return false
+}
+
+// Approvers says who may approve an approval job: for each environment it
+// gates whose approvers are listed, the users or groups allowed there. An
+// approver must be allowed in every one of them, group membership
+// included, which is why the lists are kept apart rather than intersected;
+// no entry allows anyone.
+type Approvers map[string][]string
+
+// mayApprove reports whether a is allowed by every list of ap.
+func (a Actor) mayApprove(ap Approvers) bool {
+	for _, who := range ap {
+		if !a.allowed(who) {
+			return false
+		}
+	}
+	return true
+}
+
+// String names who may approve: "carol, sre" for one environment, "an
+// approver of each of production (carol) and eu (erin)" for several.
+func (ap Approvers) String() string {
+	envs := slices.Sorted(maps.Keys(ap))
+	if len(envs) == 1 {
+		return strings.Join(ap[envs[0]], ", ")
+	}
+	parts := make([]string, len(envs))
+	for i, env := range envs {
+		parts[i] = fmt.Sprintf("%s (%s)", env, strings.Join(ap[env], ", "))
+	}
+	return "an approver of each of " + strings.Join(parts, " and ")
 }

@@ -54,10 +54,10 @@ func (e *Engine) decide(ctx context.Context, jobID string, by Actor, approve boo
 		case approve && by.ID == a.Author && !a.AllowSelf:
 			d.Message = fmt.Sprintf("%s started this pipeline and %s needs someone else's approval; nothing changed",
 				by.ID, strings.Join(a.Envs, ", "))
-		case approve && !by.allowed(a.Approvers):
-			d.Message = fmt.Sprintf("only %s may approve this; nothing changed", strings.Join(a.Approvers, ", "))
-		case !approve && by.ID != a.Author && !by.allowed(a.Approvers):
-			d.Message = fmt.Sprintf("only %s or %s may reject this; nothing changed", strings.Join(a.Approvers, ", "), a.Author)
+		case approve && !by.mayApprove(a.Approvers):
+			d.Message = fmt.Sprintf("only %s may approve this; nothing changed", a.Approvers)
+		case !approve && by.ID != a.Author && !by.mayApprove(a.Approvers):
+			d.Message = fmt.Sprintf("only %s or %s may reject this; nothing changed", a.Approvers, a.Author)
 		default:
 			d.Applied = true
 			a.Status, a.DecidedBy, a.Decided = ApprovalRejected, by.ID, now

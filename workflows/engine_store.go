@@ -127,10 +127,10 @@ type ApprovalRecord struct {
 	ID         int64
 	JobID      string
 	PipelineID string
-	// Envs are the environments downstream jobs deploy to; Approvers are
-	// the users or groups allowed by every one of them (empty: anyone).
+	// Envs are the environments downstream jobs deploy to; Approvers
+	// who may approve for them.
 	Envs      []string
-	Approvers []string
+	Approvers Approvers
 	AllowSelf bool
 	Author    string
 	Status    string
@@ -295,20 +295,20 @@ const (
 
 // EventData is an event's details; fields not relevant to its kind are empty.
 type EventData struct {
-	Workflow   string   `json:"workflow,omitempty"`
-	WorkflowID string   `json:"workflow_id,omitempty"`
-	Job        string   `json:"job,omitempty"`
-	JobID      string   `json:"job_id,omitempty"`
-	AttemptID  string   `json:"attempt_id,omitempty"`
-	Status     string   `json:"status,omitempty"`
-	ExitCode   int      `json:"exit_code,omitempty"`
-	Reason     string   `json:"reason,omitempty"`
-	Env        string   `json:"env,omitempty"`
-	Approvers  []string `json:"approvers,omitempty"`
-	Actor      string   `json:"actor,omitempty"`
-	Commit     string   `json:"commit,omitempty"`
-	Message    string   `json:"message,omitempty"`
-	Channel    string   `json:"channel,omitempty"` // a channel other than the app's
+	Workflow   string    `json:"workflow,omitempty"`
+	WorkflowID string    `json:"workflow_id,omitempty"`
+	Job        string    `json:"job,omitempty"`
+	JobID      string    `json:"job_id,omitempty"`
+	AttemptID  string    `json:"attempt_id,omitempty"`
+	Status     string    `json:"status,omitempty"`
+	ExitCode   int       `json:"exit_code,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	Env        string    `json:"env,omitempty"`
+	Approvers  Approvers `json:"approvers,omitempty"`
+	Actor      string    `json:"actor,omitempty"`
+	Commit     string    `json:"commit,omitempty"`
+	Message    string    `json:"message,omitempty"`
+	Channel    string    `json:"channel,omitempty"` // a channel other than the app's
 }
 
 // Notifier tells the outside world (Slack, GitHub) about events. An error

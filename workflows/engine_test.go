@@ -252,7 +252,7 @@ func TestApprovals(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff([]string{"carol", "sre"}, ap.Approvers); diff != "" || ap.AllowSelf || ap.Envs[0] != "production" {
+			if diff := cmp.Diff(workflows.Approvers{"production": {"carol", "sre"}}, ap.Approvers); diff != "" || ap.AllowSelf || ap.Envs[0] != "production" {
 				t.Errorf("approval names %v (self %v) for %v", ap.Approvers, ap.AllowSelf, ap.Envs)
 			}
 			if got := ap.Expires.Sub(ap.Created); got != 7*24*time.Hour {
@@ -308,6 +308,43 @@ func TestApprovals(t *testing.T) {
 				t.Errorf("%d presses audited, want %d: %+v", presses, len(tt.presses), audit)
 			}
 		})
+	}
+}
+
+// One approval in front of deploys to two environments must be given by
+// someone allowed in both, group membership included: the lists are not
+// intersected by name, and an empty intersection never lets anyone in.
+func TestApprovalGatingTwoEnvironmentsNeedsAnApproverOfEach(t *testing.T) {
+	h := newHarness(t, func(o *workflows.EngineOptions) {
+		o.Apps = map[string]*workflows.App{"backend": {Name: "backend", Environments: map[string]*workflows.Environment{
+			"eu": {Name: "eu", Approvers: []string{"erin", "sre"}},
+			"us": {Name: "us", Approvers: []string{"uma", "oncall"}},
+		}}}
+	})
+	ctx := context.Background()
+	p := h.submit("alice", wf("deploy", hold("hold"),
+		withContext(build("deploy-eu", "hold"), "eu"), withContext(build("deploy-us", "hold"), "us")))
+	hold := jobStatus(h.wait(p.ID, onHold), "hold")
+	for _, tt := range []struct {
+		who     workflows.Actor
+		applied bool
+		message string
+	}{
+		{workflows.Actor{ID: "mallory"}, false, "only an approver of each of eu (erin, sre) and us (uma, oncall) may approve"},
+		{workflows.Actor{ID: "erin"}, false, "only an approver of each of"},
+		{workflows.Actor{ID: "uma", Groups: []string{"dev"}}, false, "only an approver of each of"},
+		{workflows.Actor{ID: "erin", Groups: []string{"oncall"}}, true, "approved by erin"},
+	} {
+		d, err := h.engine.Approve(ctx, hold.ID, tt.who)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Applied != tt.applied || !strings.Contains(d.Message, tt.message) {
+			t.Errorf("%+v approves: %+v, want applied %v and %q", tt.who, d, tt.applied, tt.message)
+		}
+	}
+	if st := h.settle(p.ID); st.Pipeline.Status != workflows.StatusSuccess {
+		t.Errorf("pipeline: %s", describe(st))
 	}
 }
 
