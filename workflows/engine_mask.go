@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"slices"
+	"strings"
 )
 
 // maskMinLen is the shortest secret value masked. As in CircleCI, shorter
@@ -18,9 +19,11 @@ const maxLine = 64 << 10
 
 // MaskingWriter replaces secret values with asterisks in what it writes
 // to the underlying writer, a line at a time, so that a secret split
-// across two Writes is still caught. It defends job logs against a job
-// that echoes its credentials; it cannot catch a secret transformed
-// (base64, reversed) by the job.
+// across two Writes is still caught; what ends a write out and could be
+// the start of a secret (the first lines of a key in PEM form, say) is
+// held back until the rest shows whether it is one. It defends job logs
+// against a job that echoes its credentials; it cannot catch a secret
+// transformed (base64, reversed) by the job.
 type MaskingWriter struct {
 	w       io.WriteCloser
 	secrets [][]byte // longest first, so a secret containing another is masked whole
@@ -32,10 +35,20 @@ type MaskingWriter struct {
 // NewMaskingWriter wraps w; Close flushes the last partial line and closes w.
 func NewMaskingWriter(w io.WriteCloser, secrets []string) *MaskingWriter {
 	m := &MaskingWriter{w: w}
-	for _, s := range secrets {
+	add := func(s string) {
 		if len(s) >= maskMinLen && !slices.ContainsFunc(m.secrets, func(b []byte) bool { return string(b) == s }) {
 			m.secrets = append(m.secrets, []byte(s))
 			m.maxLen = max(m.maxLen, len(s))
+		}
+	}
+	for _, s := range secrets {
+		add(s)
+		// Each line of a secret of several lines (a key, a JSON
+		// credential) is masked too, where a job prints only a part.
+		if strings.Contains(s, "\n") {
+			for line := range strings.Lines(s) {
+				add(strings.TrimRight(line, "\r\n"))
+			}
 		}
 	}
 	slices.SortFunc(m.secrets, func(a, b []byte) int { return len(b) - len(a) })
@@ -55,17 +68,15 @@ func (m *MaskingWriter) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	m.buf = append(m.buf, p...)
-	if i := bytes.LastIndexByte(m.buf, '\n'); i >= 0 {
-		m.emit(m.mask(m.buf[:i+1]))
-		m.buf = append(m.buf[:0], m.buf[i+1:]...)
-	}
+	// Complete lines go out, and a long line whole.
+	end := bytes.LastIndexByte(m.buf, '\n') + 1
 	if len(m.buf) > maxLine {
-		// A long line: write it out except for a tail that may be the
-		// start of a secret continued in the next Write.
-		masked := m.mask(m.buf)
-		keep := m.secretPrefixLen(masked)
-		m.emit(masked[:len(masked)-keep])
-		m.buf = append(m.buf[:0], masked[len(masked)-keep:]...)
+		end = len(m.buf)
+	}
+	if end > 0 {
+		keep := m.secretPrefixLen(m.buf[:end])
+		m.emit(m.mask(m.buf[:end-keep]))
+		m.buf = append(m.buf[:0], m.buf[end-keep:]...)
 	}
 	if m.err != nil {
 		return 0, m.err
@@ -105,15 +116,18 @@ func (m *MaskingWriter) mask(b []byte) []byte {
 }
 
 // secretPrefixLen is the length of the longest suffix of b that is a
-// proper prefix of a secret.
+// proper prefix of a secret: a secret beginning there is not masked yet.
 func (m *MaskingWriter) secretPrefixLen(b []byte) int {
-	for k := min(m.maxLen-1, len(b)); k > 0; k-- {
-		tail := b[len(b)-k:]
-		for _, s := range m.secrets {
-			if len(s) > k && bytes.HasPrefix(s, tail) {
-				return k
+	best := 0
+	for _, s := range m.secrets {
+		// From the longest candidate down, so the first match is the
+		// longest for s.
+		for i := max(0, len(b)-len(s)+1); i < len(b)-best; i++ {
+			if b[i] == s[0] && bytes.HasPrefix(s, b[i:]) {
+				best = len(b) - i
+				break
 			}
 		}
 	}
-	return 0
+	return best
 }

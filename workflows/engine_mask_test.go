@@ -25,6 +25,13 @@ func TestMaskingWriter(t *testing.T) {
 		{"longer secret first", []string{"abcd", "abcdefgh"}, []string{"abcdefgh abcd\n"}, "******** ********\n"},
 		{"short values are not masked", []string{"yes"}, []string{"yes\n"}, "yes\n"},
 		{"secret straddling a long line's flush", []string{"s3cret"}, []string{long + "s3c", "ret\n"}, long + "********\n"},
+		{"secret of several lines written a line at a time", []string{"-----BEGIN KEY-----\nAAAASECRETBODY\n-----END KEY-----\n"},
+			[]string{"key:\n", "-----BEGIN KEY-----\n", "AAAASECRETBODY\n", "-----END KEY-----\n", "done\n"}, "key:\n********done\n"},
+		{"the start of a secret that is not one", []string{"SECRET-START\nAAAASECRETBODY\n"},
+			[]string{"SECRET-START\n", "something else\n"}, "********\nsomething else\n"},
+		{"a line of a secret of several lines", []string{"-----BEGIN KEY-----\nAAAASECRETBODY\n-----END KEY-----"},
+			[]string{"body: AAAASECRETBODY\n"}, "body: ********\n"},
+		{"a secret's start at the end of the log", []string{"s3c\nret"}, []string{"a s3c\n"}, "a s3c\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
