@@ -16,8 +16,8 @@ const usage = `usage: slipway <command> [flags]
 commands:
   validate FILE...            check config files; errors as file:line:col
   plan FILE --branch B | --tag T [--sha S] [--param k=v]... [--deploy-env E] [--json]
-  run FILE [--branch B | --tag T] [--repo DIR] [--param k=v]... [--executor local|docker]
-           [--remote-docker] [--approve | --reject] [--logs] [--json]
+  run FILE [--branch B | --tag T] [--sha S] [--repo DIR] [--param k=v]... [--allow-machine]
+           [--executor local|docker] [--remote-docker] [--approve | --reject] [--logs] [--json]
 `
 
 func main() {

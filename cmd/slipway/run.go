@@ -26,7 +26,7 @@ import (
 	"github.com/slipway-ci/slipway/workflows"
 )
 
-const runUsage = "usage: slipway run FILE [--branch B | --tag T] [--repo DIR] [--param k=v]... [--executor local|docker [--remote-docker]] [--approve | --reject] [--json]"
+const runUsage = "usage: slipway run FILE [--branch B | --tag T] [--sha S] [--repo DIR] [--param k=v]... [--allow-machine] [--executor local|docker [--remote-docker]] [--approve | --reject] [--logs] [--json]"
 
 // runCommand is `slipway run`: plan the config for a push and run every
 // workflow on this machine, through the same engine as the bot, with its
@@ -51,7 +51,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	logs := fs.Bool("logs", false, "print every job's log when it ends (a failed job's last lines are always printed)")
 	files, err := parseArgs(fs, args)
 	if err != nil {
-		return 2
+		return flagExit(err)
 	}
 	if len(files) != 1 || (*approve && *reject) {
 		fmt.Fprintln(stderr, runUsage)
@@ -61,7 +61,20 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintf(stderr, "slipway run: executor %q is not available; use --executor local or docker\n", *executor)
 		return 2
 	}
+	if fi, err := os.Stat(*repo); err != nil || !fi.IsDir() {
+		fmt.Fprintf(stderr, "slipway run: --repo %s is not a folder\n", *repo)
+		return 2
+	}
 	src := gitSource(ctx, *repo)
+	if tf.sha != "" && src.GitDir != "" {
+		// checkout copies the commit the pipeline says it runs.
+		full := gitOutput(ctx, *repo, "rev-parse", "--verify", "--quiet", tf.sha+"^{commit}")
+		if full == "" {
+			fmt.Fprintf(stderr, "slipway run: --sha %s is not a commit of %s\n", tf.sha, src.GitDir)
+			return 2
+		}
+		tf.sha, src.Revision = full, full
+	}
 	if tf.branch == "" && tf.tag == "" {
 		tf.branch = gitOutput(ctx, *repo, "rev-parse", "--abbrev-ref", "HEAD")
 		if tf.branch == "" || tf.branch == "HEAD" {
@@ -124,6 +137,7 @@ type localRun struct {
 	approve  bool
 	reject   bool
 	who      string
+	pending  chan lineRead // a read of stdin under way
 }
 
 func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int {
@@ -236,7 +250,10 @@ func (r *localRun) drive(ctx context.Context, e *workflows.Engine, db *store.DB,
 			if j.Status != workflows.StatusOnHold {
 				continue
 			}
-			yes, ok := r.ask(j.Name)
+			yes, ok := r.ask(ctx, j.Name)
+			if ctx.Err() != nil {
+				return r.cancel(e, id)
+			}
 			if !ok {
 				continue
 			}
@@ -267,8 +284,8 @@ func (r *localRun) cancel(e *workflows.Engine, id string) (*workflows.PipelineSt
 }
 
 // ask decides an approval job: by flag, or by asking on the terminal. ok
-// is false when there is no answer (stdin closed).
-func (r *localRun) ask(job string) (yes, ok bool) {
+// is false when there is no answer (stdin closed, or ctx ended: Ctrl-C).
+func (r *localRun) ask(ctx context.Context, job string) (yes, ok bool) {
 	switch {
 	case r.approve:
 		return true, true
@@ -276,13 +293,40 @@ func (r *localRun) ask(job string) (yes, ok bool) {
 		return false, true
 	}
 	fmt.Fprintf(r.progress, "%s is waiting for approval. Approve? [y/N] ", job)
-	line, err := r.stdin.ReadString('\n')
+	line, err := r.readLine(ctx)
 	if err != nil && line == "" {
 		fmt.Fprintln(r.progress)
 		return false, false
 	}
 	answer := strings.ToLower(strings.TrimSpace(line))
 	return answer == "y" || answer == "yes", true
+}
+
+// lineRead is a line of stdin and the error that ended it.
+type lineRead struct {
+	line string
+	err  error
+}
+
+// readLine reads a line of stdin unless ctx ends first. A read cannot be
+// interrupted, so it goes on in its own goroutine; a line it gets after
+// ctx ended answers the next question.
+func (r *localRun) readLine(ctx context.Context) (string, error) {
+	if r.pending == nil {
+		ch := make(chan lineRead, 1)
+		r.pending = ch
+		go func() {
+			line, err := r.stdin.ReadString('\n')
+			ch <- lineRead{line, err}
+		}()
+	}
+	select {
+	case l := <-r.pending:
+		r.pending = nil
+		return l.line, l.err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
 }
 
 // flush delivers the events still in the outbox, so that every progress

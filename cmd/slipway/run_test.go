@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -116,6 +118,9 @@ func TestRunUsage(t *testing.T) {
 		{"no file", []string{"run"}, "usage: slipway run"},
 		{"approve and reject", []string{"run", "testdata/run.yml", "--approve", "--reject"}, "usage: slipway run"},
 		{"unknown executor", []string{"run", "testdata/run.yml", "--executor", "kubernetes"}, `executor "kubernetes" is not available`},
+		{"no such repository", []string{"run", "testdata/run.yml", "--repo", "/nonexistent"}, "--repo /nonexistent is not a folder"},
+		{"no such commit", []string{"run", "testdata/run.yml", "--sha", "0123456789abcdef"}, "--sha 0123456789abcdef is not a commit of"},
+		{"a parameter without a value", []string{"run", "testdata/run.yml", "--allow-machine", "--param", "env"}, `--param "env": want key=value`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,6 +129,117 @@ func TestRunUsage(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errs, tt.errs)
 			}
 		})
+	}
+}
+
+func TestRunHelp(t *testing.T) {
+	code, _, errs := runMain(t, "run", "--help")
+	if code != 0 || !strings.Contains(errs, "-repo") {
+		t.Errorf("exit %d, stderr %q; want 0 and the flags", code, errs)
+	}
+}
+
+// --sha, --tag and --param reach the pipeline: checkout copies the commit
+// --sha names, CIRCLE_SHA1 and CIRCLE_TAG say it, tag filters and
+// parameters decide what runs.
+func TestRunTriggerFlags(t *testing.T) {
+	repo := t.TempDir()
+	git := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command("git", append([]string{"-C", repo, "-c", "user.name=t", "-c", "user.email=t@example.com"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	git("init", "-q", "-b", "main")
+	for _, v := range []string{"one", "two"} {
+		if err := os.WriteFile(filepath.Join(repo, "version"), []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		git("add", ".")
+		git("commit", "-qm", v)
+	}
+	first := git("rev-parse", "HEAD~1")
+	config := filepath.Join(t.TempDir(), "config.yml")
+	if err := os.WriteFile(config, []byte(`version: 2.1
+parameters:
+  greeting: {type: string, default: hello}
+  extra: {type: boolean, default: false}
+jobs:
+  show:
+    machine: true
+    steps:
+      - checkout
+      - run: echo "version=$(cat version) sha=$CIRCLE_SHA1 tag=${CIRCLE_TAG:-none} greeting=<< pipeline.parameters.greeting >>"
+workflows:
+  w:
+    jobs:
+      - show:
+          filters: {tags: {only: /^v.*/}}
+  extra:
+    when: << pipeline.parameters.extra >>
+    jobs:
+      - show:
+          filters: {tags: {only: /.*/}}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string // in the log
+		wfs  []string
+	}{
+		{"the head of the branch", []string{"--branch", "main"}, "version=two sha=" + git("rev-parse", "HEAD") + " tag=none greeting=hello", []string{"w"}},
+		{"an earlier commit", []string{"--branch", "main", "--sha", first[:10]}, "version=one sha=" + first + " tag=none", []string{"w"}},
+		{"a tag and parameters", []string{"--tag", "v1.0", "--param", "greeting=hi", "--param", "extra=true"}, "tag=v1.0 greeting=hi", []string{"w", "extra"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"run", config, "--repo", repo, "--allow-machine", "--logs", "--json"}, tt.args...)
+			code, out, errs := runMain(t, args...)
+			if code != 0 || !strings.Contains(errs, tt.want) {
+				t.Fatalf("exit %d; want 0 and a log with %q:\n%s", code, tt.want, errs)
+			}
+			var got runOutput
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatalf("stdout is not the JSON outcome: %v\n%s", err, out)
+			}
+			var names []string
+			for _, w := range got.Workflows {
+				names = append(names, w.Name)
+			}
+			if diff := cmp.Diff(tt.wfs, names); diff != "" {
+				t.Errorf("workflows (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// Ctrl-C at the approval prompt cancels the pipeline, as it does while a
+// job runs.
+func TestRunInterruptedAtThePrompt(t *testing.T) {
+	ctx, interrupt := context.WithCancel(context.Background())
+	defer interrupt()
+	errs := &signalWriter{want: "Approve? [y/N]", seen: make(chan struct{})}
+	seen := errs.seen
+	go func() {
+		<-seen
+		interrupt()
+	}()
+	stdin, _ := io.Pipe() // a terminal nobody types into
+	var out bytes.Buffer
+	code := Main(ctx, []string{"run", "testdata/run.yml", "--allow-machine", "--branch", "main", "--json"}, stdin, &out, errs)
+	if code != 1 {
+		t.Errorf("exit %d, want 1; stderr:\n%s", code, errs.String())
+	}
+	var got runOutput
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("stdout is not the JSON outcome: %v\n%s", err, out.String())
+	}
+	if len(got.Workflows) != 1 || got.Workflows[0].Status != "canceled" {
+		t.Errorf("outcome %+v, want the workflow canceled\n%s", got, errs.String())
 	}
 }
 

@@ -44,6 +44,15 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 // parseArgs parses flags that may come before or after the positional
 // arguments, as in `slipway plan FILE --branch main`.
+// flagExit is the exit code of a command whose flags did not parse: 0
+// when they asked for help, which the flag package printed.
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
@@ -66,7 +75,7 @@ func validateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	cf.register(fs)
 	files, err := parseArgs(fs, args)
 	if err != nil {
-		return 2
+		return flagExit(err)
 	}
 	if len(files) == 0 {
 		fmt.Fprintln(stderr, "usage: slipway validate FILE...")
@@ -98,7 +107,7 @@ func planCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	asJSON := fs.Bool("json", false, "print the plan as JSON")
 	files, err := parseArgs(fs, args)
 	if err != nil {
-		return 2
+		return flagExit(err)
 	}
 	if len(files) != 1 {
 		fmt.Fprintln(stderr, "usage: slipway plan FILE --branch B | --tag T [--sha S] [--param k=v]... [--deploy-env E] [--json]")
@@ -180,7 +189,7 @@ type triggerFlags struct {
 func (f *triggerFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.branch, "branch", "", "branch pushed")
 	fs.StringVar(&f.tag, "tag", "", "tag pushed")
-	fs.StringVar(&f.sha, "sha", "", "commit SHA (default: zeros)")
+	fs.StringVar(&f.sha, "sha", "", "commit SHA (default: plan zeros, run the --repo's HEAD)")
 	fs.Var(&f.params, "param", "pipeline parameter k=v (repeatable)")
 	fs.StringVar(&f.deployEnv, "deploy-env", "", "set pipeline.deploy.environment, as /deploy does")
 }
