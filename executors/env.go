@@ -59,14 +59,19 @@ func MergeEnv(layers ...map[string]string) map[string]string {
 
 // StepEnv is the environment of a step in CircleCI's order of precedence:
 // the engine's variables (CIRCLE_*, CI, contexts) are overridden by the
-// job's `environment`, which is overridden by the step's. base holds what
-// the executor itself provides (HOME, PATH) and loses to all of them.
+// primary image's `environment` (a docker job's container has it), which
+// is overridden by the job's `environment`, and that by the step's. base
+// holds what the executor itself provides (HOME, PATH) and loses to all
+// of them.
 func StepEnv(base map[string]string, job *workflows.JobRun, step map[string]string) map[string]string {
-	var specEnv map[string]string
-	if job.Spec != nil {
-		specEnv = job.Spec.Environment
+	var imageEnv, specEnv map[string]string
+	if spec := job.Spec; spec != nil {
+		if len(spec.Docker) > 0 {
+			imageEnv = spec.Docker[0].Environment
+		}
+		specEnv = spec.Environment
 	}
-	return MergeEnv(base, job.Env, specEnv, step)
+	return MergeEnv(base, job.Env, imageEnv, specEnv, step)
 }
 
 // EnvList turns env into KEY=VALUE strings sorted by key, so that a

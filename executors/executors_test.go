@@ -320,11 +320,14 @@ func TestWriteTarRoundTrip(t *testing.T) {
 
 func TestEnvAndWhen(t *testing.T) {
 	job := &workflows.JobRun{
-		Env:  map[string]string{"A": "engine", "B": "engine", "C": "engine", "CIRCLE_SHA1": "abc"},
-		Spec: &workflows.JobSpec{Environment: map[string]string{"B": "job", "C": "job"}},
+		Env: map[string]string{"A": "engine", "B": "engine", "C": "engine", "D": "engine", "CIRCLE_SHA1": "abc"},
+		Spec: &workflows.JobSpec{
+			Docker:      []workflows.DockerImage{{Image: "x", Environment: map[string]string{"B": "image", "C": "image", "D": "image"}}},
+			Environment: map[string]string{"B": "job", "C": "job"},
+		},
 	}
 	got := StepEnv(map[string]string{"HOME": "/h", "A": "base"}, job, map[string]string{"C": "step"})
-	want := map[string]string{"HOME": "/h", "A": "engine", "B": "job", "C": "step", "CIRCLE_SHA1": "abc"}
+	want := map[string]string{"HOME": "/h", "A": "engine", "B": "job", "C": "step", "D": "image", "CIRCLE_SHA1": "abc"}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("StepEnv (-want +got):\n%s", d)
 	}

@@ -225,13 +225,10 @@ func (j *jobRun) adopt(x *execution, lw *executors.LineWriter) {
 	}()
 }
 
-// env is a step's environment in CircleCI's order of precedence: the
-// engine's variables, then the primary image's `environment`, the job's,
-// and the step's. (executors.StepEnv has no place for the image's
-// layer.) HOME and PATH come from the container, and stepScript sets
-// CIRCLE_WORKING_DIRECTORY.
+// env is a step's environment (executors.StepEnv). HOME and PATH come
+// from the container, and stepScript sets CIRCLE_WORKING_DIRECTORY.
 func (j *jobRun) env(step map[string]string) map[string]string {
-	return executors.MergeEnv(j.job.Env, j.spec.Docker[0].Environment, j.spec.Environment, step)
+	return executors.StepEnv(nil, j.job, step)
 }
 
 // path resolves a path of the job's config in the primary: `~` is the

@@ -107,17 +107,18 @@ func TestRun(t *testing.T) {
 			status: "success", steps_: []string{"success", "success"},
 		},
 		{
-			name: "environment precedence: engine < job < step",
+			name: "environment precedence: engine < primary image < job < step",
 			steps: []workflows.Step{{Run: &workflows.RunStep{
-				Command:     `echo "A=$A B=$B C=$C"`,
+				Command:     `echo "A=$A B=$B C=$C D=$D"`,
 				Environment: map[string]string{"C": "step"},
 			}}},
 			edit: func(j *workflows.JobRun) {
-				j.Env["A"], j.Env["B"], j.Env["C"] = "engine", "engine", "engine"
+				j.Env["A"], j.Env["B"], j.Env["C"], j.Env["D"] = "engine", "engine", "engine", "engine"
+				j.Spec.Docker = []workflows.DockerImage{{Image: "cimg/base:current", Environment: map[string]string{"B": "image", "D": "image"}}}
 				j.Spec.Environment = map[string]string{"B": "job", "C": "job"}
 			},
 			status: "success", steps_: []string{"success"},
-			logHas: []string{"A=engine B=job C=step\n"},
+			logHas: []string{"A=engine B=job C=step D=image\n"},
 		},
 		{
 			name:   "CIRCLE_ variables from the engine",
