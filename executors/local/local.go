@@ -156,7 +156,7 @@ func (e *Executor) Cleanup(ctx context.Context, attemptID string) error {
 		return fmt.Errorf("local: cleanup: %w", err)
 	}
 	dir := filepath.Join(e.opts.Dir, attemptID)
-	killAttempt(attemptID)
+	killAttempt(attemptID, nil)
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("local: cleanup %s: %w", attemptID, err)
 	}
@@ -172,6 +172,7 @@ type job struct {
 
 	home, workdir string            // home is the attempt's folder
 	base          map[string]string // what the executor provides under the job's env
+	sincePID      int               // lastPID before the job's first process
 
 	mu         sync.Mutex
 	background []*process // background steps, stopped at the job's end
@@ -194,11 +195,12 @@ func (e *Executor) newJob(run *workflows.JobRun, log io.Writer) (*job, error) {
 		return nil, fmt.Errorf("local: %w", err)
 	}
 	j := &job{
-		e:      e,
-		run:    run,
-		log:    executors.NewSyncWriter(log),
-		logger: e.logger.With("attempt", run.ID, "job", run.JobName),
-		home:   dir,
+		e:        e,
+		run:      run,
+		log:      executors.NewSyncWriter(log),
+		logger:   e.logger.With("attempt", run.ID, "job", run.JobName),
+		home:     dir,
+		sincePID: lastPID(),
 	}
 	wd := run.Spec.WorkingDirectory
 	if wd == "" {

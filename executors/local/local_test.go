@@ -356,6 +356,24 @@ func TestCancelKillsTheProcessGroup(t *testing.T) {
 	waitGone(t, child)
 }
 
+// A process a step started in a session of its own (setsid, as daemons
+// do) leaves its step's process group; the job's end still stops it, as
+// the end of a CircleCI job's container would.
+func TestJobEndStopsProcessesThatLeftTheirGroup(t *testing.T) {
+	if _, err := exec.LookPath("setsid"); err != nil {
+		t.Skip("no setsid")
+	}
+	out := t.TempDir()
+	job := newJob(t, newShared(t), run(`setsid sh -c 'echo $$ > "$OUT/daemon"; exec sleep 321' < /dev/null > /dev/null 2>&1 &
+i=0; while [ ! -s "$OUT/daemon" ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done`))
+	job.Spec.Environment = map[string]string{"OUT": out}
+	res, log := runJob(t, newExecutor(t), job)
+	if res.Status != workflows.StatusSuccess {
+		t.Fatalf("status %s; log:\n%s", res.Status, log)
+	}
+	waitGone(t, readPID(t, filepath.Join(out, "daemon")))
+}
+
 // gitRepo makes a repository with two commits of file "version" and
 // returns its folder and the first commit.
 func gitRepo(t *testing.T) (dir, first string) {

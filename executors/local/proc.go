@@ -236,6 +236,8 @@ func (j *job) stopProcesses() {
 	for _, pgid := range left {
 		killAttemptGroup(pgid, j.run.ID)
 	}
+	// What left its step's group, like the job's container on CircleCI.
+	killAttempt(j.run.ID, pidsSince(j.sincePID))
 }
 
 // killAttemptGroup kills process group pgid only if one of its processes
@@ -244,39 +246,73 @@ func (j *job) stopProcesses() {
 // when a step's group outlived its shell. Linux only: without /proc
 // nothing is killed.
 func killAttemptGroup(pgid int, attemptID string) {
-	if len(attemptGroups(attemptID, pgid)) > 0 {
+	if len(attemptGroups(attemptID, pgid, nil)) > 0 {
 		killGroup(pgid)
 	}
 }
 
 // killAttempt kills the process group of every process that carries the
-// attempt's marker: what a dead slipway left running of the attempt, and
-// whatever those processes started in groups of their own. Linux only,
-// as killAttemptGroup.
-func killAttempt(attemptID string) {
+// attempt's marker among pids (every process when nil): what a dead
+// slipway left running of the attempt, or what a step started in a
+// session of its own (setsid, a daemon), out of its step's group. Linux
+// only, as killAttemptGroup.
+func killAttempt(attemptID string, pids []int) {
 	own := syscall.Getpgrp()
-	for _, pgid := range attemptGroups(attemptID, 0) {
+	for _, pgid := range attemptGroups(attemptID, 0, pids) {
 		if pgid != own {
 			killGroup(pgid)
 		}
 	}
 }
 
-// attemptGroups lists the process groups of the processes whose
-// environment holds the attempt's marker. A group other than 0 asks
-// whether that one group is among them, and looks no further.
-func attemptGroups(attemptID string, only int) []int {
-	entries, err := os.ReadDir("/proc")
+// lastPID is the process ID the kernel handed out last, or -1.
+func lastPID() int {
+	data, err := os.ReadFile("/proc/sys/kernel/ns_last_pid")
 	if err != nil {
+		return -1
+	}
+	n, err := strconv.Atoi(string(bytes.TrimSpace(data)))
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// pidsSince lists the process IDs handed out after since, a lastPID
+// reading: the processes an attempt may have started, without reading
+// every process's environment. It is nil (every process) when it cannot
+// tell: no reading, the numbers wrapped, or too many to try one by one.
+func pidsSince(since int) []int {
+	now := lastPID()
+	if since < 0 || now < since || now-since > 4096 {
 		return nil
+	}
+	pids := make([]int, 0, now-since)
+	for p := since + 1; p <= now; p++ {
+		pids = append(pids, p)
+	}
+	return pids
+}
+
+// attemptGroups lists the process groups of the processes among pids
+// (every process when nil) whose environment holds the attempt's marker.
+// A group other than 0 asks whether that one group is among them, and
+// looks no further.
+func attemptGroups(attemptID string, only int, pids []int) []int {
+	if pids == nil {
+		entries, err := os.ReadDir("/proc")
+		if err != nil {
+			return nil
+		}
+		for _, e := range entries {
+			if pid, err := strconv.Atoi(e.Name()); err == nil {
+				pids = append(pids, pid)
+			}
+		}
 	}
 	marker := []byte("\x00" + attemptEnv + "=" + attemptID + "\x00")
 	var groups []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
+	for _, pid := range pids {
 		pgid := -1
 		if only != 0 {
 			// The group first: reading one process's stat is cheaper
@@ -285,7 +321,7 @@ func attemptGroups(attemptID string, only int) []int {
 				continue
 			}
 		}
-		environ, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		environ, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
 		if err != nil || !bytes.Contains(append([]byte{0}, environ...), marker) {
 			continue
 		}
