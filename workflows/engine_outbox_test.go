@@ -128,3 +128,31 @@ func TestOutboxFailureHoldsBackOnlyItsPipeline(t *testing.T) {
 	h.notifier.mu.Unlock()
 	checkOnceInOrder(t, events)
 }
+
+// A notifier that keeps failing is retried with exponential backoff,
+// from RetryMin up to RetryMax.
+func TestOutboxRetriesWithExponentialBackoff(t *testing.T) {
+	h := newHarness(t, func(o *workflows.EngineOptions) { o.RetryMin, o.RetryMax = time.Second, 5*time.Second })
+	ctx := context.Background()
+	h.notifier.mu.Lock()
+	h.notifier.fail = true
+	h.notifier.mu.Unlock()
+	p := h.submit("alice", wf("build", build("a")))
+	h.settle(p.ID)
+	var waits []time.Duration
+	for range 5 {
+		if _, err := h.engine.DeliverEvents(ctx); err != nil {
+			t.Fatal(err)
+		}
+		next, err := h.db.NextEventDue(ctx)
+		if err != nil || next.IsZero() {
+			t.Fatalf("next due %v, %v", next, err)
+		}
+		waits = append(waits, next.Sub(h.clock.Now()))
+		h.clock.Advance(next.Sub(h.clock.Now()))
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}
+	if diff := cmp.Diff(want, waits); diff != "" {
+		t.Errorf("waits between attempts (-want +got):\n%s", diff)
+	}
+}

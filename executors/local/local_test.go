@@ -730,3 +730,14 @@ func waitEmpty(t *testing.T, dir string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A run step that sets no no_output_timeout gets CircleCI's 10 minutes.
+func TestNoOutputTimeoutDefaultsToTenMinutes(t *testing.T) {
+	e, err := New(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.opts.NoOutputTimeout != 10*time.Minute {
+		t.Errorf("default no_output_timeout = %s, want 10m", e.opts.NoOutputTimeout)
+	}
+}
