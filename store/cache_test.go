@@ -178,7 +178,7 @@ func TestCacheForgetsWhatAnotherProcessChanged(t *testing.T) {
 		t.Cleanup(func() { db.Close() })
 		dbs[i] = db
 	}
-	if _, err := dbs[0].CreatePipeline(ctx, newPipeline("p1", "a"), nil); err != nil {
+	if _, err := createPipeline(ctx, dbs[0], newPipeline("p1", "a"), nil); err != nil {
 		t.Fatal(err)
 	}
 	status := func(db *DB) (s string) {

@@ -123,7 +123,7 @@ func TestJobLogsAreRowsWhenShortAndQuiet(t *testing.T) {
 				}
 				return string(b)
 			}
-			if _, err := db.CreatePipeline(ctx, newPipeline("p1", "a"), nil); err != nil {
+			if _, err := createPipeline(ctx, db, newPipeline("p1", "a"), nil); err != nil {
 				t.Fatal(err)
 			}
 			if err := db.Update(ctx, func(tx workflows.StoreTx) error {

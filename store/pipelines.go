@@ -13,82 +13,75 @@ import (
 )
 
 // CreatePipeline stores a planned pipeline with the next number of its
-// app, its workflows and jobs, and its first events, in one transaction.
-// The state it wrote goes to the state cache once committed, built from
-// the rows it wrote the way a read builds it, so that the scheduler's
-// first step on the pipeline does not read it back.
-func (s *DB) CreatePipeline(ctx context.Context, p *workflows.NewPipeline, events []workflows.Event) (*workflows.PipelineRecord, error) {
+// app, its workflows and jobs (blocked). The state it wrote becomes the
+// transaction's, built from the rows it wrote the way a read builds it,
+// and so goes to the state cache once committed: the scheduler's first
+// step on the pipeline does not read it back.
+func (t *tx) CreatePipeline(ctx context.Context, p *workflows.NewPipeline) (*workflows.PipelineRecord, error) {
 	trig, err := json.Marshal(p.Trigger)
 	if err != nil {
-		return nil, fmt.Errorf("store: create pipeline: %w", err)
+		return nil, err
 	}
 	src, err := json.Marshal(p.Source)
 	if err != nil {
-		return nil, fmt.Errorf("store: create pipeline: %w", err)
+		return nil, err
 	}
-	var st *workflows.PipelineState
-	err = s.updateThen(ctx, func(sqltx *sqlx.Tx) error {
-		tx := s.inTx(sqltx)
-		n, err := nextCounter(ctx, tx, "pipeline:"+p.App)
-		if err != nil {
-			return err
-		}
-		pr := pipelineRow{ID: p.ID, App: p.App, Number: n, Repo: p.Repo, Author: p.Author, Trigger: string(trig),
-			Source: string(src), Status: workflows.StatusRunning, CreatedAt: nanos(p.Created)}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO pipelines
-			(id, app, number, repo, author, trigger_json, source_json, status, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			pr.ID, pr.App, pr.Number, pr.Repo, pr.Author, pr.Trigger, pr.Source, pr.Status, pr.CreatedAt); err != nil {
-			return err
-		}
-		rec, err := pr.record()
-		if err != nil {
-			return err
-		}
-		st = &workflows.PipelineState{Pipeline: *rec, Jobs: []workflows.JobRecord{}}
-		for wi, w := range p.Plan.Workflows {
-			wr := workflowRow{ID: p.WorkflowIDs[wi], PipelineID: p.ID, Name: w.Name, Status: workflows.StatusRunning, CreatedAt: nanos(p.Created)}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO workflows (id, pipeline_id, seq, name, status, created_at)
-				VALUES (?, ?, ?, ?, ?, ?)`, wr.ID, wr.PipelineID, wi, wr.Name, wr.Status, wr.CreatedAt); err != nil {
-				return err
-			}
-			st.Workflows = append(st.Workflows, wr.record())
-			for ji, j := range w.Jobs {
-				req, err := json.Marshal(j.Requires)
-				if err != nil {
-					return err
-				}
-				cx, err := json.Marshal(j.Context)
-				if err != nil {
-					return err
-				}
-				spec, err := json.Marshal(j.Spec)
-				if err != nil {
-					return err
-				}
-				jr := jobRow{ID: p.JobIDs[wi][ji], PipelineID: p.ID, WorkflowID: wr.ID, Name: j.Name, Job: j.Job, Type: j.Type,
-					Requires: string(req), Context: string(cx), Env: p.Envs[w.Name+"/"+j.Name], Status: workflows.StatusBlocked}
-				if _, err := tx.ExecContext(ctx, `INSERT INTO jobs
-					(id, pipeline_id, workflow_id, seq, name, job, type, requires_json, context_json, spec_json, env, status)
-					VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-					jr.ID, jr.PipelineID, jr.WorkflowID, ji, jr.Name, jr.Job, jr.Type, jr.Requires, jr.Context, string(spec),
-					jr.Env, jr.Status); err != nil {
-					return err
-				}
-				rec, err := jr.record()
-				if err != nil {
-					return err
-				}
-				st.Jobs = append(st.Jobs, rec)
-			}
-		}
-		return addEvents(ctx, tx, events)
-	}, func() { s.cache.commit(map[string]*workflows.PipelineState{p.ID: st}) })
+	n, err := nextCounter(ctx, t.q, "pipeline:"+p.App)
 	if err != nil {
-		return nil, fmt.Errorf("store: create pipeline: %w", err)
+		return nil, err
 	}
-	rec := st.Pipeline
-	return &rec, nil
+	pr := pipelineRow{ID: p.ID, App: p.App, Number: n, Repo: p.Repo, Author: p.Author, Trigger: string(trig),
+		Source: string(src), Status: workflows.StatusRunning, CreatedAt: nanos(p.Created)}
+	if _, err := t.q.ExecContext(ctx, `INSERT INTO pipelines
+		(id, app, number, repo, author, trigger_json, source_json, status, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		pr.ID, pr.App, pr.Number, pr.Repo, pr.Author, pr.Trigger, pr.Source, pr.Status, pr.CreatedAt); err != nil {
+		return nil, err
+	}
+	rec, err := pr.record()
+	if err != nil {
+		return nil, err
+	}
+	st := &workflows.PipelineState{Pipeline: *rec, Jobs: []workflows.JobRecord{}}
+	for wi, w := range p.Plan.Workflows {
+		wr := workflowRow{ID: p.WorkflowIDs[wi], PipelineID: p.ID, Name: w.Name, Status: workflows.StatusRunning, CreatedAt: nanos(p.Created)}
+		if _, err := t.q.ExecContext(ctx, `INSERT INTO workflows (id, pipeline_id, seq, name, status, created_at)
+			VALUES (?, ?, ?, ?, ?, ?)`, wr.ID, wr.PipelineID, wi, wr.Name, wr.Status, wr.CreatedAt); err != nil {
+			return nil, err
+		}
+		st.Workflows = append(st.Workflows, wr.record())
+		for ji, j := range w.Jobs {
+			req, err := json.Marshal(j.Requires)
+			if err != nil {
+				return nil, err
+			}
+			cx, err := json.Marshal(j.Context)
+			if err != nil {
+				return nil, err
+			}
+			spec, err := json.Marshal(j.Spec)
+			if err != nil {
+				return nil, err
+			}
+			jr := jobRow{ID: p.JobIDs[wi][ji], PipelineID: p.ID, WorkflowID: wr.ID, Name: j.Name, Job: j.Job, Type: j.Type,
+				Requires: string(req), Context: string(cx), Env: p.Envs[w.Name+"/"+j.Name], Status: workflows.StatusBlocked}
+			if _, err := t.q.ExecContext(ctx, `INSERT INTO jobs
+				(id, pipeline_id, workflow_id, seq, name, job, type, requires_json, context_json, spec_json, env, status)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				jr.ID, jr.PipelineID, jr.WorkflowID, ji, jr.Name, jr.Job, jr.Type, jr.Requires, jr.Context, string(spec),
+				jr.Env, jr.Status); err != nil {
+				return nil, err
+			}
+			rec, err := jr.record()
+			if err != nil {
+				return nil, err
+			}
+			st.Jobs = append(st.Jobs, rec)
+		}
+	}
+	t.work[p.ID] = st
+	out := st.Pipeline
+	return &out, nil
 }
 
 func nextCounter(ctx context.Context, tx runner, name string) (int, error) {

@@ -71,7 +71,7 @@ func TestPipelineNumbersArePerApp(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
-			rec, err := db.CreatePipeline(ctx, newPipeline(tt.id, tt.app), nil)
+			rec, err := createPipeline(ctx, db, newPipeline(tt.id, tt.app), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,10 +121,10 @@ func TestDueEventsHoldBackLaterEventsOfAPipeline(t *testing.T) {
 	for i := range 3 {
 		events = append(events, workflows.Event{PipelineID: "p1", Kind: fmt.Sprint("k", i), At: now})
 	}
-	if _, err := db.CreatePipeline(ctx, newPipeline("p1", "a"), events); err != nil {
+	if _, err := createPipeline(ctx, db, newPipeline("p1", "a"), events); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.CreatePipeline(ctx, newPipeline("p2", "a"), []workflows.Event{{PipelineID: "p2", Kind: "other", At: now}}); err != nil {
+	if _, err := createPipeline(ctx, db, newPipeline("p2", "a"), []workflows.Event{{PipelineID: "p2", Kind: "other", At: now}}); err != nil {
 		t.Fatal(err)
 	}
 	kinds := func(at time.Time) []string {
@@ -198,7 +198,7 @@ func chain(id string, n int) *workflows.NewPipeline {
 func TestPipelineStateReadsJobsInPlanOrder(t *testing.T) {
 	db := openTest(t)
 	ctx := context.Background()
-	if _, err := db.CreatePipeline(ctx, chain("p1", 6), nil); err != nil {
+	if _, err := createPipeline(ctx, db, chain("p1", 6), nil); err != nil {
 		t.Fatal(err)
 	}
 	read := func() *workflows.PipelineState {
@@ -234,7 +234,7 @@ func TestPipelineStateReadsJobsInPlanOrder(t *testing.T) {
 func BenchmarkPipelineState(b *testing.B) {
 	db := openTest(b)
 	ctx := context.Background()
-	if _, err := db.CreatePipeline(ctx, chain("p1", 100), nil); err != nil {
+	if _, err := createPipeline(ctx, db, chain("p1", 100), nil); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
@@ -249,7 +249,7 @@ func BenchmarkPipelineState(b *testing.B) {
 // goes through one connection, which database/sql would otherwise close.
 func TestWritesOutliveACanceledCaller(t *testing.T) {
 	db := openTest(t)
-	if _, err := db.CreatePipeline(context.Background(), newPipeline("p1", "a"), nil); err != nil {
+	if _, err := createPipeline(context.Background(), db, newPipeline("p1", "a"), nil); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -298,4 +298,18 @@ func TestDecodeApprovers(t *testing.T) {
 	if err := decodeApprovers(`{"eu":`, &got); err == nil {
 		t.Error("a broken value was read without an error")
 	}
+}
+
+// createPipeline stores p and its events in one transaction, as the
+// engine's Submit does.
+func createPipeline(ctx context.Context, db *DB, p *workflows.NewPipeline, events []workflows.Event) (*workflows.PipelineRecord, error) {
+	var rec *workflows.PipelineRecord
+	err := db.Update(ctx, func(tx workflows.StoreTx) error {
+		var err error
+		if rec, err = tx.CreatePipeline(ctx, p); err != nil {
+			return err
+		}
+		return tx.AddEvents(ctx, events)
+	})
+	return rec, err
 }

@@ -214,11 +214,17 @@ func (e *Engine) Submit(ctx context.Context, req PipelineRequest) (*PipelineReco
 	}
 	p.Trigger.ID = p.ID
 	ev := []Event{{PipelineID: p.ID, Kind: EventPipelineCreated, At: now, Data: EventData{Commit: req.Trigger.Revision, Actor: req.Author}}}
-	rec, err := e.store.CreatePipeline(ctx, p, ev)
+	var rec *PipelineRecord
+	err := e.update(ctx, func(tx StoreTx) error {
+		var err error
+		if rec, err = tx.CreatePipeline(ctx, p); err != nil {
+			return err
+		}
+		return tx.AddEvents(ctx, ev)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: submit: %w", err)
 	}
-	e.queueEvents(ev)
 	e.markDirty(rec.ID)
 	return rec, nil
 }

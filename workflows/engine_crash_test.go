@@ -83,13 +83,6 @@ func (s *hookedStore) Update(ctx context.Context, fn func(workflows.StoreTx) err
 	return err
 }
 
-func (s *hookedStore) CreatePipeline(ctx context.Context, p *workflows.NewPipeline, ev []workflows.Event) (*workflows.PipelineRecord, error) {
-	s.k.pass("before create")
-	rec, err := s.Store.CreatePipeline(ctx, p, ev)
-	s.k.pass("after create")
-	return rec, err
-}
-
 func (s *hookedStore) MarkEventsDelivered(ctx context.Context, seqs []int64, at time.Time) error {
 	s.k.pass("before mark delivered")
 	err := s.Store.MarkEventsDelivered(ctx, seqs, at)

@@ -156,3 +156,64 @@ func TestOutboxRetriesWithExponentialBackoff(t *testing.T) {
 		t.Errorf("waits between attempts (-want +got):\n%s", diff)
 	}
 }
+
+// afterCommitStore runs then after each Update that committed, before the
+// caller hears of it: another request landing in that gap.
+type afterCommitStore struct {
+	workflows.Store
+	then func()
+}
+
+func (s *afterCommitStore) Update(ctx context.Context, fn func(workflows.StoreTx) error) error {
+	err := s.Store.Update(ctx, fn)
+	if err == nil && s.then != nil {
+		then := s.then
+		s.then = nil
+		then()
+	}
+	return err
+}
+
+// A pipeline's first events are queued in commit order, like every
+// other: a cancel that commits right after the pipeline was created is
+// delivered after its creation.
+func TestOutboxKeepsCommitOrderFromTheFirstEvent(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	wrapped := &afterCommitStore{Store: h.db}
+	opts := h.opts
+	opts.Store, opts.Notifier = wrapped, &recorder{}
+	e := workflows.NewEngine(opts)
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown(ctx)
+	// Nothing waits in the store: from now on this engine delivers from
+	// memory, in the order it queued.
+	if _, err := e.DeliverEvents(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wrapped.then = func() {
+		if d, err := e.Cancel(ctx, "p-raced", workflows.Actor{ID: "alice"}); err != nil || !d.Applied {
+			t.Errorf("cancel: %+v, %v", d, err)
+		}
+		// The scheduler ends the canceled pipeline, with its events.
+		if _, err := e.Wait(ctx, "p-raced", func(st *workflows.PipelineState) bool { return !st.Pipeline.Finished.IsZero() }); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := e.Submit(ctx, workflows.PipelineRequest{ID: "p-raced", App: "backend", Repo: "acme/backend", Author: "alice",
+		Plan: &workflows.Plan{Workflows: []*workflows.PlannedWorkflow{wf("build", build("a"))}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.DeliverEvents(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rec := opts.Notifier.(*recorder)
+	if k := rec.kinds("p-raced"); len(k) < 2 || k[0] != "pipeline.created " || k[len(k)-1] != "pipeline.finished " {
+		t.Errorf("events delivered: %v", k)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	checkOnceInOrder(t, rec.events)
+}

@@ -187,10 +187,6 @@ type PipelineState struct {
 // Store keeps the engine's state. Every method that changes state does so
 // in one transaction; Update groups several changes in one.
 type Store interface {
-	// CreatePipeline stores p with a new number for its app, its
-	// workflows and jobs (blocked), and the events in one transaction;
-	// it sets the events' Seq.
-	CreatePipeline(ctx context.Context, p *NewPipeline, events []Event) (*PipelineRecord, error)
 	// Update runs fn in one write transaction; fn's error rolls it back.
 	Update(ctx context.Context, fn func(tx StoreTx) error) error
 	// ActivePipelines lists the IDs of unfinished pipelines, oldest first.
@@ -222,6 +218,9 @@ type Store interface {
 
 // StoreTx is one write transaction of a Store.
 type StoreTx interface {
+	// CreatePipeline stores p with a new number for its app, and its
+	// workflows and jobs (blocked).
+	CreatePipeline(ctx context.Context, p *NewPipeline) (*PipelineRecord, error)
 	PipelineState(ctx context.Context, id string) (*PipelineState, error)
 	// Pipeline, Workflow and Job read one record, for decisions that
 	// need no more than that.
