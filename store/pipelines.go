@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/jmoiron/sqlx"
@@ -432,7 +431,7 @@ func approval(ctx context.Context, q sqlx.QueryerContext, jobID string) (*workfl
 	if err := json.Unmarshal([]byte(r.Envs), &a.Envs); err != nil {
 		return nil, err
 	}
-	if err := decodeApprovers(r.Approvers, &a.Approvers); err != nil {
+	if err := json.Unmarshal([]byte(r.Approvers), &a.Approvers); err != nil {
 		return nil, fmt.Errorf("approval %d approvers: %w", r.ID, err)
 	}
 	return a, nil
@@ -477,21 +476,4 @@ func (s *DB) Deployments(ctx context.Context, app, env string) ([]workflows.Depl
 		}
 	}
 	return out, nil
-}
-
-// decodeApprovers reads approvers_json: an object of lists by environment,
-// or, as the first schema wrote it, one list that every approver must be
-// in.
-func decodeApprovers(s string, ap *workflows.Approvers) error {
-	if !strings.HasPrefix(strings.TrimSpace(s), "[") {
-		return json.Unmarshal([]byte(s), ap)
-	}
-	var list []string
-	if err := json.Unmarshal([]byte(s), &list); err != nil {
-		return err
-	}
-	if len(list) > 0 {
-		*ap = workflows.Approvers{"": list}
-	}
-	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -270,33 +269,6 @@ func TestWritesOutliveACanceledCaller(t *testing.T) {
 	}
 	if _, err := db.RecordDelivery(context.Background(), "d1", "push", time.Now()); err != nil {
 		t.Fatalf("another kind of write: %v", err)
-	}
-}
-
-func TestDecodeApprovers(t *testing.T) {
-	tests := []struct {
-		in   string
-		want workflows.Approvers
-	}{
-		{`null`, nil},
-		{`{"eu":["erin","sre"],"us":["uma"]}`, workflows.Approvers{"eu": {"erin", "sre"}, "us": {"uma"}}},
-		// The first schema's single list.
-		{`["carol","sre"]`, workflows.Approvers{"": {"carol", "sre"}}},
-		{`[]`, nil},
-	}
-	for _, tt := range tests {
-		var got workflows.Approvers
-		if err := decodeApprovers(tt.in, &got); err != nil {
-			t.Errorf("%s: %v", tt.in, err)
-			continue
-		}
-		if !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("%s: got %v, want %v", tt.in, got, tt.want)
-		}
-	}
-	var got workflows.Approvers
-	if err := decodeApprovers(`{"eu":`, &got); err == nil {
-		t.Error("a broken value was read without an error")
 	}
 }
 

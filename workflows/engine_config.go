@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -63,18 +65,28 @@ func (a Actor) allowed(who []string) bool {
 // Approvers says who may approve an approval job: for each environment it
 // gates whose approvers are listed, the users or groups allowed there. An
 // approver must be allowed in every one of them, group membership
-// included, which is why the lists are kept apart rather than intersected;
-// no entry allows anyone.
+// included, which is why the lists are kept apart rather than intersected.
+// No entry allows anyone; an entry with an empty list allows no one.
 type Approvers map[string][]string
 
 // mayApprove reports whether a is allowed by every list of ap.
 func (a Actor) mayApprove(ap Approvers) bool {
 	for _, who := range ap {
-		if !a.allowed(who) {
+		if len(who) == 0 || !a.allowed(who) {
 			return false
 		}
 	}
 	return true
+}
+
+// nobody reports whether an entry allows no one.
+func (ap Approvers) nobody() bool {
+	for _, who := range ap {
+		if len(who) == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // String names who may approve: "carol, sre" for one environment, "an
@@ -89,4 +101,26 @@ func (ap Approvers) String() string {
 		parts[i] = fmt.Sprintf("%s (%s)", env, strings.Join(ap[env], ", "))
 	}
 	return "an approver of each of " + strings.Join(parts, " and ")
+}
+
+// UnmarshalJSON reads an object of lists by environment or, as the first
+// schema wrote approvals and their events, one list every approver must
+// be in (kept under ""). That list was empty only when the approvers of
+// several environments had no one in common: no one may approve it.
+func (ap *Approvers) UnmarshalJSON(b []byte) error {
+	if string(bytes.TrimSpace(b)) == "null" {
+		*ap = nil
+		return nil
+	}
+	var list []string
+	if err := json.Unmarshal(b, &list); err == nil {
+		*ap = Approvers{"": list}
+		return nil
+	}
+	var m map[string][]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("approvers: want an object of lists by environment: %w", err)
+	}
+	*ap = m
+	return nil
 }

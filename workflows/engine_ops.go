@@ -54,10 +54,16 @@ func (e *Engine) decide(ctx context.Context, jobID string, by Actor, approve boo
 		case approve && by.ID == a.Author && !a.AllowSelf:
 			d.Message = fmt.Sprintf("%s started this pipeline and %s needs someone else's approval; nothing changed",
 				by.ID, strings.Join(a.Envs, ", "))
+		case approve && a.Approvers.nobody():
+			d.Message = "no one may approve this: no approver is allowed in every environment it gates; nothing changed"
 		case approve && !by.mayApprove(a.Approvers):
 			d.Message = fmt.Sprintf("only %s may approve this; nothing changed", a.Approvers)
 		case !approve && by.ID != a.Author && !by.mayApprove(a.Approvers):
-			d.Message = fmt.Sprintf("only %s or %s may reject this; nothing changed", a.Approvers, a.Author)
+			if a.Approvers.nobody() {
+				d.Message = fmt.Sprintf("only %s may reject this; nothing changed", a.Author)
+			} else {
+				d.Message = fmt.Sprintf("only %s or %s may reject this; nothing changed", a.Approvers, a.Author)
+			}
 		default:
 			d.Applied = true
 			a.Status, a.DecidedBy, a.Decided = ApprovalRejected, by.ID, now
