@@ -74,10 +74,15 @@ func (l *jobLog) tooOld() {
 		return
 	}
 	l.mu.Unlock()
-	if err := l.s.update(context.Background(), func(tx *sqlx.Tx) error {
-		return l.insert(context.Background(), l.s.inTx(tx))
-	}); err == nil {
-		l.markStored()
+	var wrote bool
+	err := l.s.update(context.Background(), func(tx *sqlx.Tx) (err error) {
+		wrote, err = l.insert(context.Background(), l.s.inTx(tx))
+		return err
+	})
+	if err == nil {
+		if wrote {
+			l.markStored()
+		}
 		return
 	}
 	// Not lost for all that: a file does as well.
@@ -164,27 +169,30 @@ func (t *tx) storeLog(ctx context.Context, attemptID string) error {
 		return nil
 	}
 	l := v.(*jobLog)
-	if err := l.insert(ctx, t.q); err != nil {
-		return err
+	wrote, err := l.insert(ctx, t.q)
+	if wrote {
+		t.AfterCommit(l.markStored)
 	}
-	t.AfterCommit(l.markStored)
-	return nil
+	return err
 }
 
 // insert writes the log as a row through q if it is closed, in memory
-// and not stored yet; a row already there stays.
-func (l *jobLog) insert(ctx context.Context, q runner) error {
+// and not stored yet (a row already there stays), and says whether it
+// did. A log still open is left alone: it is not all there yet.
+func (l *jobLog) insert(ctx context.Context, q runner) (bool, error) {
 	l.mu.Lock()
 	data, ready := l.buf, l.closed && l.f == nil && l.err == nil && !l.stored
 	l.mu.Unlock()
 	if !ready {
-		return nil
+		return false, nil
 	}
 	if data == nil {
 		data = []byte{} // an empty log, not NULL
 	}
-	_, err := q.ExecContext(ctx, `INSERT INTO job_logs (attempt_id, data) VALUES (?, ?) ON CONFLICT DO NOTHING`, l.id, data)
-	return err
+	if _, err := q.ExecContext(ctx, `INSERT INTO job_logs (attempt_id, data) VALUES (?, ?) ON CONFLICT DO NOTHING`, l.id, data); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // markStored lets go of a log that a committed row now holds.
@@ -205,7 +213,12 @@ func (l *jobLog) markStored() {
 func (s *DB) storeClosedLogs(ctx context.Context) {
 	s.liveLogs.Range(func(_, v any) bool {
 		l := v.(*jobLog)
-		if err := s.update(ctx, func(tx *sqlx.Tx) error { return l.insert(ctx, s.inTx(tx)) }); err == nil {
+		var wrote bool
+		err := s.update(ctx, func(tx *sqlx.Tx) (err error) {
+			wrote, err = l.insert(ctx, s.inTx(tx))
+			return err
+		})
+		if err == nil && wrote {
 			l.markStored()
 		}
 		return true

@@ -239,3 +239,42 @@ func TestClosedLogsWithoutAnEndAreStored(t *testing.T) {
 		})
 	}
 }
+
+// A log still open when its attempt's end is recorded (or when the store
+// closes) is not let go: what comes after is kept.
+func TestOpenLogsAreNotLetGo(t *testing.T) {
+	db := openTest(t)
+	ctx := context.Background()
+	if _, err := createPipeline(ctx, db, newPipeline("p1", "a"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(ctx, func(tx workflows.StoreTx) error {
+		return tx.StartAttempt(ctx, &workflows.AttemptRecord{ID: "a1", JobID: "p1-j", Started: time.Now()}, "a")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := db.CreateJobLog(ctx, "a1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "before\n")
+	if err := db.Update(ctx, func(tx workflows.StoreTx) error {
+		return tx.FinishAttempt(ctx, &workflows.AttemptRecord{ID: "a1", JobID: "p1-j", Status: workflows.StatusSuccess, Finished: time.Now()})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.storeClosedLogs(ctx)
+	io.WriteString(w, "after\n")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db.storeClosedLogs(ctx)
+	r, err := db.JobLog(ctx, "a1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r)
+	if string(b) != "before\nafter\n" || countRows(t, db, "a1") != 1 {
+		t.Errorf("log %q, %d rows", b, countRows(t, db, "a1"))
+	}
+}

@@ -184,6 +184,7 @@ func (r *recorder) kinds(pipelineID string) []string {
 type harness struct {
 	t        *testing.T
 	db       *store.DB
+	dbPath   string
 	engine   *workflows.Engine
 	script   *script
 	clock    *fakeClock
@@ -210,7 +211,7 @@ func newHarness(t *testing.T, configure func(*workflows.EngineOptions)) *harness
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, db: db, script: newScript(), clock: &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, notifier: &recorder{}}
+	h := &harness{t: t, db: db, dbPath: filepath.Join(dir, "slipway.db"), script: newScript(), clock: &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, notifier: &recorder{}}
 	h.opts = workflows.EngineOptions{
 		Store: db, Executor: h.script.executor(), ExecutorName: "fake", Notifier: h.notifier, Clock: h.clock,
 		IDs: &seqIDs{}, Apps: backend(), DataDir: filepath.Join(dir, "data"),

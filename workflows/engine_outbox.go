@@ -28,6 +28,10 @@ const (
 // keep up; past it the outbox reads them from the store instead.
 const maxFresh = 4096
 
+// storeCheck is how often the outbox reads the store all the same, for
+// events that another process wrote to it.
+const storeCheck = time.Second
+
 // outbox is the delivery side of the engine's events. Every transaction
 // of the engine that writes events hands them over once committed, in
 // commit order (queue), so that delivering them needs no query. The store
@@ -44,9 +48,10 @@ type outbox struct {
 	fromStore bool
 	// floor is the highest Seq a store pass handed out: fresh events up
 	// to it went out that way already.
-	floor    int64
-	unmarked []int64   // delivered, not yet recorded
-	markDue  time.Time // when unmarked must be recorded
+	floor     int64
+	unmarked  []int64   // delivered, not yet recorded
+	markDue   time.Time // when unmarked must be recorded
+	lastStore time.Time // of the last store pass
 }
 
 // queue takes the events of a committed transaction.
@@ -160,7 +165,7 @@ func (e *Engine) deliverPass(ctx context.Context) (delivered int, wait time.Dura
 	defer e.deliverMu.Unlock()
 	o := &e.out
 	fresh, overflow := o.take()
-	if overflow {
+	if overflow || time.Since(o.lastStore) >= storeCheck {
 		o.fromStore = true
 	}
 	if !o.fromStore {
@@ -174,6 +179,7 @@ func (e *Engine) deliverPass(ctx context.Context) (delivered int, wait time.Dura
 		if err := e.recordDeliveries(ctx); err != nil {
 			return delivered, e.retryMin, err
 		}
+		o.lastStore = time.Now()
 		n, err := e.deliverStored(ctx)
 		delivered += n
 		if err != nil {
@@ -198,7 +204,7 @@ func (e *Engine) deliverPass(ctx context.Context) (delivered int, wait time.Dura
 	if len(o.unmarked) > 0 {
 		return delivered, max(time.Until(o.markDue), time.Millisecond), nil
 	}
-	return delivered, e.retryMax, nil
+	return delivered, min(e.retryMax, storeCheck), nil
 }
 
 // deliverFresh delivers events from memory, in commit order. At the
@@ -283,7 +289,11 @@ func (e *Engine) recordDeliveries(ctx context.Context) error {
 // deferEvent records a failed delivery and when to try again, with
 // exponential backoff.
 func (e *Engine) deferEvent(ctx context.Context, ev Event, cause error) error {
-	backoff := min(e.retryMin<<min(ev.Attempts, 20), e.retryMax)
+	backoff := e.retryMin
+	for i := 0; i < ev.Attempts && backoff < e.retryMax; i++ {
+		backoff *= 2
+	}
+	backoff = min(backoff, e.retryMax)
 	e.log.Warn("notifier failed; will retry", "pipeline", ev.PipelineID, "event", ev.Seq, "kind", ev.Kind,
 		"attempt", ev.Attempts+1, "retry_in", backoff, "err", cause)
 	return e.store.DeferEvent(ctx, ev.Seq, e.clock.Now().Add(backoff), cause.Error())

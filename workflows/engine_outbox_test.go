@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/slipway-ci/slipway/store"
 	"github.com/slipway-ci/slipway/workflows"
 )
 
@@ -216,4 +217,28 @@ func TestOutboxKeepsCommitOrderFromTheFirstEvent(t *testing.T) {
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	checkOnceInOrder(t, rec.events)
+}
+
+// Events another process wrote to the store reach this engine's notifier
+// too, though nothing in memory tells it of them.
+func TestOutboxDeliversEventsAnotherProcessWrote(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	// Let the engine settle into delivering from memory.
+	h.settle(h.submit("alice", wf("build", build("a"))).ID)
+	waitRecorded(t, h)
+	other, err := store.Open(ctx, h.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	e := workflows.NewEngine(workflows.EngineOptions{Store: other, Executor: h.script.executor(), IDs: &seqIDs{n: 1000}, Clock: h.clock})
+	if _, err := e.Submit(ctx, workflows.PipelineRequest{ID: "p-other", App: "backend", Repo: "acme/backend", Author: "bob",
+		Plan: &workflows.Plan{Workflows: []*workflows.PlannedWorkflow{wf("build", build("x"))}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitRecorded(t, h)
+	if k := h.notifier.kinds("p-other"); len(k) != 1 || k[0] != "pipeline.created " {
+		t.Errorf("events of the other process's pipeline: %v", k)
+	}
 }

@@ -42,8 +42,6 @@ type stringList []string
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
-// parseArgs parses flags that may come before or after the positional
-// arguments, as in `slipway plan FILE --branch main`.
 // flagExit is the exit code of a command whose flags did not parse: 0
 // when they asked for help, which the flag package printed.
 func flagExit(err error) int {
@@ -53,6 +51,8 @@ func flagExit(err error) int {
 	return 2
 }
 
+// parseArgs parses flags that may come before or after the positional
+// arguments, as in `slipway plan FILE --branch main`.
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {

@@ -22,15 +22,18 @@ var folders sync.Map // attempts folder -> *folder
 
 // folderIn returns the shared parts of the attempts folder dir, made on
 // first use. Files that dead processes left in .steps and .trash are
-// removed then: names there start with the process ID that made them.
+// removed then: names there start with the process ID that made them,
+// and this process has made none yet, so its own ID on a name means an
+// earlier process with the same ID (PID 1 of a container restarted on
+// the same volume, say).
 func folderIn(dir string) (*folder, error) {
 	if f, ok := folders.Load(dir); ok {
 		return f.(*folder), nil
 	}
 	// Neither is an attempt ID: those start with a letter or digit.
 	steps, trashDir := filepath.Join(dir, ".steps"), filepath.Join(dir, ".trash")
-	var left []string
-	for _, d := range []string{steps, trashDir} {
+	var left [2][]string
+	for i, d := range []string{steps, trashDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
 		}
@@ -40,8 +43,8 @@ func folderIn(dir string) (*folder, error) {
 		}
 		for _, e := range entries {
 			pid, _, _ := strings.Cut(e.Name(), "-")
-			if n, err := strconv.Atoi(pid); err == nil && n != os.Getpid() && syscall.Kill(n, 0) == syscall.ESRCH {
-				left = append(left, filepath.Join(d, e.Name()))
+			if n, err := strconv.Atoi(pid); err == nil && (n == os.Getpid() || syscall.Kill(n, 0) == syscall.ESRCH) {
+				left[i] = append(left[i], filepath.Join(d, e.Name()))
 			}
 		}
 	}
@@ -49,7 +52,12 @@ func folderIn(dir string) (*folder, error) {
 	if prev, loaded := folders.LoadOrStore(dir, f); loaded {
 		return prev.(*folder), nil
 	}
-	f.trash.add(left...)
+	// Step files go now: this process is about to write files of the
+	// same names. Folders in the trash can go in the background.
+	for _, p := range left[0] {
+		_ = os.Remove(p)
+	}
+	f.trash.add(left[1]...)
 	return f, nil
 }
 

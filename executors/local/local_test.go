@@ -683,13 +683,17 @@ test "$(cat ~/bg)" != "$0" || echo got-the-background-"step-file"`
 }
 
 // What dead processes left in .steps and .trash is removed when an
-// Executor first uses the folder; what this process has there is not.
+// Executor first uses the folder; what live ones have there is not.
 func TestWhatEndedProcessesLeftIsRemoved(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "attempts")
-	// No process has an ID above the kernel's limit (2^22).
+	// No process has an ID above the kernel's limit (2^22); one with this
+	// process's ID that made files here was an earlier one.
 	steps, trash := filepath.Join(dir, ".steps"), filepath.Join(dir, ".trash")
-	gone := []string{filepath.Join(steps, "999999999-1"), filepath.Join(trash, "999999999-7", "project", "out.txt")}
-	ours := filepath.Join(steps, strconv.Itoa(os.Getpid())+"-999")
+	me := strconv.Itoa(os.Getpid())
+	gone := []string{filepath.Join(steps, "999999999-1"), filepath.Join(trash, "999999999-7", "project", "out.txt"),
+		filepath.Join(steps, me+"-1"), filepath.Join(trash, me+"-1", "project", "out.txt")}
+	// A live process's, 1 (init) here, stay.
+	ours := filepath.Join(steps, "1-999")
 	for _, f := range append(gone, ours) {
 		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
 			t.Fatal(err)
@@ -702,13 +706,13 @@ func TestWhatEndedProcessesLeftIsRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEmpty(t, trash)
-	for _, f := range []string{gone[0], filepath.Join(trash, "999999999-7")} {
+	for _, f := range []string{gone[0], gone[2], filepath.Join(trash, "999999999-7"), filepath.Join(trash, me+"-1")} {
 		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s of an ended process still there: %v", f, err)
 		}
 	}
 	if _, err := os.Stat(ours); err != nil {
-		t.Errorf("file of this process removed: %v", err)
+		t.Errorf("file of a live process removed: %v", err)
 	}
 }
 
