@@ -99,14 +99,7 @@ func TestRunSeedPipelineInDocker(t *testing.T) {
 func TestRunInDockerInterrupted(t *testing.T) {
 	cli := dockertest.RequireImage(t)
 	repo := seedRepo(t)
-	ctx, interrupt := context.WithCancel(context.Background())
-	defer interrupt()
-	errs := &signalWriter{want: "build-test-deploy/test: started", seen: make(chan struct{})}
-	seen := errs.seen
-	go func() {
-		<-seen
-		interrupt()
-	}()
+	ctx, errs := interruptOn(t, "build-test-deploy/test: started")
 	var out bytes.Buffer
 	code := Main(ctx, []string{"run", filepath.Join(repo, ".circleci", "config.yml"), "--repo", repo,
 		"--branch", "main", "--executor", "docker", "--approve", "--json"}, strings.NewReader(""), &out, errs)

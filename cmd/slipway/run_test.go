@@ -220,14 +220,7 @@ workflows:
 // Ctrl-C at the approval prompt cancels the pipeline, as it does while a
 // job runs.
 func TestRunInterruptedAtThePrompt(t *testing.T) {
-	ctx, interrupt := context.WithCancel(context.Background())
-	defer interrupt()
-	errs := &signalWriter{want: "Approve? [y/N]", seen: make(chan struct{})}
-	seen := errs.seen
-	go func() {
-		<-seen
-		interrupt()
-	}()
+	ctx, errs := interruptOn(t, "Approve? [y/N]")
 	stdin, _ := io.Pipe() // a terminal nobody types into
 	var out bytes.Buffer
 	code := Main(ctx, []string{"run", "testdata/run.yml", "--allow-machine", "--branch", "main", "--json"}, stdin, &out, errs)
@@ -241,6 +234,23 @@ func TestRunInterruptedAtThePrompt(t *testing.T) {
 	if len(got.Workflows) != 1 || got.Workflows[0].Status != "canceled" {
 		t.Errorf("outcome %+v, want the workflow canceled\n%s", got, errs.String())
 	}
+}
+
+// interruptOn returns a context that ends (Ctrl-C) once a line with want
+// is written to errs.
+func interruptOn(t *testing.T, want string) (context.Context, *signalWriter) {
+	ctx, interrupt := context.WithCancel(context.Background())
+	t.Cleanup(interrupt)
+	errs := &signalWriter{want: want, seen: make(chan struct{})}
+	seen := errs.seen
+	go func() {
+		select {
+		case <-seen:
+			interrupt()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, errs
 }
 
 // signalWriter is a terminal that tells when a line containing want has
@@ -289,14 +299,7 @@ workflows:
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, interrupt := context.WithCancel(context.Background())
-	defer interrupt()
-	errs := &signalWriter{want: "w/slow: started", seen: make(chan struct{})}
-	seen := errs.seen
-	go func() {
-		<-seen
-		interrupt()
-	}()
+	ctx, errs := interruptOn(t, "w/slow: started")
 	var out bytes.Buffer
 	start := time.Now()
 	code := Main(ctx, []string{"run", config, "--allow-machine", "--branch", "main", "--json"}, strings.NewReader(""), &out, errs)
