@@ -405,10 +405,10 @@ func (e *Engine) schedule(ctx context.Context) {
 				e.log.Error("advance pipeline", "pipeline", id, "err", err)
 			}
 			if len(ended[id]) > 0 {
-				// Recording a result may have released an environment's
-				// lock: pipelines queued behind it look again, even those
-				// advanced earlier in this round or queued since the
-				// attempt ended.
+				// The attempt freed a slot, and recording its result may
+				// have released an environment's lock: pipelines with
+				// queued jobs look again, even those advanced earlier in
+				// this round or queued since the attempt ended.
 				e.recheckWaiting(id)
 			}
 		}
@@ -545,9 +545,6 @@ func (e *Engine) runAttempt(ctx context.Context, l launch, r *attemptRun) {
 	recorded := make(chan error, 1)
 	e.mu.Lock()
 	e.ended = append(e.ended, endedAttempt{attempt: a, recorded: recorded})
-	for id := range e.waiting {
-		e.dirty[id] = true // a slot is free
-	}
 	e.mu.Unlock()
 	e.kick()
 	if err := <-recorded; err != nil {

@@ -28,7 +28,6 @@ type MaskingWriter struct {
 	w       io.WriteCloser
 	secrets [][]byte // longest first, so a secret containing another is masked whole
 	buf     []byte
-	maxLen  int
 	err     error
 }
 
@@ -38,7 +37,6 @@ func NewMaskingWriter(w io.WriteCloser, secrets []string) *MaskingWriter {
 	add := func(s string) {
 		if len(s) >= maskMinLen && !slices.ContainsFunc(m.secrets, func(b []byte) bool { return string(b) == s }) {
 			m.secrets = append(m.secrets, []byte(s))
-			m.maxLen = max(m.maxLen, len(s))
 		}
 	}
 	for _, s := range secrets {
