@@ -110,19 +110,7 @@ func TestJobLogsAreRowsWhenShortAndQuiet(t *testing.T) {
 			db.logAge = 20 * time.Millisecond
 			ctx := context.Background()
 			id := fmt.Sprint("attempt-", i)
-			read := func() string {
-				t.Helper()
-				r, err := db.JobLog(ctx, id)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer r.Close()
-				b, err := io.ReadAll(r)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return string(b)
-			}
+			read := func() string { return readLog(t, db, id) }
 			if _, err := createPipeline(ctx, db, newPipeline("p1", "a"), nil); err != nil {
 				t.Fatal(err)
 			}
@@ -228,13 +216,8 @@ func TestClosedLogsWithoutAnEndAreStored(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer db.Close()
-			r, err := db.JobLog(ctx, "abandoned")
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, _ := io.ReadAll(r)
-			if string(b) != "==> sleep 60\n" {
-				t.Errorf("log = %q", b)
+			if got := readLog(t, db, "abandoned"); got != "==> sleep 60\n" {
+				t.Errorf("log = %q", got)
 			}
 		})
 	}
@@ -269,12 +252,22 @@ func TestOpenLogsAreNotLetGo(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.storeClosedLogs(ctx)
-	r, err := db.JobLog(ctx, "a1")
+	if got := readLog(t, db, "a1"); got != "before\nafter\n" || countRows(t, db, "a1") != 1 {
+		t.Errorf("log %q, %d rows", got, countRows(t, db, "a1"))
+	}
+}
+
+// readLog reads an attempt's whole log.
+func readLog(t *testing.T, db *DB, attemptID string) string {
+	t.Helper()
+	r, err := db.JobLog(context.Background(), attemptID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(r)
-	if string(b) != "before\nafter\n" || countRows(t, db, "a1") != 1 {
-		t.Errorf("log %q, %d rows", b, countRows(t, db, "a1"))
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return string(b)
 }
