@@ -67,7 +67,16 @@ func (c *stateCache) commit(work map[string]*workflows.PipelineState) {
 		c.clear()
 	}
 	for id, st := range work {
-		c.forget(id)
+		// A state read in the transaction was moved out of the cache
+		// (see tx.state) with its owner entries left: they go by the
+		// transaction's copy, which names the same jobs and workflows.
+		for _, w := range st.Workflows {
+			delete(c.owner, w.ID)
+		}
+		for _, j := range st.Jobs {
+			delete(c.owner, j.ID)
+		}
+		delete(c.states, id)
 		if !st.Pipeline.Finished.IsZero() {
 			continue
 		}
@@ -81,20 +90,6 @@ func (c *stateCache) commit(work map[string]*workflows.PipelineState) {
 	}
 }
 
-func (c *stateCache) forget(id string) {
-	st := c.states[id]
-	if st == nil {
-		return
-	}
-	for _, w := range st.Workflows {
-		delete(c.owner, w.ID)
-	}
-	for _, j := range st.Jobs {
-		delete(c.owner, j.ID)
-	}
-	delete(c.states, id)
-}
-
 // cloneState copies st so that the copy shares no map or slice with it.
 func cloneState(st *workflows.PipelineState) *workflows.PipelineState {
 	out := &workflows.PipelineState{Pipeline: st.Pipeline, Workflows: slices.Clone(st.Workflows), Jobs: slices.Clone(st.Jobs)}
@@ -106,14 +101,20 @@ func cloneState(st *workflows.PipelineState) *workflows.PipelineState {
 	}
 	for i := range out.Jobs {
 		j := &out.Jobs[i]
-		if j.Requires != nil {
-			r := make(map[string][]string, len(j.Requires))
-			for k, v := range j.Requires {
-				r[k] = slices.Clone(v)
-			}
-			j.Requires = r
-		}
+		j.Requires = cloneRequires(j.Requires)
 		j.Context = slices.Clone(j.Context)
+	}
+	return out
+}
+
+// cloneRequires copies a job's requires deeply; nil stays nil.
+func cloneRequires(m map[string][]string) map[string][]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string][]string, len(m))
+	for k, v := range m {
+		out[k] = slices.Clone(v)
 	}
 	return out
 }
@@ -125,14 +126,17 @@ func (t *tx) state(ctx context.Context, id string) (*workflows.PipelineState, er
 		return st, nil
 	}
 	if st := t.cache.states[id]; st != nil {
-		cp := cloneState(st)
 		if t.cache.verify {
-			if err := t.verify(ctx, cp); err != nil {
+			if err := t.verify(ctx, st); err != nil {
 				return nil, err
 			}
 		}
-		t.work[id] = cp
-		return cp, nil
+		// Moved, not copied: commit puts it back, changed; a rollback
+		// leaves it out, to be read again. Its owner entries stay, still
+		// naming the right pipeline.
+		delete(t.cache.states, id)
+		t.work[id] = st
+		return st, nil
 	}
 	st, err := pipelineState(ctx, t.q, id)
 	if err != nil {

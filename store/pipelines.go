@@ -253,14 +253,8 @@ func (c *jsonCache[T]) put(s string, v T) {
 }
 
 var (
-	requiresCache = &jsonCache[map[string][]string]{clone: func(m map[string][]string) map[string][]string {
-		out := make(map[string][]string, len(m))
-		for k, v := range m {
-			out[k] = slices.Clone(v)
-		}
-		return out
-	}}
-	contextCache = &jsonCache[[]string]{clone: slices.Clone[[]string]}
+	requiresCache = &jsonCache[map[string][]string]{clone: cloneRequires}
+	contextCache  = &jsonCache[[]string]{clone: slices.Clone[[]string]}
 )
 
 func pipelineState(ctx context.Context, q runner, id string) (*workflows.PipelineState, error) {
