@@ -166,21 +166,9 @@ func (t *tx) verify(ctx context.Context, cached *workflows.PipelineState) error 
 // pipeline, workflow or job id, when the cache or the transaction has
 // it; nil otherwise, when there is nothing to keep in step.
 func (t *tx) cached(id string) *workflows.PipelineState {
-	pid := id
-	if t.work[pid] == nil && t.cache.states[pid] == nil {
-		pid = t.cache.owner[id]
-		for p, st := range t.work {
-			if pid != "" {
-				break
-			}
-			if slices.ContainsFunc(st.Jobs, func(j workflows.JobRecord) bool { return j.ID == id }) ||
-				slices.ContainsFunc(st.Workflows, func(w workflows.WorkflowRecord) bool { return w.ID == id }) {
-				pid = p
-			}
-		}
-		if pid == "" {
-			return nil
-		}
+	pid := t.owning(id)
+	if pid == "" {
+		return nil
 	}
 	st, err := t.state(context.Background(), pid)
 	if err != nil {
@@ -189,8 +177,27 @@ func (t *tx) cached(id string) *workflows.PipelineState {
 	return st
 }
 
-// cachedJob and cachedWorkflow are the records to keep in step with a
-// change just made to the database; nil when no state holds them.
+// owning names the pipeline, held by the transaction or the cache, that
+// is or holds the pipeline, workflow or job id; "" when none is held.
+func (t *tx) owning(id string) string {
+	if t.work[id] != nil || t.cache.states[id] != nil {
+		return id
+	}
+	if pid := t.cache.owner[id]; pid != "" && (t.work[pid] != nil || t.cache.states[pid] != nil) {
+		return pid
+	}
+	for p, st := range t.work {
+		if slices.ContainsFunc(st.Jobs, func(j workflows.JobRecord) bool { return j.ID == id }) ||
+			slices.ContainsFunc(st.Workflows, func(w workflows.WorkflowRecord) bool { return w.ID == id }) {
+			return p
+		}
+	}
+	return ""
+}
+
+// cachedJob and cachedWorkflow are the transaction's records of a job or
+// workflow, to keep in step with a change just made to the database or
+// to read without a query; nil when no held state has them.
 func (t *tx) cachedJob(id string) *workflows.JobRecord {
 	if st := t.cached(id); st != nil {
 		if i := slices.IndexFunc(st.Jobs, func(j workflows.JobRecord) bool { return j.ID == id }); i >= 0 {

@@ -74,15 +74,7 @@ func (l *jobLog) tooOld() {
 		return
 	}
 	l.mu.Unlock()
-	var wrote bool
-	err := l.s.update(context.Background(), func(tx *sqlx.Tx) (err error) {
-		wrote, err = l.insert(context.Background(), l.s.inTx(tx))
-		return err
-	})
-	if err == nil {
-		if wrote {
-			l.markStored()
-		}
+	if l.storeAlone(context.Background()) == nil {
 		return
 	}
 	// Not lost for all that: a file does as well.
@@ -212,16 +204,22 @@ func (l *jobLog) markStored() {
 // kept.
 func (s *DB) storeClosedLogs(ctx context.Context) {
 	s.liveLogs.Range(func(_, v any) bool {
-		l := v.(*jobLog)
-		var wrote bool
-		err := s.update(ctx, func(tx *sqlx.Tx) (err error) {
-			wrote, err = l.insert(ctx, s.inTx(tx))
-			return err
-		})
-		if err == nil && wrote {
+		v.(*jobLog).storeAlone(ctx)
+		return true
+	})
+}
+
+// storeAlone stores the log, if closed and in memory, as a row in a
+// transaction of its own (storeLog's, without an attempt's end).
+func (l *jobLog) storeAlone(ctx context.Context) error {
+	var wrote bool
+	return l.s.updateThen(ctx, func(tx *sqlx.Tx) (err error) {
+		wrote, err = l.insert(ctx, l.s.inTx(tx))
+		return err
+	}, func() {
+		if wrote {
 			l.markStored()
 		}
-		return true
 	})
 }
 

@@ -17,11 +17,7 @@ import (
 // and so goes to the state cache once committed: the scheduler's first
 // step on the pipeline does not read it back.
 func (t *tx) CreatePipeline(ctx context.Context, p *workflows.NewPipeline) (*workflows.PipelineRecord, error) {
-	trig, err := json.Marshal(p.Trigger)
-	if err != nil {
-		return nil, err
-	}
-	src, err := json.Marshal(p.Source)
+	text, err := jsonTexts(p.Trigger, p.Source)
 	if err != nil {
 		return nil, err
 	}
@@ -29,8 +25,8 @@ func (t *tx) CreatePipeline(ctx context.Context, p *workflows.NewPipeline) (*wor
 	if err != nil {
 		return nil, err
 	}
-	pr := pipelineRow{ID: p.ID, App: p.App, Number: n, Repo: p.Repo, Author: p.Author, Trigger: string(trig),
-		Source: string(src), Status: workflows.StatusRunning, CreatedAt: nanos(p.Created)}
+	pr := pipelineRow{ID: p.ID, App: p.App, Number: n, Repo: p.Repo, Author: p.Author, Trigger: text[0],
+		Source: text[1], Status: workflows.StatusRunning, CreatedAt: nanos(p.Created)}
 	if _, err := t.q.ExecContext(ctx, `INSERT INTO pipelines
 		(id, app, number, repo, author, trigger_json, source_json, status, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -50,24 +46,16 @@ func (t *tx) CreatePipeline(ctx context.Context, p *workflows.NewPipeline) (*wor
 		}
 		st.Workflows = append(st.Workflows, wr.record())
 		for ji, j := range w.Jobs {
-			req, err := json.Marshal(j.Requires)
-			if err != nil {
-				return nil, err
-			}
-			cx, err := json.Marshal(j.Context)
-			if err != nil {
-				return nil, err
-			}
-			spec, err := json.Marshal(j.Spec)
+			text, err := jsonTexts(j.Requires, j.Context, j.Spec)
 			if err != nil {
 				return nil, err
 			}
 			jr := jobRow{ID: p.JobIDs[wi][ji], PipelineID: p.ID, WorkflowID: wr.ID, Name: j.Name, Job: j.Job, Type: j.Type,
-				Requires: string(req), Context: string(cx), Env: p.Envs[w.Name+"/"+j.Name], Status: workflows.StatusBlocked}
+				Requires: text[0], Context: text[1], Env: p.Envs[w.Name+"/"+j.Name], Status: workflows.StatusBlocked}
 			if _, err := t.q.ExecContext(ctx, `INSERT INTO jobs
 				(id, pipeline_id, workflow_id, seq, name, job, type, requires_json, context_json, spec_json, env, status)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				jr.ID, jr.PipelineID, jr.WorkflowID, ji, jr.Name, jr.Job, jr.Type, jr.Requires, jr.Context, string(spec),
+				jr.ID, jr.PipelineID, jr.WorkflowID, ji, jr.Name, jr.Job, jr.Type, jr.Requires, jr.Context, text[2],
 				jr.Env, jr.Status); err != nil {
 				return nil, err
 			}
@@ -81,6 +69,19 @@ func (t *tx) CreatePipeline(ctx context.Context, p *workflows.NewPipeline) (*wor
 	t.work[p.ID] = st
 	out := st.Pipeline
 	return &out, nil
+}
+
+// jsonTexts encodes values as JSON text for their columns, in order.
+func jsonTexts(vs ...any) ([]string, error) {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = string(b)
+	}
+	return out, nil
 }
 
 func nextCounter(ctx context.Context, tx runner, name string) (int, error) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -41,7 +42,13 @@ func (t *tx) Pipeline(ctx context.Context, id string) (*workflows.PipelineRecord
 	return pipelineRecord(ctx, t.q, id)
 }
 
+// Workflow and Job answer from the state the transaction holds, when it
+// holds the pipeline, and else read the one row.
 func (t *tx) Workflow(ctx context.Context, id string) (*workflows.WorkflowRecord, error) {
+	if w := t.cachedWorkflow(id); w != nil {
+		rec := *w
+		return &rec, nil
+	}
 	var w workflowRow
 	if err := sqlx.GetContext(ctx, t.q, &w, `SELECT `+workflowCols+` FROM workflows WHERE id = ?`, id); err != nil {
 		return nil, notFound("workflow", id, err)
@@ -51,6 +58,11 @@ func (t *tx) Workflow(ctx context.Context, id string) (*workflows.WorkflowRecord
 }
 
 func (t *tx) Job(ctx context.Context, id string) (*workflows.JobRecord, error) {
+	if j := t.cachedJob(id); j != nil {
+		rec := *j
+		rec.Requires, rec.Context = cloneRequires(j.Requires), slices.Clone(j.Context)
+		return &rec, nil
+	}
 	var j jobRow
 	if err := sqlx.GetContext(ctx, t.q, &j, `SELECT `+jobCols+` FROM jobs j WHERE j.id = ?`, id); err != nil {
 		return nil, notFound("job", id, err)
@@ -175,17 +187,13 @@ func (t *tx) FinishAttempt(ctx context.Context, a *workflows.AttemptRecord) erro
 }
 
 func (t *tx) CreateApproval(ctx context.Context, a *workflows.ApprovalRecord) error {
-	envs, err := json.Marshal(a.Envs)
-	if err != nil {
-		return err
-	}
-	who, err := json.Marshal(a.Approvers)
+	text, err := jsonTexts(a.Envs, a.Approvers)
 	if err != nil {
 		return err
 	}
 	res, err := t.q.ExecContext(ctx, `INSERT INTO approvals
 		(job_id, pipeline_id, envs_json, approvers_json, allow_self, author, status, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.JobID, a.PipelineID, string(envs), string(who), a.AllowSelf, a.Author,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.JobID, a.PipelineID, text[0], text[1], a.AllowSelf, a.Author,
 		a.Status, nanos(a.Created), nanos(a.Expires))
 	if err != nil {
 		return err
