@@ -1,8 +1,11 @@
 package executors
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"regexp"
+	"syscall"
 )
 
 // attemptIDs are what executors accept as attempt IDs: they become folder
@@ -17,4 +20,16 @@ func CheckAttemptID(id string) error {
 		return fmt.Errorf("bad attempt id %q", id)
 	}
 	return nil
+}
+
+// ProcessGone reports whether the process of this host that left
+// something marked with its PID (a file name, a label) is gone: no
+// process has that PID, or this process has it, which has left nothing
+// yet, so an earlier one with the same PID did (slipway as PID 1 of a
+// container restarted on the same volume).
+func ProcessGone(pid int) bool {
+	if pid == os.Getpid() {
+		return true
+	}
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }

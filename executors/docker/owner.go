@@ -1,11 +1,11 @@
 package docker
 
 import (
-	"errors"
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
+
+	"github.com/slipway-ci/slipway/executors"
 )
 
 // LabelOwner marks everything an executor creates with the process that
@@ -47,14 +47,5 @@ func orphaned(labels map[string]string) bool {
 	if host != hostname() {
 		return false
 	}
-	if v == owner {
-		return true
-	}
-	return !alive(pid)
-}
-
-// alive reports whether a process with this PID runs on this host.
-func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	return executors.ProcessGone(pid)
 }

@@ -7,7 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
+
+	"github.com/slipway-ci/slipway/executors"
 )
 
 // folder is what the Executors of this process share in one attempts
@@ -43,7 +44,7 @@ func folderIn(dir string) (*folder, error) {
 		}
 		for _, e := range entries {
 			pid, _, _ := strings.Cut(e.Name(), "-")
-			if n, err := strconv.Atoi(pid); err == nil && (n == os.Getpid() || syscall.Kill(n, 0) == syscall.ESRCH) {
+			if n, err := strconv.Atoi(pid); err == nil && executors.ProcessGone(n) {
 				left[i] = append(left[i], filepath.Join(d, e.Name()))
 			}
 		}

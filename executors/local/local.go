@@ -176,7 +176,6 @@ type job struct {
 
 	mu         sync.Mutex
 	background []*process // background steps, stopped at the job's end
-	leftovers  []int      // groups of finished steps with processes still running
 }
 
 func (e *Executor) newJob(run *workflows.JobRun, log io.Writer) (*job, error) {

@@ -103,7 +103,6 @@ func (j *job) runStep(ctx context.Context, i int, rs *workflows.RunStep) outcome
 		lw.Close()
 		return outcome{status: workflows.StatusCanceled, exitCode: -1, reason: "canceled"}
 	}
-	j.noteLeftovers(p.pgid)
 	if lw.Close() {
 		return fail("no output for %s; the step was stopped", timeout)
 	}
@@ -202,63 +201,38 @@ func exitOutcome(err error) outcome {
 	return fail("%v", err)
 }
 
-// noteLeftovers remembers a finished step's group when something of it
-// still runs (a daemon it started), for the job's end to stop. Checked
-// right after the shell is reaped, so the group number is still theirs.
-func (j *job) noteLeftovers(pgid int) {
-	if syscall.Kill(-pgid, 0) != nil {
-		return // nothing left
-	}
-	j.mu.Lock()
-	j.leftovers = append(j.leftovers, pgid)
-	j.mu.Unlock()
-}
-
-// stopProcesses ends everything the job started: background steps, and
-// what foreground steps left running.
+// stopProcesses ends everything the job started: background steps still
+// running, and then every process that carries the attempt's marker, in
+// whatever group: what a step left running in its own group after its
+// shell exited, or in a session of its own (setsid, a daemon), as the end
+// of a CircleCI job's container would.
 func (j *job) stopProcesses() {
 	j.mu.Lock()
-	bg, left := j.background, j.leftovers
-	j.background, j.leftovers = nil, nil
+	bg := j.background
+	j.background = nil
 	j.mu.Unlock()
 	for _, p := range bg {
 		select {
 		case <-p.done:
-			// The shell is gone, so its group number may be reused;
-			// kill only after checking the group is this job's.
-			killAttemptGroup(p.pgid, j.run.ID)
+			// The shell is gone and its group number may be reused:
+			// what is left of it is found by its marker below.
 		default:
 			killGroup(p.pgid)
 		}
 		<-p.done
 		p.lw.Close()
 	}
-	for _, pgid := range left {
-		killAttemptGroup(pgid, j.run.ID)
-	}
-	// What left its step's group, like the job's container on CircleCI.
 	killAttempt(j.run.ID, pidsSince(j.sincePID))
-}
-
-// killAttemptGroup kills process group pgid only if one of its processes
-// carries the attempt's marker in its environment. It defends against
-// killing an unrelated group whose number was reused since it was noted,
-// when a step's group outlived its shell. Linux only: without /proc
-// nothing is killed.
-func killAttemptGroup(pgid int, attemptID string) {
-	if len(attemptGroups(attemptID, pgid, nil)) > 0 {
-		killGroup(pgid)
-	}
 }
 
 // killAttempt kills the process group of every process that carries the
 // attempt's marker among pids (every process when nil): what a dead
 // slipway left running of the attempt, or what a step started in a
 // session of its own (setsid, a daemon), out of its step's group. Linux
-// only, as killAttemptGroup.
+// only: without /proc nothing is killed.
 func killAttempt(attemptID string, pids []int) {
 	own := syscall.Getpgrp()
-	for _, pgid := range attemptGroups(attemptID, 0, pids) {
+	for _, pgid := range attemptGroups(attemptID, pids) {
 		if pgid != own {
 			killGroup(pgid)
 		}
@@ -296,9 +270,7 @@ func pidsSince(since int) []int {
 
 // attemptGroups lists the process groups of the processes among pids
 // (every process when nil) whose environment holds the attempt's marker.
-// A group other than 0 asks whether that one group is among them, and
-// looks no further.
-func attemptGroups(attemptID string, only int, pids []int) []int {
+func attemptGroups(attemptID string, pids []int) []int {
 	if pids == nil {
 		entries, err := os.ReadDir("/proc")
 		if err != nil {
@@ -310,30 +282,16 @@ func attemptGroups(attemptID string, only int, pids []int) []int {
 			}
 		}
 	}
+	// NAME=value entries, each ended by a NUL; the first has none before.
 	marker := []byte("\x00" + attemptEnv + "=" + attemptID + "\x00")
 	var groups []int
 	for _, pid := range pids {
-		pgid := -1
-		if only != 0 {
-			// The group first: reading one process's stat is cheaper
-			// than its environment.
-			if pgid = processGroup(pid); pgid != only {
-				continue
-			}
-		}
 		environ, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
-		if err != nil || !bytes.Contains(append([]byte{0}, environ...), marker) {
+		if err != nil || !bytes.HasPrefix(environ, marker[1:]) && !bytes.Contains(environ, marker) {
 			continue
 		}
-		if pgid < 0 {
-			pgid = processGroup(pid)
-		}
-		if pgid <= 1 || slices.Contains(groups, pgid) {
-			continue
-		}
-		groups = append(groups, pgid)
-		if only != 0 {
-			break
+		if pgid := processGroup(pid); pgid > 1 && !slices.Contains(groups, pgid) {
+			groups = append(groups, pgid)
 		}
 	}
 	return groups
