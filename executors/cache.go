@@ -204,13 +204,13 @@ func writeFileAtomic(name string, data []byte) error {
 // rendered the key and found which of the step's paths exist: produce
 // writes those paths as a tar stream. An existing key is kept, as
 // CircleCI's caches are immutable; the log says which happened.
-func (c *Cache) SaveStep(key string, paths []string, produce func(w io.Writer, paths []string) error, log io.Writer) error {
+func (c *Cache) SaveStep(key string, paths []string, produce func(w io.Writer) error, log io.Writer) error {
 	if len(paths) == 0 {
 		fmt.Fprintf(log, "No files to save for key %s\n", key)
 		return nil
 	}
 	var saved bool
-	err := Pipe(func(w io.Writer) error { return produce(w, paths) }, func(r io.Reader) (err error) {
+	err := Pipe(produce, func(r io.Reader) (err error) {
 		saved, err = c.Save(key, r)
 		return err
 	})

@@ -326,7 +326,7 @@ func (j *jobRun) saveCache(ctx context.Context, step *workflows.SaveCacheStep) e
 		}
 		paths = append(paths, cp)
 	}
-	err = j.cache().SaveStep(key, paths, func(w io.Writer, paths []string) error {
+	err = j.cache().SaveStep(key, paths, func(w io.Writer) error {
 		return j.copyPaths(ctx, w, paths, func(p string) string { return p }, func(p string) {
 			fmt.Fprintf(j.log, "Warning: could not find %s, not saving it\n", p)
 		})

@@ -125,13 +125,12 @@ func (j *job) cacheName(p string) (string, error) {
 }
 
 func (j *job) cacheRoute(name string) (string, string, error) {
-	switch {
-	case name+"/" == cacheHomePrefix:
-		return j.home, "", nil
-	case strings.HasPrefix(name, cacheHomePrefix):
-		return j.home, strings.TrimPrefix(name, cacheHomePrefix), nil
-	case strings.HasPrefix(name, cacheHostPrefix):
-		return "/", strings.TrimPrefix(name, cacheHostPrefix), nil
+	// The home folder itself is "job/home", cleaned of its "/.".
+	if rel, ok := strings.CutPrefix(name+"/", cacheHomePrefix); ok {
+		return j.home, strings.TrimSuffix(rel, "/"), nil
+	}
+	if rel, ok := strings.CutPrefix(name, cacheHostPrefix); ok {
+		return "/", rel, nil
 	}
 	return "", "", fmt.Errorf("not an entry of a local cache")
 }
@@ -174,7 +173,7 @@ func (j *job) saveCache(s *workflows.SaveCacheStep) outcome {
 		}
 		paths = append(paths, hp)
 	}
-	err = j.cache().SaveStep(key, paths, func(w io.Writer, paths []string) error {
+	err = j.cache().SaveStep(key, paths, func(w io.Writer) error {
 		return executors.WriteTar(w, paths, j.cacheName)
 	}, j.log)
 	if err != nil {
