@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,11 +105,7 @@ func TestRunInDockerInterrupted(t *testing.T) {
 	if code != 1 || !strings.Contains(out.String(), `"status":"canceled"`) {
 		t.Errorf("exit %d, outcome %s; progress:\n%s", code, out.String(), errs.String())
 	}
-	host, err := os.Hostname()
-	if err != nil {
-		t.Fatal(err)
-	}
-	mine := filters.NewArgs(filters.Arg("label", fmt.Sprintf("%s=%s:%d", docker.LabelOwner, host, os.Getpid())))
+	mine := filters.NewArgs(filters.Arg("label", docker.LabelOwner+"="+docker.Owner()))
 	cs, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: mine})
 	if err != nil {
 		t.Fatal(err)

@@ -259,6 +259,3 @@ func (e *exitError) Error() string { return fmt.Sprintf("exited with code %d", e
 
 // errCanceled reports a step stopped by the job's cancellation.
 var errCanceled = errors.New("canceled")
-
-// errSilent reports a step stopped for printing nothing for too long.
-var errSilent = errors.New("silent")

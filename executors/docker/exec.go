@@ -102,7 +102,8 @@ const exitPoll = 500 * time.Millisecond
 
 // wait waits for x to end and its output to be copied, and returns its
 // exit code. Cancelling ctx, or closing silent (nil: never), kills its
-// processes: the first returns errCanceled, the second errSilent.
+// processes: the first returns errCanceled; the second, the exit code of
+// the killed command (the line writer that closed silent says why).
 func (x *execution) wait(ctx context.Context, silent <-chan struct{}) (int, error) {
 	poll := time.NewTicker(exitPoll)
 	defer poll.Stop()
@@ -132,8 +133,7 @@ func (x *execution) wait(ctx context.Context, silent <-chan struct{}) (int, erro
 			return ins.ExitCode, nil
 		case <-silent:
 			x.kill(ctx)
-			code, _ := x.exitCode(ctx, nil)
-			return code, errSilent
+			return x.exitCode(ctx, nil)
 		}
 	}
 }

@@ -8,6 +8,3 @@ func (e *Executor) WaitHolders() {
 		e.nets.warmers.Wait()
 	}
 }
-
-// Owner is this process's LabelOwner value.
-func Owner() string { return owner }

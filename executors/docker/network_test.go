@@ -12,7 +12,7 @@ import (
 // network given back is lent again without a holder, and the pool does
 // not try again at once.
 func TestPoolWithoutHolder(t *testing.T) {
-	cli := dockertest.RequireImage(t)
+	cli := dockertest.RequireDocker(t)
 	ctx := context.Background()
 	p := newNetPool(cli, slog.Default(), 1, "slipway-no-such-image:none")
 	defer func() {

@@ -17,6 +17,9 @@ const LabelOwner = "org.slipway.owner"
 // owner is this process's LabelOwner value.
 var owner = ownerOf(hostname(), os.Getpid())
 
+// Owner is this process's LabelOwner value, "host:pid".
+func Owner() string { return owner }
+
 func ownerOf(host string, pid int) string { return host + ":" + strconv.Itoa(pid) }
 
 func hostname() string {

@@ -196,12 +196,12 @@ func (j *jobRun) runStep(ctx context.Context, i int, run *workflows.RunStep) err
 	silent := make(chan struct{})
 	lw.Watch(silence, func() { close(silent) })
 	code, err := x.wait(ctx, silent)
-	lw.Close()
+	stopped := lw.Close()
 	if x.leftovers {
 		fmt.Fprintf(j.log, "Stopped the processes the step left holding its output\n")
 	}
 	switch {
-	case errors.Is(err, errSilent):
+	case stopped && err == nil:
 		return &stepError{code: code, reason: fmt.Sprintf("no output for %v; the step was stopped", silence)}
 	case err != nil:
 		return err
