@@ -15,7 +15,7 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // KeyData is what a CircleCI cache key template can refer to.
@@ -39,7 +39,7 @@ type KeyData struct {
 // sees. The branch, revision and build number come from the CIRCLE_*
 // variables the engine sets, as on CircleCI, falling back to the source
 // revision.
-func KeyDataFor(job *workflows.JobRun, env map[string]string, checksum func(string) (string, error)) KeyData {
+func KeyDataFor(job *engine.JobRun, env map[string]string, checksum func(string) (string, error)) KeyData {
 	rev := env["CIRCLE_SHA1"]
 	if rev == "" {
 		rev = job.Source.Revision

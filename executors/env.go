@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // DefaultNoOutputTimeout is how long a run step may stay silent before it
@@ -63,7 +64,7 @@ func MergeEnv(layers ...map[string]string) map[string]string {
 // is overridden by the job's `environment`, and that by the step's. base
 // holds what the executor itself provides (HOME, PATH) and loses to all
 // of them.
-func StepEnv(base map[string]string, job *workflows.JobRun, step map[string]string) map[string]string {
+func StepEnv(base map[string]string, job *engine.JobRun, step map[string]string) map[string]string {
 	var imageEnv, specEnv map[string]string
 	if spec := job.Spec; spec != nil {
 		if len(spec.Docker) > 0 {

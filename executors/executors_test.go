@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // tarOf builds a tar stream of regular files, name → contents, in the
@@ -319,7 +320,7 @@ func TestWriteTarRoundTrip(t *testing.T) {
 }
 
 func TestEnvAndWhen(t *testing.T) {
-	job := &workflows.JobRun{
+	job := &engine.JobRun{
 		Env: map[string]string{"A": "engine", "B": "engine", "C": "engine", "D": "engine", "CIRCLE_SHA1": "abc"},
 		Spec: &workflows.JobSpec{
 			Docker:      []workflows.DockerImage{{Image: "x", Environment: map[string]string{"B": "image", "C": "image", "D": "image"}}},

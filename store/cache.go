@@ -7,7 +7,7 @@ import (
 	"reflect"
 	"slices"
 
-	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // stateCache holds the state of the pipelines this process is working
@@ -21,9 +21,9 @@ import (
 // the same file) change PRAGMA data_version on the connection this
 // process writes through, and empty the cache. It is guarded by DB.wmu.
 type stateCache struct {
-	states  map[string]*workflows.PipelineState // by pipeline ID; never handed out
-	owner   map[string]string                   // job or workflow ID -> pipeline ID, for states held
-	version int64                               // data_version when last checked; -1 before
+	states  map[string]*engine.PipelineState // by pipeline ID; never handed out
+	owner   map[string]string                // job or workflow ID -> pipeline ID, for states held
+	version int64                            // data_version when last checked; -1 before
 	// verify makes every read from the cache also read the database and
 	// fail on a difference, kept in mismatch: the tests' guard against a
 	// tx method that changes a row without changing the cached state the
@@ -37,7 +37,7 @@ type stateCache struct {
 const stateCacheMax = 256
 
 func newStateCache() *stateCache {
-	return &stateCache{states: map[string]*workflows.PipelineState{}, owner: map[string]string{}, version: -1}
+	return &stateCache{states: map[string]*engine.PipelineState{}, owner: map[string]string{}, version: -1}
 }
 
 func (c *stateCache) clear() {
@@ -62,7 +62,7 @@ func (c *stateCache) check(ctx context.Context, q runner) error {
 
 // commit takes in the states a committed transaction read or changed.
 // Finished pipelines are let go: only a rerun reads them again.
-func (c *stateCache) commit(work map[string]*workflows.PipelineState) {
+func (c *stateCache) commit(work map[string]*engine.PipelineState) {
 	if len(c.states)+len(work) > stateCacheMax {
 		c.clear()
 	}
@@ -91,8 +91,8 @@ func (c *stateCache) commit(work map[string]*workflows.PipelineState) {
 }
 
 // cloneState copies st so that the copy shares no map or slice with it.
-func cloneState(st *workflows.PipelineState) *workflows.PipelineState {
-	out := &workflows.PipelineState{Pipeline: st.Pipeline, Workflows: slices.Clone(st.Workflows), Jobs: slices.Clone(st.Jobs)}
+func cloneState(st *engine.PipelineState) *engine.PipelineState {
+	out := &engine.PipelineState{Pipeline: st.Pipeline, Workflows: slices.Clone(st.Workflows), Jobs: slices.Clone(st.Jobs)}
 	t := &out.Pipeline.Trigger
 	t.Parameters = maps.Clone(t.Parameters)
 	if t.Deploy != nil {
@@ -121,7 +121,7 @@ func cloneRequires(m map[string][]string) map[string][]string {
 
 // state returns the transaction's own copy of pipeline id's state, read
 // from the cache or the database, for reading and for changing.
-func (t *tx) state(ctx context.Context, id string) (*workflows.PipelineState, error) {
+func (t *tx) state(ctx context.Context, id string) (*engine.PipelineState, error) {
 	if st := t.work[id]; st != nil {
 		return st, nil
 	}
@@ -146,7 +146,7 @@ func (t *tx) state(ctx context.Context, id string) (*workflows.PipelineState, er
 	return st, nil
 }
 
-func (t *tx) verify(ctx context.Context, cached *workflows.PipelineState) error {
+func (t *tx) verify(ctx context.Context, cached *engine.PipelineState) error {
 	st, err := pipelineState(ctx, t.q, cached.Pipeline.ID)
 	if err != nil {
 		return err
@@ -165,7 +165,7 @@ func (t *tx) verify(ctx context.Context, cached *workflows.PipelineState) error 
 // cached returns the transaction's copy of the state that holds the
 // pipeline, workflow or job id, when the cache or the transaction has
 // it; nil otherwise, when there is nothing to keep in step.
-func (t *tx) cached(id string) *workflows.PipelineState {
+func (t *tx) cached(id string) *engine.PipelineState {
 	pid := t.owning(id)
 	if pid == "" {
 		return nil
@@ -187,8 +187,8 @@ func (t *tx) owning(id string) string {
 		return pid
 	}
 	for p, st := range t.work {
-		if slices.ContainsFunc(st.Jobs, func(j workflows.JobRecord) bool { return j.ID == id }) ||
-			slices.ContainsFunc(st.Workflows, func(w workflows.WorkflowRecord) bool { return w.ID == id }) {
+		if slices.ContainsFunc(st.Jobs, func(j engine.JobRecord) bool { return j.ID == id }) ||
+			slices.ContainsFunc(st.Workflows, func(w engine.WorkflowRecord) bool { return w.ID == id }) {
 			return p
 		}
 	}
@@ -198,18 +198,18 @@ func (t *tx) owning(id string) string {
 // cachedJob and cachedWorkflow are the transaction's records of a job or
 // workflow, to keep in step with a change just made to the database or
 // to read without a query; nil when no held state has them.
-func (t *tx) cachedJob(id string) *workflows.JobRecord {
+func (t *tx) cachedJob(id string) *engine.JobRecord {
 	if st := t.cached(id); st != nil {
-		if i := slices.IndexFunc(st.Jobs, func(j workflows.JobRecord) bool { return j.ID == id }); i >= 0 {
+		if i := slices.IndexFunc(st.Jobs, func(j engine.JobRecord) bool { return j.ID == id }); i >= 0 {
 			return &st.Jobs[i]
 		}
 	}
 	return nil
 }
 
-func (t *tx) cachedWorkflow(id string) *workflows.WorkflowRecord {
+func (t *tx) cachedWorkflow(id string) *engine.WorkflowRecord {
 	if st := t.cached(id); st != nil {
-		if i := slices.IndexFunc(st.Workflows, func(w workflows.WorkflowRecord) bool { return w.ID == id }); i >= 0 {
+		if i := slices.IndexFunc(st.Workflows, func(w engine.WorkflowRecord) bool { return w.ID == id }); i >= 0 {
 			return &st.Workflows[i]
 		}
 	}

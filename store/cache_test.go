@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // TestCachedStatesStayInStepWithTheDatabase runs pipelines through the
@@ -25,24 +26,24 @@ func TestCachedStatesStayInStepWithTheDatabase(t *testing.T) {
 	var mu sync.Mutex
 	fail := map[string]bool{"b": true}
 	gate := make(chan struct{})
-	exec := execFunc(func(ctx context.Context, job *workflows.JobRun, log io.Writer) (workflows.JobResult, error) {
+	exec := execFunc(func(ctx context.Context, job *engine.JobRun, log io.Writer) (engine.JobResult, error) {
 		fmt.Fprintf(log, "==> %s\n", job.JobName)
 		if job.JobName == "slow" {
 			select {
 			case <-gate:
 			case <-ctx.Done():
-				return workflows.JobResult{Status: workflows.StatusCanceled}, nil
+				return engine.JobResult{Status: workflows.StatusCanceled}, nil
 			}
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		if fail[job.JobName] {
-			return workflows.JobResult{Status: workflows.StatusFailed, ExitCode: 1}, nil
+			return engine.JobResult{Status: workflows.StatusFailed, ExitCode: 1}, nil
 		}
-		return workflows.JobResult{Status: workflows.StatusSuccess}, nil
+		return engine.JobResult{Status: workflows.StatusSuccess}, nil
 	})
-	e := workflows.NewEngine(workflows.EngineOptions{Store: db, Executor: exec, Parallelism: 2, DataDir: t.TempDir(),
-		Apps: map[string]*workflows.App{"backend": {Name: "backend", Environments: map[string]*workflows.Environment{
+	e := engine.New(engine.Options{Store: db, Executor: exec, Parallelism: 2, DataDir: t.TempDir(),
+		Apps: map[string]*engine.App{"backend": {Name: "backend", Environments: map[string]*engine.Environment{
 			"staging": {Name: "staging", AllowSelfApproval: true}}}}})
 	if err := e.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -56,14 +57,14 @@ func TestCachedStatesStayInStepWithTheDatabase(t *testing.T) {
 	})
 	submit := func(jobs ...*workflows.PlannedJob) string {
 		t.Helper()
-		p, err := e.Submit(ctx, workflows.PipelineRequest{App: "backend", Repo: "acme/backend", Author: "alice",
+		p, err := e.Submit(ctx, engine.PipelineRequest{App: "backend", Repo: "acme/backend", Author: "alice",
 			Plan: &workflows.Plan{Workflows: []*workflows.PlannedWorkflow{{Name: "main", Jobs: jobs}}}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return p.ID
 	}
-	wait := func(id string, cond func(*workflows.PipelineState) bool) *workflows.PipelineState {
+	wait := func(id string, cond func(*engine.PipelineState) bool) *engine.PipelineState {
 		t.Helper()
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
@@ -81,8 +82,8 @@ func TestCachedStatesStayInStepWithTheDatabase(t *testing.T) {
 		}
 		return st
 	}
-	settled := func(id string) *workflows.PipelineState { return wait(id, workflows.Settled) }
-	jobID := func(st *workflows.PipelineState, name string) string {
+	settled := func(id string) *engine.PipelineState { return wait(id, engine.Settled) }
+	jobID := func(st *engine.PipelineState, name string) string {
 		for _, j := range st.Jobs {
 			if j.Name == name {
 				return j.ID
@@ -98,15 +99,15 @@ func TestCachedStatesStayInStepWithTheDatabase(t *testing.T) {
 	canceled := submit(job("slow"), job("after", "slow"))
 	deploys := []string{submit(staging("deploy")), submit(staging("deploy"))}
 
-	d, err := e.Approve(ctx, jobID(wait(approved, onHold), "hold"), workflows.Actor{ID: "carol"})
+	d, err := e.Approve(ctx, jobID(wait(approved, onHold), "hold"), engine.Actor{ID: "carol"})
 	if err != nil || !d.Applied {
 		t.Fatalf("approve: %+v, %v", d, err)
 	}
-	if d, err := e.Reject(ctx, jobID(wait(rejected, onHold), "hold"), workflows.Actor{ID: "alice"}); err != nil || !d.Applied {
+	if d, err := e.Reject(ctx, jobID(wait(rejected, onHold), "hold"), engine.Actor{ID: "alice"}); err != nil || !d.Applied {
 		t.Fatalf("reject: %+v, %v", d, err)
 	}
-	wait(canceled, func(st *workflows.PipelineState) bool { return st.Jobs[0].Status == workflows.StatusRunning })
-	if d, err := e.Cancel(ctx, canceled, workflows.Actor{ID: "alice"}); err != nil || !d.Applied {
+	wait(canceled, func(st *engine.PipelineState) bool { return st.Jobs[0].Status == engine.StatusRunning })
+	if d, err := e.Cancel(ctx, canceled, engine.Actor{ID: "alice"}); err != nil || !d.Applied {
 		t.Fatalf("cancel: %+v, %v", d, err)
 	}
 	for _, id := range append([]string{forms, approved, rejected, canceled}, deploys...) {
@@ -115,7 +116,7 @@ func TestCachedStatesStayInStepWithTheDatabase(t *testing.T) {
 	mu.Lock()
 	fail["b"] = false
 	mu.Unlock()
-	if d, err := e.RerunJob(ctx, forms, "main", "b", workflows.Actor{ID: "alice"}); err != nil || !d.Applied {
+	if d, err := e.RerunJob(ctx, forms, "main", "b", engine.Actor{ID: "alice"}); err != nil || !d.Applied {
 		t.Fatalf("rerun: %+v, %v", d, err)
 	}
 	st := settled(forms)
@@ -130,9 +131,9 @@ func TestCachedStatesStayInStepWithTheDatabase(t *testing.T) {
 	}
 }
 
-type execFunc func(ctx context.Context, job *workflows.JobRun, log io.Writer) (workflows.JobResult, error)
+type execFunc func(ctx context.Context, job *engine.JobRun, log io.Writer) (engine.JobResult, error)
 
-func (f execFunc) Run(ctx context.Context, job *workflows.JobRun, log io.Writer) (workflows.JobResult, error) {
+func (f execFunc) Run(ctx context.Context, job *engine.JobRun, log io.Writer) (engine.JobResult, error) {
 	return f(ctx, job, log)
 }
 
@@ -164,7 +165,7 @@ func staging(name string) *workflows.PlannedJob {
 	return j
 }
 
-func onHold(st *workflows.PipelineState) bool { return st.Pipeline.Status == workflows.StatusOnHold }
+func onHold(st *engine.PipelineState) bool { return st.Pipeline.Status == engine.StatusOnHold }
 
 func TestCacheForgetsWhatAnotherProcessChanged(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "slipway.db")
@@ -183,7 +184,7 @@ func TestCacheForgetsWhatAnotherProcessChanged(t *testing.T) {
 	}
 	status := func(db *DB) (s string) {
 		t.Helper()
-		if err := db.Update(ctx, func(tx workflows.StoreTx) error {
+		if err := db.Update(ctx, func(tx engine.StoreTx) error {
 			st, err := tx.PipelineState(ctx, "p1")
 			if err == nil {
 				s = st.Jobs[0].Status
@@ -194,15 +195,15 @@ func TestCacheForgetsWhatAnotherProcessChanged(t *testing.T) {
 		}
 		return s
 	}
-	if got := status(dbs[0]); got != workflows.StatusBlocked {
+	if got := status(dbs[0]); got != engine.StatusBlocked {
 		t.Fatalf("status = %s", got)
 	}
-	if err := dbs[1].Update(ctx, func(tx workflows.StoreTx) error {
-		return tx.SetJobStatus(ctx, "p1-j", workflows.StatusQueued, "", time.Now())
+	if err := dbs[1].Update(ctx, func(tx engine.StoreTx) error {
+		return tx.SetJobStatus(ctx, "p1-j", engine.StatusQueued, "", time.Now())
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if got := status(dbs[0]); got != workflows.StatusQueued {
+	if got := status(dbs[0]); got != engine.StatusQueued {
 		t.Errorf("after another connection's change, status = %s, want queued", got)
 	}
 }

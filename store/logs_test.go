@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // chunkLog is the alternative to a file per attempt that BenchmarkJobLog
@@ -114,8 +115,8 @@ func TestJobLogsAreRowsWhenShortAndQuiet(t *testing.T) {
 			if _, err := createPipeline(ctx, db, newPipeline("p1", "a"), nil); err != nil {
 				t.Fatal(err)
 			}
-			if err := db.Update(ctx, func(tx workflows.StoreTx) error {
-				return tx.StartAttempt(ctx, &workflows.AttemptRecord{ID: id, JobID: "p1-j", Started: time.Now()}, "a")
+			if err := db.Update(ctx, func(tx engine.StoreTx) error {
+				return tx.StartAttempt(ctx, &engine.AttemptRecord{ID: id, JobID: "p1-j", Started: time.Now()}, "a")
 			}); err != nil {
 				t.Fatal(err)
 			}
@@ -143,8 +144,8 @@ func TestJobLogsAreRowsWhenShortAndQuiet(t *testing.T) {
 				t.Errorf("closed, log = %.40q, want %.40q", got, want)
 			}
 			// The row is written with the attempt's end.
-			if err := db.Update(ctx, func(tx workflows.StoreTx) error {
-				return tx.FinishAttempt(ctx, &workflows.AttemptRecord{ID: id, JobID: "p1-j", Status: workflows.StatusSuccess, Finished: time.Now()})
+			if err := db.Update(ctx, func(tx engine.StoreTx) error {
+				return tx.FinishAttempt(ctx, &engine.AttemptRecord{ID: id, JobID: "p1-j", Status: workflows.StatusSuccess, Finished: time.Now()})
 			}); err != nil {
 				t.Fatal(err)
 			}
@@ -231,8 +232,8 @@ func TestOpenLogsAreNotLetGo(t *testing.T) {
 	if _, err := createPipeline(ctx, db, newPipeline("p1", "a"), nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Update(ctx, func(tx workflows.StoreTx) error {
-		return tx.StartAttempt(ctx, &workflows.AttemptRecord{ID: "a1", JobID: "p1-j", Started: time.Now()}, "a")
+	if err := db.Update(ctx, func(tx engine.StoreTx) error {
+		return tx.StartAttempt(ctx, &engine.AttemptRecord{ID: "a1", JobID: "p1-j", Started: time.Now()}, "a")
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -241,8 +242,8 @@ func TestOpenLogsAreNotLetGo(t *testing.T) {
 		t.Fatal(err)
 	}
 	io.WriteString(w, "before\n")
-	if err := db.Update(ctx, func(tx workflows.StoreTx) error {
-		return tx.FinishAttempt(ctx, &workflows.AttemptRecord{ID: "a1", JobID: "p1-j", Status: workflows.StatusSuccess, Finished: time.Now()})
+	if err := db.Update(ctx, func(tx engine.StoreTx) error {
+		return tx.FinishAttempt(ctx, &engine.AttemptRecord{ID: "a1", JobID: "p1-j", Status: workflows.StatusSuccess, Finished: time.Now()})
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -7,13 +7,13 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // DueEvents returns undelivered events, oldest first, of the pipelines
 // whose oldest undelivered event is due: a later event of a pipeline is
 // never handed out while an earlier one waits for a retry.
-func (s *DB) DueEvents(ctx context.Context, now time.Time, limit int) ([]workflows.Event, error) {
+func (s *DB) DueEvents(ctx context.Context, now time.Time, limit int) ([]engine.Event, error) {
 	var rows []struct {
 		Seq        int64  `db:"seq"`
 		PipelineID string `db:"pipeline_id"`
@@ -28,9 +28,9 @@ func (s *DB) DueEvents(ctx context.Context, now time.Time, limit int) ([]workflo
 		WHERE o.delivered_at = 0 AND h.next_at <= ? ORDER BY o.seq LIMIT ?`, nanos(now), limit); err != nil {
 		return nil, fmt.Errorf("store: due events: %w", err)
 	}
-	out := make([]workflows.Event, len(rows))
+	out := make([]engine.Event, len(rows))
 	for i, r := range rows {
-		out[i] = workflows.Event{Seq: r.Seq, PipelineID: r.PipelineID, Kind: r.Kind, At: fromNanos(r.CreatedAt), Attempts: r.Attempts}
+		out[i] = engine.Event{Seq: r.Seq, PipelineID: r.PipelineID, Kind: r.Kind, At: fromNanos(r.CreatedAt), Attempts: r.Attempts}
 		if err := json.Unmarshal([]byte(r.Data), &out[i].Data); err != nil {
 			return nil, fmt.Errorf("store: event %d: %w", r.Seq, err)
 		}

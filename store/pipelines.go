@@ -9,6 +9,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // CreatePipeline stores a planned pipeline with the next number of its
@@ -16,7 +17,7 @@ import (
 // transaction's, built from the rows it wrote the way a read builds it,
 // and so goes to the state cache once committed: the scheduler's first
 // step on the pipeline does not read it back.
-func (t *tx) CreatePipeline(ctx context.Context, p *workflows.NewPipeline) (*workflows.PipelineRecord, error) {
+func (t *tx) CreatePipeline(ctx context.Context, p *engine.NewPipeline) (*engine.PipelineRecord, error) {
 	text, err := jsonTexts(p.Trigger, p.Source)
 	if err != nil {
 		return nil, err
@@ -26,7 +27,7 @@ func (t *tx) CreatePipeline(ctx context.Context, p *workflows.NewPipeline) (*wor
 		return nil, err
 	}
 	pr := pipelineRow{ID: p.ID, App: p.App, Number: n, Repo: p.Repo, Author: p.Author, Trigger: text[0],
-		Source: text[1], Status: workflows.StatusRunning, CreatedAt: nanos(p.Created)}
+		Source: text[1], Status: engine.StatusRunning, CreatedAt: nanos(p.Created)}
 	if _, err := t.q.ExecContext(ctx, `INSERT INTO pipelines
 		(id, app, number, repo, author, trigger_json, source_json, status, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -37,9 +38,9 @@ func (t *tx) CreatePipeline(ctx context.Context, p *workflows.NewPipeline) (*wor
 	if err != nil {
 		return nil, err
 	}
-	st := &workflows.PipelineState{Pipeline: *rec, Jobs: []workflows.JobRecord{}}
+	st := &engine.PipelineState{Pipeline: *rec, Jobs: []engine.JobRecord{}}
 	for wi, w := range p.Plan.Workflows {
-		wr := workflowRow{ID: p.WorkflowIDs[wi], PipelineID: p.ID, Name: w.Name, Status: workflows.StatusRunning, CreatedAt: nanos(p.Created)}
+		wr := workflowRow{ID: p.WorkflowIDs[wi], PipelineID: p.ID, Name: w.Name, Status: engine.StatusRunning, CreatedAt: nanos(p.Created)}
 		if _, err := t.q.ExecContext(ctx, `INSERT INTO workflows (id, pipeline_id, seq, name, status, created_at)
 			VALUES (?, ?, ?, ?, ?, ?)`, wr.ID, wr.PipelineID, wi, wr.Name, wr.Status, wr.CreatedAt); err != nil {
 			return nil, err
@@ -51,7 +52,7 @@ func (t *tx) CreatePipeline(ctx context.Context, p *workflows.NewPipeline) (*wor
 				return nil, err
 			}
 			jr := jobRow{ID: p.JobIDs[wi][ji], PipelineID: p.ID, WorkflowID: wr.ID, Name: j.Name, Job: j.Job, Type: j.Type,
-				Requires: text[0], Context: text[1], Env: p.Envs[w.Name+"/"+j.Name], Status: workflows.StatusBlocked}
+				Requires: text[0], Context: text[1], Env: p.Envs[w.Name+"/"+j.Name], Status: engine.StatusBlocked}
 			if _, err := t.q.ExecContext(ctx, `INSERT INTO jobs
 				(id, pipeline_id, workflow_id, seq, name, job, type, requires_json, context_json, spec_json, env, status)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -101,7 +102,7 @@ func (s *DB) ActivePipelines(ctx context.Context) ([]string, error) {
 }
 
 // PipelineState reads a pipeline with its workflows and jobs.
-func (s *DB) PipelineState(ctx context.Context, id string) (*workflows.PipelineState, error) {
+func (s *DB) PipelineState(ctx context.Context, id string) (*engine.PipelineState, error) {
 	st, err := pipelineState(ctx, s.run(), id)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -151,7 +152,7 @@ type jobRow struct {
 	FinishedAt int64  `db:"finished_at"`
 }
 
-func pipelineRecord(ctx context.Context, q sqlx.QueryerContext, id string) (*workflows.PipelineRecord, error) {
+func pipelineRecord(ctx context.Context, q sqlx.QueryerContext, id string) (*engine.PipelineRecord, error) {
 	var p pipelineRow
 	if err := sqlx.GetContext(ctx, q, &p, `SELECT id, app, number, repo, author, trigger_json, source_json, status, created_at, finished_at
 		FROM pipelines WHERE id = ?`, id); err != nil {
@@ -160,9 +161,9 @@ func pipelineRecord(ctx context.Context, q sqlx.QueryerContext, id string) (*wor
 	return p.record()
 }
 
-func (p pipelineRow) record() (*workflows.PipelineRecord, error) {
+func (p pipelineRow) record() (*engine.PipelineRecord, error) {
 	id := p.ID
-	rec := &workflows.PipelineRecord{
+	rec := &engine.PipelineRecord{
 		ID: p.ID, App: p.App, Number: p.Number, Repo: p.Repo, Author: p.Author, Status: p.Status,
 		Created: fromNanos(p.CreatedAt), Finished: fromNanos(p.FinishedAt),
 	}
@@ -179,8 +180,8 @@ func (p pipelineRow) record() (*workflows.PipelineRecord, error) {
 
 const workflowCols = `id, pipeline_id, name, status, canceled, created_at, finished_at`
 
-func (w workflowRow) record() workflows.WorkflowRecord {
-	return workflows.WorkflowRecord{
+func (w workflowRow) record() engine.WorkflowRecord {
+	return engine.WorkflowRecord{
 		ID: w.ID, PipelineID: w.PipelineID, Name: w.Name, Status: w.Status, Canceled: w.Canceled,
 		Created: fromNanos(w.CreatedAt), Finished: fromNanos(w.FinishedAt),
 	}
@@ -189,8 +190,8 @@ func (w workflowRow) record() workflows.WorkflowRecord {
 const jobCols = `j.id, j.pipeline_id, j.workflow_id, j.name, j.job, j.type, j.requires_json, j.context_json, j.env,
 	j.status, j.reason, j.attempt, j.attempt_id, j.exit_code, j.started_at, j.finished_at`
 
-func (j jobRow) record() (workflows.JobRecord, error) {
-	rec := workflows.JobRecord{
+func (j jobRow) record() (engine.JobRecord, error) {
+	rec := engine.JobRecord{
 		ID: j.ID, PipelineID: j.PipelineID, WorkflowID: j.WorkflowID, Name: j.Name, Job: j.Job, Type: j.Type,
 		Env: j.Env, Status: j.Status, Reason: j.Reason, Attempt: j.Attempt, AttemptID: j.AttemptID,
 		ExitCode: j.ExitCode, Started: fromNanos(j.StartedAt), Finished: fromNanos(j.FinishedAt),
@@ -258,12 +259,12 @@ var (
 	contextCache  = &jsonCache[[]string]{clone: slices.Clone[[]string]}
 )
 
-func pipelineState(ctx context.Context, q runner, id string) (*workflows.PipelineState, error) {
+func pipelineState(ctx context.Context, q runner, id string) (*engine.PipelineState, error) {
 	p, err := pipelineRecord(ctx, q, id)
 	if err != nil {
 		return nil, err
 	}
-	st := &workflows.PipelineState{Pipeline: *p}
+	st := &engine.PipelineState{Pipeline: *p}
 	var ws []workflowRow
 	if err := sqlx.SelectContext(ctx, q, &ws, `SELECT `+workflowCols+` FROM workflows WHERE pipeline_id = ? ORDER BY seq`, id); err != nil {
 		return nil, err
@@ -279,7 +280,7 @@ func pipelineState(ctx context.Context, q runner, id string) (*workflows.Pipelin
 		return nil, err
 	}
 	defer rows.Close()
-	st.Jobs = []workflows.JobRecord{}
+	st.Jobs = []engine.JobRecord{}
 	var j jobRow
 	for rows.Next() {
 		if err := rows.Scan(&j.ID, &j.PipelineID, &j.WorkflowID, &j.Name, &j.Job, &j.Type, &j.Requires, &j.Context, &j.Env,
@@ -333,8 +334,8 @@ type attemptRow struct {
 	FinishedAt int64  `db:"finished_at"`
 }
 
-func (r attemptRow) record() workflows.AttemptRecord {
-	return workflows.AttemptRecord{
+func (r attemptRow) record() engine.AttemptRecord {
+	return engine.AttemptRecord{
 		ID: r.ID, JobID: r.JobID, PipelineID: r.PipelineID, Number: r.Number, BuildNum: r.BuildNum, Executor: r.Executor,
 		Status: r.Status, ExitCode: r.ExitCode, Reason: r.Reason,
 		Started: fromNanos(r.StartedAt), Finished: fromNanos(r.FinishedAt),
@@ -344,12 +345,12 @@ func (r attemptRow) record() workflows.AttemptRecord {
 const attemptCols = `a.id, a.job_id, j.pipeline_id, a.number, a.build_num, a.executor, a.status, a.exit_code, a.reason, a.started_at, a.finished_at`
 
 // RunningAttempts lists the attempts marked running, oldest first.
-func (s *DB) RunningAttempts(ctx context.Context) ([]workflows.AttemptRecord, error) {
+func (s *DB) RunningAttempts(ctx context.Context) ([]engine.AttemptRecord, error) {
 	var rows []attemptRow
 	if err := sqlx.SelectContext(ctx, s.run(), &rows, `SELECT `+attemptCols+` FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.status = 'running' ORDER BY a.started_at`); err != nil {
 		return nil, fmt.Errorf("store: running attempts: %w", err)
 	}
-	out := make([]workflows.AttemptRecord, len(rows))
+	out := make([]engine.AttemptRecord, len(rows))
 	for i, r := range rows {
 		out[i] = r.record()
 	}
@@ -357,12 +358,12 @@ func (s *DB) RunningAttempts(ctx context.Context) ([]workflows.AttemptRecord, er
 }
 
 // Attempts lists a job's attempts with their steps, oldest first.
-func (s *DB) Attempts(ctx context.Context, jobID string) ([]workflows.AttemptRecord, error) {
+func (s *DB) Attempts(ctx context.Context, jobID string) ([]engine.AttemptRecord, error) {
 	var rows []attemptRow
 	if err := sqlx.SelectContext(ctx, s.run(), &rows, `SELECT `+attemptCols+` FROM attempts a JOIN jobs j ON j.id = a.job_id WHERE a.job_id = ? ORDER BY a.number`, jobID); err != nil {
 		return nil, fmt.Errorf("store: attempts: %w", err)
 	}
-	out := make([]workflows.AttemptRecord, len(rows))
+	out := make([]engine.AttemptRecord, len(rows))
 	for i, r := range rows {
 		out[i] = r.record()
 		var steps []struct {
@@ -377,7 +378,7 @@ func (s *DB) Attempts(ctx context.Context, jobID string) ([]workflows.AttemptRec
 			return nil, fmt.Errorf("store: steps: %w", err)
 		}
 		for _, st := range steps {
-			out[i].Steps = append(out[i].Steps, workflows.StepResult{
+			out[i].Steps = append(out[i].Steps, engine.StepResult{
 				Name: st.Name, Status: st.Status, ExitCode: st.ExitCode,
 				Started: fromNanos(st.StartedAt), Finished: fromNanos(st.FinishedAt),
 			})
@@ -387,7 +388,7 @@ func (s *DB) Attempts(ctx context.Context, jobID string) ([]workflows.AttemptRec
 }
 
 // Approval returns the latest approval of a job.
-func (s *DB) Approval(ctx context.Context, jobID string) (*workflows.ApprovalRecord, error) {
+func (s *DB) Approval(ctx context.Context, jobID string) (*engine.ApprovalRecord, error) {
 	a, err := approval(ctx, s.run(), jobID)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -411,14 +412,14 @@ type approvalRow struct {
 	ExpiresAt  int64  `db:"expires_at"`
 }
 
-func approval(ctx context.Context, q sqlx.QueryerContext, jobID string) (*workflows.ApprovalRecord, error) {
+func approval(ctx context.Context, q sqlx.QueryerContext, jobID string) (*engine.ApprovalRecord, error) {
 	var r approvalRow
 	if err := sqlx.GetContext(ctx, q, &r, `SELECT id, job_id, pipeline_id, envs_json, approvers_json, allow_self, author,
 		status, decided_by, reason, created_at, decided_at, expires_at
 		FROM approvals WHERE job_id = ? ORDER BY id DESC LIMIT 1`, jobID); err != nil {
 		return nil, notFound("approval of job", jobID, err)
 	}
-	a := &workflows.ApprovalRecord{
+	a := &engine.ApprovalRecord{
 		ID: r.ID, JobID: r.JobID, PipelineID: r.PipelineID, AllowSelf: r.AllowSelf, Author: r.Author,
 		Status: r.Status, DecidedBy: r.DecidedBy, Reason: r.Reason,
 		Created: fromNanos(r.CreatedAt), Decided: fromNanos(r.DecidedAt), Expires: fromNanos(r.ExpiresAt),
@@ -442,7 +443,7 @@ func (s *DB) PendingApprovals(ctx context.Context) ([]string, error) {
 }
 
 // Deployments lists an environment's deployments, newest first.
-func (s *DB) Deployments(ctx context.Context, app, env string) ([]workflows.Deployment, error) {
+func (s *DB) Deployments(ctx context.Context, app, env string) ([]engine.Deployment, error) {
 	var rows []struct {
 		ID         string `db:"id"`
 		App        string `db:"app"`
@@ -462,9 +463,9 @@ func (s *DB) Deployments(ctx context.Context, app, env string) ([]workflows.Depl
 		ORDER BY created_at DESC, rowid DESC`, app, env); err != nil {
 		return nil, fmt.Errorf("store: deployments: %w", err)
 	}
-	out := make([]workflows.Deployment, len(rows))
+	out := make([]engine.Deployment, len(rows))
 	for i, r := range rows {
-		out[i] = workflows.Deployment{
+		out[i] = engine.Deployment{
 			ID: r.ID, App: r.App, Env: r.Env, Commit: r.Commit, Version: r.Version, PipelineID: r.PipelineID,
 			JobID: r.JobID, AttemptID: r.AttemptID, StartedBy: r.StartedBy, ApprovedBy: r.ApprovedBy,
 			Outcome: r.Outcome, Created: fromNanos(r.CreatedAt),

@@ -20,7 +20,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
-	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 //go:embed migrations/*.sql
@@ -45,7 +45,7 @@ type DB struct {
 	logAge   time.Duration // smallLogAge; tests shorten it
 }
 
-var _ workflows.Store = (*DB)(nil)
+var _ engine.Store = (*DB)(nil)
 
 // Open opens (creating if needed) the store at path and applies the
 // migrations it has not seen. Job logs go to the "logs" folder beside it.
@@ -183,8 +183,8 @@ func (s *DB) begin(ctx context.Context) (*sqlx.Tx, error) {
 }
 
 // Update runs fn in one write transaction.
-func (s *DB) Update(ctx context.Context, fn func(tx workflows.StoreTx) error) error {
-	t := &tx{db: s, cache: s.cache, work: map[string]*workflows.PipelineState{}}
+func (s *DB) Update(ctx context.Context, fn func(tx engine.StoreTx) error) error {
+	t := &tx{db: s, cache: s.cache, work: map[string]*engine.PipelineState{}}
 	err := s.updateThen(ctx, func(sqltx *sqlx.Tx) error {
 		t.q = s.inTx(sqltx)
 		if err := s.cache.check(ctx, t.q); err != nil {
@@ -223,7 +223,7 @@ func (s *DB) RecordDelivery(ctx context.Context, id, event string, at time.Time)
 }
 
 // AuditLog lists the audit entries, oldest first.
-func (s *DB) AuditLog(ctx context.Context) ([]workflows.AuditEntry, error) {
+func (s *DB) AuditLog(ctx context.Context) ([]engine.AuditEntry, error) {
 	var rows []struct {
 		At      int64  `db:"at"`
 		Actor   string `db:"actor"`
@@ -234,9 +234,9 @@ func (s *DB) AuditLog(ctx context.Context) ([]workflows.AuditEntry, error) {
 	if err := sqlx.SelectContext(ctx, s.run(), &rows, `SELECT at, actor, action, subject, detail FROM audit ORDER BY seq`); err != nil {
 		return nil, fmt.Errorf("store: audit log: %w", err)
 	}
-	out := make([]workflows.AuditEntry, len(rows))
+	out := make([]engine.AuditEntry, len(rows))
 	for i, r := range rows {
-		out[i] = workflows.AuditEntry{At: fromNanos(r.At), Actor: r.Actor, Action: r.Action, Subject: r.Subject, Detail: r.Detail}
+		out[i] = engine.AuditEntry{At: fromNanos(r.At), Actor: r.Actor, Action: r.Action, Subject: r.Subject, Detail: r.Detail}
 	}
 	return out, nil
 }
@@ -257,7 +257,7 @@ func fromNanos(n int64) time.Time {
 
 func notFound(what, id string, err error) error {
 	if err == sql.ErrNoRows {
-		return fmt.Errorf("%s %q: %w", what, id, workflows.ErrNotFound)
+		return fmt.Errorf("%s %q: %w", what, id, engine.ErrNotFound)
 	}
 	return err
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 func openTest(t testing.TB) *DB {
@@ -22,8 +23,8 @@ func openTest(t testing.TB) *DB {
 	return db
 }
 
-func newPipeline(id, app string) *workflows.NewPipeline {
-	return &workflows.NewPipeline{
+func newPipeline(id, app string) *engine.NewPipeline {
+	return &engine.NewPipeline{
 		ID: id, App: app, Repo: "acme/" + app, Author: "alice",
 		Trigger: workflows.Trigger{Branch: "main", Revision: "abc123"},
 		Plan: &workflows.Plan{Workflows: []*workflows.PlannedWorkflow{{Name: "build", Jobs: []*workflows.PlannedJob{
@@ -81,7 +82,7 @@ func TestPipelineNumbersArePerApp(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if st.Pipeline.Trigger.Number != tt.want || len(st.Jobs) != 1 || st.Jobs[0].Status != workflows.StatusBlocked {
+			if st.Pipeline.Trigger.Number != tt.want || len(st.Jobs) != 1 || st.Jobs[0].Status != engine.StatusBlocked {
 				t.Errorf("stored state = %+v", st)
 			}
 		})
@@ -116,14 +117,14 @@ func TestDueEventsHoldBackLaterEventsOfAPipeline(t *testing.T) {
 	db := openTest(t)
 	ctx := context.Background()
 	now := time.Unix(1700000000, 0).UTC()
-	var events []workflows.Event
+	var events []engine.Event
 	for i := range 3 {
-		events = append(events, workflows.Event{PipelineID: "p1", Kind: fmt.Sprint("k", i), At: now})
+		events = append(events, engine.Event{PipelineID: "p1", Kind: fmt.Sprint("k", i), At: now})
 	}
 	if _, err := createPipeline(ctx, db, newPipeline("p1", "a"), events); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := createPipeline(ctx, db, newPipeline("p2", "a"), []workflows.Event{{PipelineID: "p2", Kind: "other", At: now}}); err != nil {
+	if _, err := createPipeline(ctx, db, newPipeline("p2", "a"), []engine.Event{{PipelineID: "p2", Kind: "other", At: now}}); err != nil {
 		t.Fatal(err)
 	}
 	kinds := func(at time.Time) []string {
@@ -167,7 +168,7 @@ func TestDueEventsHoldBackLaterEventsOfAPipeline(t *testing.T) {
 
 // chain is a pipeline of n jobs in two workflows, each job requiring the
 // one before it in its workflow, the last with a status form and contexts.
-func chain(id string, n int) *workflows.NewPipeline {
+func chain(id string, n int) *engine.NewPipeline {
 	p := newPipeline(id, "a")
 	p.Plan = &workflows.Plan{}
 	p.WorkflowIDs, p.JobIDs = nil, nil
@@ -200,7 +201,7 @@ func TestPipelineStateReadsJobsInPlanOrder(t *testing.T) {
 	if _, err := createPipeline(ctx, db, chain("p1", 6), nil); err != nil {
 		t.Fatal(err)
 	}
-	read := func() *workflows.PipelineState {
+	read := func() *engine.PipelineState {
 		t.Helper()
 		st, err := db.PipelineState(ctx, "p1")
 		if err != nil {
@@ -252,17 +253,17 @@ func TestWritesOutliveACanceledCaller(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	err := db.Update(ctx, func(tx workflows.StoreTx) error {
+	err := db.Update(ctx, func(tx engine.StoreTx) error {
 		cancel()
 		time.Sleep(20 * time.Millisecond) // for database/sql to see it
-		return tx.SetJobStatus(ctx, "p1-j", workflows.StatusQueued, "", time.Now())
+		return tx.SetJobStatus(ctx, "p1-j", engine.StatusQueued, "", time.Now())
 	})
 	if err == nil {
 		t.Fatal("a transaction whose caller gave up committed")
 	}
 	for i := range 2 {
-		if err := db.Update(context.Background(), func(tx workflows.StoreTx) error {
-			return tx.SetJobStatus(context.Background(), "p1-j", workflows.StatusQueued, "", time.Now())
+		if err := db.Update(context.Background(), func(tx engine.StoreTx) error {
+			return tx.SetJobStatus(context.Background(), "p1-j", engine.StatusQueued, "", time.Now())
 		}); err != nil {
 			t.Fatalf("write %d after a canceled one: %v", i+1, err)
 		}
@@ -274,9 +275,9 @@ func TestWritesOutliveACanceledCaller(t *testing.T) {
 
 // createPipeline stores p and its events in one transaction, as the
 // engine's Submit does.
-func createPipeline(ctx context.Context, db *DB, p *workflows.NewPipeline, events []workflows.Event) (*workflows.PipelineRecord, error) {
-	var rec *workflows.PipelineRecord
-	err := db.Update(ctx, func(tx workflows.StoreTx) error {
+func createPipeline(ctx context.Context, db *DB, p *engine.NewPipeline, events []engine.Event) (*engine.PipelineRecord, error) {
+	var rec *engine.PipelineRecord
+	err := db.Update(ctx, func(tx engine.StoreTx) error {
 		var err error
 		if rec, err = tx.CreatePipeline(ctx, p); err != nil {
 			return err

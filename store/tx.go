@@ -11,6 +11,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // tx is one write transaction, handed to the engine by Update.
@@ -18,15 +19,15 @@ type tx struct {
 	db    *DB
 	q     runner
 	cache *stateCache
-	work  map[string]*workflows.PipelineState // states read or changed here; cached once committed
-	after []func()                            // AfterCommit's
+	work  map[string]*engine.PipelineState // states read or changed here; cached once committed
+	after []func()                         // AfterCommit's
 }
 
-var _ workflows.StoreTx = (*tx)(nil)
+var _ engine.StoreTx = (*tx)(nil)
 
 // PipelineState reads a pipeline as this transaction sees it, from the
 // cache when it holds it (see stateCache).
-func (t *tx) PipelineState(ctx context.Context, id string) (*workflows.PipelineState, error) {
+func (t *tx) PipelineState(ctx context.Context, id string) (*engine.PipelineState, error) {
 	st, err := t.state(ctx, id)
 	if err != nil {
 		return nil, err
@@ -38,13 +39,13 @@ func (t *tx) JobSpec(ctx context.Context, jobID string) (*workflows.JobSpec, err
 	return jobSpec(ctx, t.q, jobID)
 }
 
-func (t *tx) Pipeline(ctx context.Context, id string) (*workflows.PipelineRecord, error) {
+func (t *tx) Pipeline(ctx context.Context, id string) (*engine.PipelineRecord, error) {
 	return pipelineRecord(ctx, t.q, id)
 }
 
 // Workflow and Job answer from the state the transaction holds, when it
 // holds the pipeline, and else read the one row.
-func (t *tx) Workflow(ctx context.Context, id string) (*workflows.WorkflowRecord, error) {
+func (t *tx) Workflow(ctx context.Context, id string) (*engine.WorkflowRecord, error) {
 	if w := t.cachedWorkflow(id); w != nil {
 		rec := *w
 		return &rec, nil
@@ -57,7 +58,7 @@ func (t *tx) Workflow(ctx context.Context, id string) (*workflows.WorkflowRecord
 	return &rec, nil
 }
 
-func (t *tx) Job(ctx context.Context, id string) (*workflows.JobRecord, error) {
+func (t *tx) Job(ctx context.Context, id string) (*engine.JobRecord, error) {
 	if j := t.cachedJob(id); j != nil {
 		rec := *j
 		rec.Requires, rec.Context = cloneRequires(j.Requires), slices.Clone(j.Context)
@@ -79,7 +80,7 @@ func (t *tx) Job(ctx context.Context, id string) (*workflows.JobRecord, error) {
 
 func (t *tx) SetPipelineStatus(ctx context.Context, id, status string, at time.Time) error {
 	fin := int64(0)
-	if status != workflows.StatusRunning && status != workflows.StatusOnHold {
+	if status != engine.StatusRunning && status != engine.StatusOnHold {
 		fin = nanos(at)
 	}
 	st := t.cached(id)
@@ -94,7 +95,7 @@ func (t *tx) SetPipelineStatus(ctx context.Context, id, status string, at time.T
 
 func (t *tx) SetWorkflowStatus(ctx context.Context, id, status string, at time.Time) error {
 	fin := int64(0)
-	if status != workflows.StatusRunning && status != workflows.StatusOnHold {
+	if status != engine.StatusRunning && status != engine.StatusOnHold {
 		fin = nanos(at)
 	}
 	w := t.cachedWorkflow(id)
@@ -120,7 +121,7 @@ func (t *tx) SetWorkflowCanceled(ctx context.Context, id string, canceled bool) 
 
 func (t *tx) SetJobStatus(ctx context.Context, jobID, status, reason string, at time.Time) error {
 	fin := int64(0)
-	if workflows.Terminal(status) {
+	if engine.Terminal(status) {
 		fin = nanos(at)
 	}
 	j := t.cachedJob(jobID)
@@ -134,7 +135,7 @@ func (t *tx) SetJobStatus(ctx context.Context, jobID, status, reason string, at 
 	return nil
 }
 
-func (t *tx) StartAttempt(ctx context.Context, a *workflows.AttemptRecord, app string) error {
+func (t *tx) StartAttempt(ctx context.Context, a *engine.AttemptRecord, app string) error {
 	var n int
 	if err := sqlx.GetContext(ctx, t.q, &n, `SELECT attempt + 1 FROM jobs WHERE id = ?`, a.JobID); err != nil {
 		return notFound("job", a.JobID, err)
@@ -143,7 +144,7 @@ func (t *tx) StartAttempt(ctx context.Context, a *workflows.AttemptRecord, app s
 	if err != nil {
 		return err
 	}
-	a.Number, a.BuildNum, a.Status = n, build, workflows.StatusRunning
+	a.Number, a.BuildNum, a.Status = n, build, engine.StatusRunning
 	if _, err := t.q.ExecContext(ctx, `INSERT INTO attempts
 		(id, job_id, number, build_num, executor, status, log_path, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.ID, a.JobID, n, build, a.Executor, a.Status, logPath(t.db.logDir, a.ID), nanos(a.Started)); err != nil {
@@ -151,17 +152,17 @@ func (t *tx) StartAttempt(ctx context.Context, a *workflows.AttemptRecord, app s
 	}
 	j := t.cachedJob(a.JobID)
 	if err := exec1(ctx, t.q, "job", a.JobID, `UPDATE jobs SET status = ?, reason = '', attempt = ?, attempt_id = ?,
-		exit_code = 0, started_at = ?, finished_at = 0 WHERE id = ?`, workflows.StatusRunning, n, a.ID, nanos(a.Started), a.JobID); err != nil {
+		exit_code = 0, started_at = ?, finished_at = 0 WHERE id = ?`, engine.StatusRunning, n, a.ID, nanos(a.Started), a.JobID); err != nil {
 		return err
 	}
 	if j != nil {
-		j.Status, j.Reason, j.Attempt, j.AttemptID = workflows.StatusRunning, "", n, a.ID
+		j.Status, j.Reason, j.Attempt, j.AttemptID = engine.StatusRunning, "", n, a.ID
 		j.ExitCode, j.Started, j.Finished = 0, fromNanos(nanos(a.Started)), time.Time{}
 	}
 	return nil
 }
 
-func (t *tx) FinishAttempt(ctx context.Context, a *workflows.AttemptRecord) error {
+func (t *tx) FinishAttempt(ctx context.Context, a *engine.AttemptRecord) error {
 	if err := t.storeLog(ctx, a.ID); err != nil {
 		return err
 	}
@@ -186,7 +187,7 @@ func (t *tx) FinishAttempt(ctx context.Context, a *workflows.AttemptRecord) erro
 	return nil
 }
 
-func (t *tx) CreateApproval(ctx context.Context, a *workflows.ApprovalRecord) error {
+func (t *tx) CreateApproval(ctx context.Context, a *engine.ApprovalRecord) error {
 	text, err := jsonTexts(a.Envs, a.Approvers)
 	if err != nil {
 		return err
@@ -202,17 +203,17 @@ func (t *tx) CreateApproval(ctx context.Context, a *workflows.ApprovalRecord) er
 	return err
 }
 
-func (t *tx) Approval(ctx context.Context, jobID string) (*workflows.ApprovalRecord, error) {
+func (t *tx) Approval(ctx context.Context, jobID string) (*engine.ApprovalRecord, error) {
 	return approval(ctx, t.q, jobID)
 }
 
-func (t *tx) DecideApproval(ctx context.Context, a *workflows.ApprovalRecord) error {
+func (t *tx) DecideApproval(ctx context.Context, a *engine.ApprovalRecord) error {
 	// Only a pending approval changes: a decision is never overwritten.
 	return exec1(ctx, t.q, "pending approval", fmt.Sprint(a.ID), `UPDATE approvals SET status = ?, decided_by = ?, reason = ?,
 		decided_at = ? WHERE id = ? AND status = 'pending'`, a.Status, a.DecidedBy, a.Reason, nanos(a.Decided), a.ID)
 }
 
-func (t *tx) RecordDeployment(ctx context.Context, d *workflows.Deployment) error {
+func (t *tx) RecordDeployment(ctx context.Context, d *engine.Deployment) error {
 	_, err := t.q.ExecContext(ctx, `INSERT INTO deployments (id, app, env, commit_sha, version, pipeline_id, job_id,
 		attempt_id, started_by, approved_by, outcome, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.ID, d.App, d.Env, d.Commit, d.Version, d.PipelineID, d.JobID, d.AttemptID, d.StartedBy, d.ApprovedBy,
@@ -220,7 +221,7 @@ func (t *tx) RecordDeployment(ctx context.Context, d *workflows.Deployment) erro
 	return err
 }
 
-func (t *tx) EnvLock(ctx context.Context, app, env string) (*workflows.EnvLock, error) {
+func (t *tx) EnvLock(ctx context.Context, app, env string) (*engine.EnvLock, error) {
 	var r struct {
 		Holder string `db:"holder"`
 		Reason string `db:"reason"`
@@ -235,11 +236,11 @@ func (t *tx) EnvLock(ctx context.Context, app, env string) (*workflows.EnvLock, 
 	if err != nil {
 		return nil, err
 	}
-	return &workflows.EnvLock{App: app, Env: env, Holder: r.Holder, Reason: r.Reason, Manual: r.Manual, JobID: r.JobID,
+	return &engine.EnvLock{App: app, Env: env, Holder: r.Holder, Reason: r.Reason, Manual: r.Manual, JobID: r.JobID,
 		Since: fromNanos(r.Since)}, nil
 }
 
-func (t *tx) SetEnvLock(ctx context.Context, l *workflows.EnvLock) error {
+func (t *tx) SetEnvLock(ctx context.Context, l *engine.EnvLock) error {
 	_, err := t.q.ExecContext(ctx, `INSERT INTO env_locks (app, env, holder, reason, manual, job_id, since)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, l.App, l.Env, l.Holder, l.Reason, l.Manual, l.JobID, nanos(l.Since))
 	return err
@@ -256,7 +257,7 @@ func (t *tx) EnqueueDeploy(ctx context.Context, app, env, jobID, pipelineID stri
 	return err
 }
 
-func (t *tx) DeployQueue(ctx context.Context, app, env string) ([]workflows.QueuedDeploy, error) {
+func (t *tx) DeployQueue(ctx context.Context, app, env string) ([]engine.QueuedDeploy, error) {
 	var rows []struct {
 		JobID      string `db:"job_id"`
 		PipelineID string `db:"pipeline_id"`
@@ -265,9 +266,9 @@ func (t *tx) DeployQueue(ctx context.Context, app, env string) ([]workflows.Queu
 		app, env); err != nil {
 		return nil, err
 	}
-	out := make([]workflows.QueuedDeploy, len(rows))
+	out := make([]engine.QueuedDeploy, len(rows))
 	for i, r := range rows {
-		out[i] = workflows.QueuedDeploy{JobID: r.JobID, PipelineID: r.PipelineID}
+		out[i] = engine.QueuedDeploy{JobID: r.JobID, PipelineID: r.PipelineID}
 	}
 	return out, nil
 }
@@ -277,11 +278,11 @@ func (t *tx) DequeueDeploy(ctx context.Context, jobID string) error {
 	return err
 }
 
-func (t *tx) AddEvents(ctx context.Context, events []workflows.Event) error {
+func (t *tx) AddEvents(ctx context.Context, events []engine.Event) error {
 	return addEvents(ctx, t.q, events)
 }
 
-func (t *tx) Audit(ctx context.Context, e workflows.AuditEntry) error {
+func (t *tx) Audit(ctx context.Context, e engine.AuditEntry) error {
 	_, err := t.q.ExecContext(ctx, `INSERT INTO audit (at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)`,
 		nanos(e.At), e.Actor, e.Action, e.Subject, e.Detail)
 	return err
@@ -292,7 +293,7 @@ func (t *tx) Audit(ctx context.Context, e workflows.AuditEntry) error {
 func (t *tx) AfterCommit(fn func()) { t.after = append(t.after, fn) }
 
 // addEvents stores events in the outbox and sets their Seq.
-func addEvents(ctx context.Context, tx runner, events []workflows.Event) error {
+func addEvents(ctx context.Context, tx runner, events []engine.Event) error {
 	for i, e := range events {
 		data, err := json.Marshal(e.Data)
 		if err != nil {
@@ -321,7 +322,7 @@ func exec1(ctx context.Context, tx runner, what, id, query string, args ...any) 
 		return err
 	}
 	if n == 0 {
-		return fmt.Errorf("%s %q: %w", what, id, workflows.ErrNotFound)
+		return fmt.Errorf("%s %q: %w", what, id, engine.ErrNotFound)
 	}
 	return nil
 }

@@ -1,5 +1,6 @@
-// Package workflows is slipway's domain: the CircleCI 2.1 config language
-// (parse, compile, plan a DAG of jobs for a trigger) and the engine that
-// runs plans durably through small interfaces it owns (Executor, Store,
-// Notifier). It imports no Slack, GitHub, AWS, Docker or SQL code.
+// Package workflows is slipway's config language: CircleCI 2.0 and 2.1
+// files parsed with positions, compiled (commands, executors, parameters,
+// orbs, matrices) and planned for a trigger into a DAG of jobs. The engine
+// that runs plans lives in workflows/engine. It imports no Slack, GitHub,
+// AWS, Docker or SQL code.
 package workflows

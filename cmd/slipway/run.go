@@ -24,6 +24,7 @@ import (
 	"github.com/slipway-ci/slipway/executors/local"
 	"github.com/slipway-ci/slipway/store"
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 const runUsage = "usage: slipway run FILE [--branch B | --tag T] [--sha S] [--repo DIR] [--param k=v]... [--allow-machine] [--executor local|docker [--remote-docker]] [--approve | --reject] [--logs] [--json]"
@@ -117,7 +118,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 type runSpec struct {
 	file     string
 	repo     string
-	src      workflows.Source
+	src      engine.Source
 	trig     workflows.Trigger
 	plan     *workflows.Plan
 	parallel int
@@ -169,21 +170,21 @@ func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int 
 	defer closeExe()
 	// Contexts live in the server's config; here they exist, empty, so
 	// that jobs naming them run without their variables.
-	contexts := map[string]*workflows.Context{}
+	contexts := map[string]*engine.Context{}
 	for _, w := range spec.plan.Workflows {
 		for _, j := range w.Jobs {
 			for _, c := range j.Context {
 				if contexts[c] == nil {
-					contexts[c] = &workflows.Context{Name: c}
+					contexts[c] = &engine.Context{Name: c}
 					fmt.Fprintf(r.stderr, "note: context %s has no variables on this machine\n", c)
 				}
 			}
 		}
 	}
 	pr := &progressPrinter{w: r.progress, started: map[string]time.Time{}, logs: db, allLogs: spec.logs}
-	e := workflows.NewEngine(workflows.EngineOptions{
+	e := engine.New(engine.Options{
 		Store: db, Executor: exe, ExecutorName: spec.executor, Notifier: pr, Logger: logger,
-		Natives:  map[string]workflows.NativeRunner{workflows.OrbAWS: dryRunAWS{}},
+		Natives:  map[string]engine.NativeRunner{engine.OrbAWS: dryRunAWS{}},
 		Contexts: contexts, Parallelism: spec.parallel, DataDir: filepath.Join(tmp, "data"),
 		RetryMin: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond,
 	})
@@ -196,7 +197,7 @@ func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int 
 		defer cancel()
 		e.Shutdown(sctx)
 	}()
-	rec, err := e.Submit(ctx, workflows.PipelineRequest{
+	rec, err := e.Submit(ctx, engine.PipelineRequest{
 		App: filepath.Base(absDir(spec.repo)), Repo: "local/" + filepath.Base(absDir(spec.repo)), Author: r.who,
 		Trigger: spec.trig, Source: spec.src, Plan: spec.plan,
 	})
@@ -232,22 +233,22 @@ func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int 
 
 // drive waits for the pipeline to settle, answering approvals, until it ends.
 // When ctx ends (Ctrl-C) the pipeline is canceled.
-func (r *localRun) drive(ctx context.Context, e *workflows.Engine, db *store.DB, id string) (*workflows.PipelineState, error) {
+func (r *localRun) drive(ctx context.Context, e *engine.Engine, db *store.DB, id string) (*engine.PipelineState, error) {
 	for {
-		st, err := e.Wait(ctx, id, workflows.Settled)
+		st, err := e.Wait(ctx, id, engine.Settled)
 		if ctx.Err() != nil {
 			return r.cancel(e, id)
 		}
 		if err != nil {
 			return nil, err
 		}
-		if st.Pipeline.Status != workflows.StatusOnHold {
+		if st.Pipeline.Status != engine.StatusOnHold {
 			return st, nil
 		}
 		flush(ctx, e, db) // print what happened before asking
 		answered := false
 		for _, j := range st.Jobs {
-			if j.Status != workflows.StatusOnHold {
+			if j.Status != engine.StatusOnHold {
 				continue
 			}
 			yes, ok := r.ask(ctx, j.Name)
@@ -262,7 +263,7 @@ func (r *localRun) drive(ctx context.Context, e *workflows.Engine, db *store.DB,
 			if yes {
 				decide = e.Approve
 			}
-			d, err := decide(ctx, j.ID, workflows.Actor{ID: r.who})
+			d, err := decide(ctx, j.ID, engine.Actor{ID: r.who})
 			if err != nil {
 				return nil, err
 			}
@@ -274,13 +275,13 @@ func (r *localRun) drive(ctx context.Context, e *workflows.Engine, db *store.DB,
 	}
 }
 
-func (r *localRun) cancel(e *workflows.Engine, id string) (*workflows.PipelineState, error) {
+func (r *localRun) cancel(e *engine.Engine, id string) (*engine.PipelineState, error) {
 	ctx, stop := context.WithTimeout(context.Background(), 30*time.Second)
 	defer stop()
-	if _, err := e.Cancel(ctx, id, workflows.Actor{ID: r.who}); err != nil {
+	if _, err := e.Cancel(ctx, id, engine.Actor{ID: r.who}); err != nil {
 		return nil, err
 	}
-	return e.Wait(ctx, id, func(st *workflows.PipelineState) bool { return !st.Pipeline.Finished.IsZero() })
+	return e.Wait(ctx, id, func(st *engine.PipelineState) bool { return !st.Pipeline.Finished.IsZero() })
 }
 
 // ask decides an approval job: by flag, or by asking on the terminal. ok
@@ -331,7 +332,7 @@ func (r *localRun) readLine(ctx context.Context) (string, error) {
 
 // flush delivers the events still in the outbox, so that every progress
 // line is printed before the summary.
-func flush(ctx context.Context, e *workflows.Engine, db *store.DB) {
+func flush(ctx context.Context, e *engine.Engine, db *store.DB) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	for ctx.Err() == nil {
@@ -359,15 +360,15 @@ type progressPrinter struct {
 // its Slack thread.
 const failedLogLines = 20
 
-func (p *progressPrinter) Notify(ctx context.Context, ev workflows.Event) error {
+func (p *progressPrinter) Notify(ctx context.Context, ev engine.Event) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	d := ev.Data
 	switch ev.Kind {
-	case workflows.EventJobStarted:
+	case engine.EventJobStarted:
 		p.started[d.JobID] = time.Now()
 		fmt.Fprintf(p.w, "%s/%s: started\n", d.Workflow, d.Job)
-	case workflows.EventJobFinished:
+	case engine.EventJobFinished:
 		line := fmt.Sprintf("%s/%s: %s", d.Workflow, d.Job, d.Status)
 		if t, ok := p.started[d.JobID]; ok {
 			line += fmt.Sprintf(" in %s", time.Since(t).Round(time.Millisecond))
@@ -386,11 +387,11 @@ func (p *progressPrinter) Notify(ctx context.Context, ev workflows.Event) error 
 		case d.Status == workflows.StatusFailed:
 			p.printLog(ctx, d.AttemptID, failedLogLines)
 		}
-	case workflows.EventApprovalNeeded:
+	case engine.EventApprovalNeeded:
 		fmt.Fprintf(p.w, "%s/%s: on hold, waiting for approval\n", d.Workflow, d.Job)
-	case workflows.EventJobWaiting:
+	case engine.EventJobWaiting:
 		fmt.Fprintf(p.w, "%s/%s: waiting: %s\n", d.Workflow, d.Job, d.Reason)
-	case workflows.EventChatMessage:
+	case engine.EventChatMessage:
 		fmt.Fprintf(p.w, "%s: message for the commit's thread: %s\n", d.Job, d.Message)
 	}
 	return nil
@@ -448,12 +449,12 @@ type runJob struct {
 	Status string `json:"status"` // success|failed|canceled|not_run|blocked|skipped
 }
 
-func summarize(st *workflows.PipelineState) runOutput {
+func summarize(st *engine.PipelineState) runOutput {
 	out := runOutput{Workflows: []runWorkflow{}}
 	for _, w := range st.Workflows {
 		rw := runWorkflow{Name: w.Name, Status: w.Status, Jobs: []runJob{}}
-		if rw.Status == workflows.StatusRunning {
-			rw.Status = workflows.StatusOnHold
+		if rw.Status == engine.StatusRunning {
+			rw.Status = engine.StatusOnHold
 		}
 		for _, j := range st.Jobs {
 			if j.WorkflowID != w.ID {
@@ -463,9 +464,9 @@ func summarize(st *workflows.PipelineState) runOutput {
 			switch s {
 			case workflows.StatusUnauthorized:
 				s = workflows.StatusFailed
-			case workflows.StatusOnHold, workflows.StatusQueued, workflows.StatusRunning:
+			case engine.StatusOnHold, engine.StatusQueued, engine.StatusRunning:
 				// An approval nobody answered, and what waits behind it.
-				s = workflows.StatusBlocked
+				s = engine.StatusBlocked
 			}
 			rw.Jobs = append(rw.Jobs, runJob{Name: j.Name, Status: s})
 		}
@@ -476,12 +477,12 @@ func summarize(st *workflows.PipelineState) runOutput {
 
 // gitSource is where `checkout` copies from: dir's HEAD, when dir is a
 // git repository.
-func gitSource(ctx context.Context, dir string) workflows.Source {
+func gitSource(ctx context.Context, dir string) engine.Source {
 	sha := gitOutput(ctx, dir, "rev-parse", "HEAD")
 	if sha == "" {
-		return workflows.Source{}
+		return engine.Source{}
 	}
-	return workflows.Source{GitDir: absDir(dir), Revision: sha}
+	return engine.Source{GitDir: absDir(dir), Revision: sha}
 }
 
 func gitOutput(ctx context.Context, dir string, args ...string) string {
@@ -511,7 +512,7 @@ func localUser() string {
 }
 
 // newExecutor makes the executor spec names, and what closes it.
-func newExecutor(ctx context.Context, spec runSpec, dir string, logger *slog.Logger) (workflows.Executor, func(), error) {
+func newExecutor(ctx context.Context, spec runSpec, dir string, logger *slog.Logger) (engine.Executor, func(), error) {
 	if spec.executor == "docker" {
 		cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
 		if err != nil {
@@ -543,7 +544,7 @@ func newExecutor(ctx context.Context, spec runSpec, dir string, logger *slog.Log
 // run` never deploys, so each step says what the server would do.
 type dryRunAWS struct{}
 
-func (dryRunAWS) RunNative(ctx context.Context, job *workflows.JobRun, s *workflows.NativeStep, log io.Writer) error {
+func (dryRunAWS) RunNative(ctx context.Context, job *engine.JobRun, s *workflows.NativeStep, log io.Writer) error {
 	keys := slices.Sorted(maps.Keys(s.Params))
 	var b strings.Builder
 	for _, k := range keys {

@@ -18,13 +18,14 @@ import (
 	"github.com/slipway-ci/slipway/executors/docker"
 	"github.com/slipway-ci/slipway/executors/docker/dockertest"
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // benchJob returns an attempt with a fresh ID and no folders: the
 // benchmarked jobs only run commands.
-func benchJob(spec *workflows.JobSpec, n int) *workflows.JobRun {
+func benchJob(spec *workflows.JobSpec, n int) *engine.JobRun {
 	id := fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), n)
-	return &workflows.JobRun{ID: id, PipelineID: id, WorkflowID: id, JobName: "bench", Spec: spec}
+	return &engine.JobRun{ID: id, PipelineID: id, WorkflowID: id, JobName: "bench", Spec: spec}
 }
 
 // dockerRun is `docker run --rm [--network NET] IMAGE cmd...` through the
@@ -80,7 +81,7 @@ var benchNetworks = []struct {
 	{"shared-bridge", docker.Options{Network: "bridge"}},
 }
 
-func runBench(e *docker.Executor, job *workflows.JobRun, log io.Writer) error {
+func runBench(e *docker.Executor, job *engine.JobRun, log io.Writer) error {
 	res, err := e.Run(context.Background(), job, log)
 	if err == nil && res.Status != workflows.StatusSuccess {
 		err = fmt.Errorf("job %s: %s", res.Status, res.Reason)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/slipway-ci/slipway/executors"
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // keepAlive is the primary container's process when the job gives it no
@@ -30,7 +31,7 @@ var keepAlive = []string{"/bin/sh", "-c", "trap 'exit 0' TERM; while :; do sleep
 // jobRun is one attempt while it runs.
 type jobRun struct {
 	e    *Executor
-	job  *workflows.JobRun
+	job  *engine.JobRun
 	spec *workflows.JobSpec
 	log  io.Writer
 

@@ -37,6 +37,7 @@ import (
 
 	"github.com/slipway-ci/slipway/executors"
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // Labels put on everything an attempt creates.
@@ -132,7 +133,7 @@ type Executor struct {
 	ncpu int // the engine's CPU count, once known
 }
 
-var _ workflows.Executor = (*Executor)(nil)
+var _ engine.Executor = (*Executor)(nil)
 
 // New returns an Executor that talks to the engine through c, created by
 // the caller with client.WithAPIVersionNegotiation so that older engines
@@ -177,23 +178,23 @@ func (e *Executor) Close(ctx context.Context) error {
 	return e.nets.close(ctx)
 }
 
-// Run runs the job's steps in its containers; see workflows.Executor.
-func (e *Executor) Run(ctx context.Context, job *workflows.JobRun, log io.Writer) (workflows.JobResult, error) {
+// Run runs the job's steps in its containers; see engine.Executor.
+func (e *Executor) Run(ctx context.Context, job *engine.JobRun, log io.Writer) (engine.JobResult, error) {
 	// Attempt IDs are label values and workspace layer names here.
 	if err := executors.CheckAttemptID(job.ID); err != nil {
-		return workflows.JobResult{Status: workflows.StatusFailed}, fmt.Errorf("docker: %w", err)
+		return engine.JobResult{Status: workflows.StatusFailed}, fmt.Errorf("docker: %w", err)
 	}
 	if job.Spec == nil || len(job.Spec.Docker) == 0 {
-		return workflows.JobResult{Status: workflows.StatusFailed}, fmt.Errorf("docker: job %q has no docker image", job.JobName)
+		return engine.JobResult{Status: workflows.StatusFailed}, fmt.Errorf("docker: job %q has no docker image", job.JobName)
 	}
 	j := &jobRun{e: e, job: job, spec: job.Spec, log: executors.NewSyncWriter(log)}
 	defer j.teardown(ctx)
 	if err := j.start(ctx); err != nil {
 		if ctx.Err() != nil {
-			return workflows.JobResult{Status: workflows.StatusCanceled, Reason: "canceled"}, nil
+			return engine.JobResult{Status: workflows.StatusCanceled, Reason: "canceled"}, nil
 		}
 		fmt.Fprintf(j.log, "docker: %v\n", err)
-		return workflows.JobResult{Status: workflows.StatusFailed, Reason: err.Error()}, err
+		return engine.JobResult{Status: workflows.StatusFailed, Reason: err.Error()}, err
 	}
 	return j.steps(ctx), nil
 }

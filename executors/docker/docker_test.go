@@ -31,6 +31,7 @@ import (
 	"github.com/slipway-ci/slipway/executors/docker"
 	"github.com/slipway-ci/slipway/executors/docker/dockertest"
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // setup returns an executor on the test engine, closed when the test
@@ -108,7 +109,7 @@ func countLabelled(t *testing.T, cli client.APIClient, label string) int {
 
 // newJob returns an attempt of spec with fresh folders; workspace and
 // cache folders are shared when given.
-func newJob(t *testing.T, spec *workflows.JobSpec, workspace, cache string) *workflows.JobRun {
+func newJob(t *testing.T, spec *workflows.JobSpec, workspace, cache string) *engine.JobRun {
 	t.Helper()
 	if workspace == "" {
 		workspace = t.TempDir()
@@ -119,7 +120,7 @@ func newJob(t *testing.T, spec *workflows.JobSpec, workspace, cache string) *wor
 	b := make([]byte, 6)
 	rand.Read(b)
 	id := "t-" + hex.EncodeToString(b)
-	return &workflows.JobRun{
+	return &engine.JobRun{
 		ID:         id,
 		PipelineID: "p-" + id,
 		WorkflowID: "w-" + id,
@@ -171,7 +172,7 @@ func (l *logBuffer) String() string {
 }
 
 // runJob runs job to its end and checks that its containers are gone.
-func runJob(t *testing.T, ctx context.Context, e *docker.Executor, cli client.APIClient, job *workflows.JobRun, log *logBuffer) workflows.JobResult {
+func runJob(t *testing.T, ctx context.Context, e *docker.Executor, cli client.APIClient, job *engine.JobRun, log *logBuffer) engine.JobResult {
 	t.Helper()
 	res, err := e.Run(ctx, job, log)
 	if err != nil {
@@ -183,7 +184,7 @@ func runJob(t *testing.T, ctx context.Context, e *docker.Executor, cli client.AP
 	return res
 }
 
-func statuses(res workflows.JobResult) []string {
+func statuses(res engine.JobResult) []string {
 	var out []string
 	for _, s := range res.Steps {
 		out = append(out, s.Status)
@@ -466,13 +467,13 @@ func TestCheckout(t *testing.T) {
 	// is not an error of the executor.
 	tests := []struct {
 		name   string
-		source workflows.Source
+		source engine.Source
 		reason string // of the failure; "" for success
 	}{
-		{"git", workflows.Source{GitDir: repo, Revision: rev}, ""},
-		{"tarball", workflows.Source{Tarball: tarball}, ""},
-		{"unknown revision", workflows.Source{GitDir: repo, Revision: "0000000000000000000000000000000000000000"}, "checkout: git archive"},
-		{"not a tarball", workflows.Source{Tarball: notGzip}, "checkout: " + notGzip},
+		{"git", engine.Source{GitDir: repo, Revision: rev}, ""},
+		{"tarball", engine.Source{Tarball: tarball}, ""},
+		{"unknown revision", engine.Source{GitDir: repo, Revision: "0000000000000000000000000000000000000000"}, "checkout: git archive"},
+		{"not a tarball", engine.Source{Tarball: notGzip}, "checkout: " + notGzip},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -615,7 +616,7 @@ func TestJobsIsolated(t *testing.T) {
 	serverJob := newJob(t, server, "", "")
 	log := &logBuffer{want: "serving", seen: make(chan struct{})}
 	serving := log.seen
-	done := make(chan workflows.JobResult, 1)
+	done := make(chan engine.JobResult, 1)
 	go func() {
 		// Ends when the test cancels the job.
 		res, _ := e.Run(ctx, serverJob, log)
@@ -698,7 +699,7 @@ func TestHolderSingleUse(t *testing.T) {
 		marked := log.seen
 		job := newJob(t, image(run(`echo "found=$(grep -c slipway-mark /etc/hosts)"; echo "127.0.0.2 slipway-mark" >> /etc/hosts && echo marked; sleep 30`)), "", "")
 		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan workflows.JobResult, 1)
+		done := make(chan engine.JobResult, 1)
 		go func() {
 			// Ends when the job is canceled.
 			res, _ := e.Run(ctx, job, log)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/slipway-ci/slipway/executors"
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // stepScript starts a run step in the primary container without a round
@@ -72,11 +73,11 @@ func (j *jobRun) jobDir() string {
 
 // steps runs the job's steps in order, CircleCI's `when` deciding which
 // run after a failure, and none after cancellation.
-func (j *jobRun) steps(ctx context.Context) workflows.JobResult {
-	res := workflows.JobResult{Status: workflows.StatusSuccess}
+func (j *jobRun) steps(ctx context.Context) engine.JobResult {
+	res := engine.JobResult{Status: workflows.StatusSuccess}
 	failed, canceled := false, false
 	for i, s := range j.spec.Steps {
-		r := workflows.StepResult{Name: executors.StepName(s), Status: workflows.StatusNotRun}
+		r := engine.StepResult{Name: executors.StepName(s), Status: workflows.StatusNotRun}
 		if canceled || ctx.Err() != nil || !executors.ShouldRun(executors.StepWhen(s), failed) {
 			// After a cancel nothing more runs, `when: always` included,
 			// as in the local executor.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // BenchmarkOneStepJob runs a one-step `true` job through the executor
@@ -32,7 +33,7 @@ func BenchmarkOneStepJob(b *testing.B) {
 			}
 			spec := &workflows.JobSpec{Shell: shell, Steps: []workflows.Step{run("true")}}
 			for i := 0; b.Loop(); i++ {
-				job := &workflows.JobRun{ID: "bench-" + strconv.Itoa(i), JobName: "bench", Spec: spec}
+				job := &engine.JobRun{ID: "bench-" + strconv.Itoa(i), JobName: "bench", Spec: spec}
 				res, err := e.Run(context.Background(), job, io.Discard)
 				if err != nil || res.Status != workflows.StatusSuccess {
 					b.Fatalf("Run = %+v, %v", res, err)
@@ -87,7 +88,7 @@ func benchPaired(b *testing.B, base string) {
 	var inExec, inSpawn time.Duration
 	for i := 0; b.Loop(); i++ {
 		start := time.Now()
-		job := &workflows.JobRun{ID: "bench-" + strconv.Itoa(i), JobName: "bench", Spec: spec}
+		job := &engine.JobRun{ID: "bench-" + strconv.Itoa(i), JobName: "bench", Spec: spec}
 		res, err := e.Run(context.Background(), job, io.Discard)
 		if err != nil || res.Status != workflows.StatusSuccess {
 			b.Fatalf("Run = %+v, %v", res, err)

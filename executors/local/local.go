@@ -46,9 +46,10 @@ import (
 
 	"github.com/slipway-ci/slipway/executors"
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
-var _ workflows.Executor = (*Executor)(nil)
+var _ engine.Executor = (*Executor)(nil)
 
 // Options configures an Executor.
 type Options struct {
@@ -120,18 +121,18 @@ func New(opts Options) (*Executor, error) {
 // reused their numbers.
 const attemptEnv = "SLIPWAY_ATTEMPT"
 
-// Run runs the attempt's steps in order. See workflows.Executor.
-func (e *Executor) Run(ctx context.Context, job *workflows.JobRun, log io.Writer) (workflows.JobResult, error) {
+// Run runs the attempt's steps in order. See engine.Executor.
+func (e *Executor) Run(ctx context.Context, job *engine.JobRun, log io.Writer) (engine.JobResult, error) {
 	// Attempt IDs are folder names here.
 	if err := executors.CheckAttemptID(job.ID); err != nil {
-		return workflows.JobResult{}, fmt.Errorf("local: %w", err)
+		return engine.JobResult{}, fmt.Errorf("local: %w", err)
 	}
 	if job.Spec == nil {
-		return workflows.JobResult{}, fmt.Errorf("local: job %q has no spec", job.JobName)
+		return engine.JobResult{}, fmt.Errorf("local: job %q has no spec", job.JobName)
 	}
 	j, err := e.newJob(job, log)
 	if err != nil {
-		return workflows.JobResult{}, err
+		return engine.JobResult{}, err
 	}
 	defer func() {
 		// Processes and folder go whatever happened, cancel included.
@@ -166,7 +167,7 @@ func (e *Executor) Cleanup(ctx context.Context, attemptID string) error {
 // job is one attempt being run.
 type job struct {
 	e      *Executor
-	run    *workflows.JobRun
+	run    *engine.JobRun
 	log    io.Writer
 	logger *slog.Logger
 
@@ -178,7 +179,7 @@ type job struct {
 	background []*process // background steps, stopped at the job's end
 }
 
-func (e *Executor) newJob(run *workflows.JobRun, log io.Writer) (*job, error) {
+func (e *Executor) newJob(run *engine.JobRun, log io.Writer) (*job, error) {
 	dir := filepath.Join(e.opts.Dir, run.ID)
 	err := os.Mkdir(dir, 0o755)
 	if errors.Is(err, fs.ErrExist) {
@@ -238,11 +239,11 @@ func (j *job) resolve(dir, p string) string {
 }
 
 // runSteps runs every step and says how the job ended.
-func (j *job) runSteps(ctx context.Context) workflows.JobResult {
-	res := workflows.JobResult{Status: workflows.StatusSuccess}
+func (j *job) runSteps(ctx context.Context) engine.JobResult {
+	res := engine.JobResult{Status: workflows.StatusSuccess}
 	failed, canceled := false, false
 	for i, step := range j.run.Spec.Steps {
-		sr := workflows.StepResult{Name: executors.StepName(step), Status: workflows.StatusNotRun}
+		sr := engine.StepResult{Name: executors.StepName(step), Status: workflows.StatusNotRun}
 		if canceled || ctx.Err() != nil || !executors.ShouldRun(executors.StepWhen(step), failed) {
 			// After a cancel nothing more runs, `when: always` included:
 			// whoever canceled wants the job stopped now.

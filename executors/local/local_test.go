@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 func newExecutor(t *testing.T) *Executor {
@@ -43,13 +44,13 @@ var attemptSeq struct {
 }
 
 // newJob makes an attempt with a fresh ID and output folder.
-func newJob(t *testing.T, sh shared, steps ...workflows.Step) *workflows.JobRun {
+func newJob(t *testing.T, sh shared, steps ...workflows.Step) *engine.JobRun {
 	t.Helper()
 	attemptSeq.Lock()
 	attemptSeq.n++
 	id := "attempt-" + strconv.Itoa(attemptSeq.n)
 	attemptSeq.Unlock()
-	return &workflows.JobRun{
+	return &engine.JobRun{
 		ID:      id,
 		JobName: "build",
 		Spec:    &workflows.JobSpec{Steps: steps},
@@ -70,7 +71,7 @@ func runWhen(cmd, when string) workflows.Step {
 }
 
 // runJob runs a job to its end and returns its result and log.
-func runJob(t *testing.T, e *Executor, job *workflows.JobRun) (workflows.JobResult, string) {
+func runJob(t *testing.T, e *Executor, job *engine.JobRun) (engine.JobResult, string) {
 	t.Helper()
 	var log bytes.Buffer
 	res, err := e.Run(context.Background(), job, &log)
@@ -80,7 +81,7 @@ func runJob(t *testing.T, e *Executor, job *workflows.JobRun) (workflows.JobResu
 	return res, log.String()
 }
 
-func statuses(res workflows.JobResult) []string {
+func statuses(res engine.JobResult) []string {
 	var out []string
 	for _, s := range res.Steps {
 		out = append(out, s.Status)
@@ -93,7 +94,7 @@ func TestRun(t *testing.T) {
 	tests := []struct {
 		name     string
 		steps    []workflows.Step
-		edit     func(*workflows.JobRun)
+		edit     func(*engine.JobRun)
 		status   string
 		exitCode int
 		reason   string // contained in JobResult.Reason
@@ -112,7 +113,7 @@ func TestRun(t *testing.T) {
 				Command:     `echo "A=$A B=$B C=$C D=$D"`,
 				Environment: map[string]string{"C": "step"},
 			}}},
-			edit: func(j *workflows.JobRun) {
+			edit: func(j *engine.JobRun) {
 				j.Env["A"], j.Env["B"], j.Env["C"], j.Env["D"] = "engine", "engine", "engine", "engine"
 				j.Spec.Docker = []workflows.DockerImage{{Image: "cimg/base:current", Environment: map[string]string{"B": "image", "D": "image"}}}
 				j.Spec.Environment = map[string]string{"B": "job", "C": "job"}
@@ -159,7 +160,7 @@ func TestRun(t *testing.T) {
 		{
 			name:   "the job's shell replaces the default",
 			steps:  []workflows.Step{run("false | true\necho REACHED")},
-			edit:   func(j *workflows.JobRun) { j.Spec.Shell = "/bin/sh -e" },
+			edit:   func(j *engine.JobRun) { j.Spec.Shell = "/bin/sh -e" },
 			status: "success", steps_: []string{"success"},
 			logHas: []string{"REACHED\n"},
 		},
@@ -173,7 +174,7 @@ func TestRun(t *testing.T) {
 			steps: []workflows.Step{{Run: &workflows.RunStep{
 				Command: `test "$PWD" = "$HOME/app/sub"`, WorkingDirectory: "sub",
 			}}},
-			edit:   func(j *workflows.JobRun) { j.Spec.WorkingDirectory = "~/app" },
+			edit:   func(j *engine.JobRun) { j.Spec.WorkingDirectory = "~/app" },
 			status: "success", steps_: []string{"success"},
 		},
 		{
@@ -328,7 +329,7 @@ func TestCancelKillsTheProcessGroup(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	type ran struct {
-		res workflows.JobResult
+		res engine.JobResult
 		err error
 	}
 	done := make(chan ran, 1)
@@ -410,25 +411,25 @@ func TestCheckout(t *testing.T) {
 
 	tests := []struct {
 		name   string
-		source workflows.Source
+		source engine.Source
 		path   string
 		check  string
 	}{
 		{
 			name:   "git revision that is not the branch head",
-			source: workflows.Source{GitDir: repo, Revision: first},
+			source: engine.Source{GitDir: repo, Revision: first},
 			check: `test "$(cat version)" = v1 && test "$(git rev-parse HEAD)" = ` + first +
 				` && test "$(git rev-parse --abbrev-ref HEAD)" = "$CIRCLE_BRANCH"`,
 		},
 		{
 			name:   "git into a path",
-			source: workflows.Source{GitDir: repo, Revision: "main"},
+			source: engine.Source{GitDir: repo, Revision: "main"},
 			path:   "~/src",
 			check:  `test "$(cat ~/src/version)" = v2`,
 		},
 		{
 			name:   "tarball without its top folder",
-			source: workflows.Source{Tarball: tarball},
+			source: engine.Source{Tarball: tarball},
 			check:  `test "$(cat version)" = tarball && test -f sub/f`,
 		},
 	}
@@ -445,7 +446,7 @@ func TestCheckout(t *testing.T) {
 	}
 	t.Run("unknown revision fails the step", func(t *testing.T) {
 		job := newJob(t, newShared(t), workflows.Step{Checkout: &workflows.CheckoutStep{}})
-		job.Source = workflows.Source{GitDir: repo, Revision: "no-such-ref"}
+		job.Source = engine.Source{GitDir: repo, Revision: "no-such-ref"}
 		res, _ := runJob(t, e, job)
 		if res.Status != workflows.StatusFailed || !strings.Contains(res.Reason, "no-such-ref") {
 			t.Fatalf("result %+v, want a failure naming the revision", res)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/slipway-ci/slipway/executors"
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // checkout puts the commit's tree at the step's path: from the local git
@@ -43,7 +44,7 @@ func (j *job) checkout(ctx context.Context, s *workflows.CheckoutStep) outcome {
 // (git alternates): no copy of history, any commit of the source can be
 // checked out, even one no branch points at, and the source repository
 // is never written to.
-func (j *job) checkoutGit(ctx context.Context, src workflows.Source, dest string) error {
+func (j *job) checkoutGit(ctx context.Context, src engine.Source, dest string) error {
 	if src.Revision == "" {
 		return errors.New("no revision to check out")
 	}

@@ -1,15 +1,17 @@
-package workflows
+package engine
 
 import (
 	"context"
 	"fmt"
 	"io"
 	"maps"
+
+	"github.com/slipway-ci/slipway/workflows"
 )
 
 // The built-in orbs. The engine carries out slipway/slack itself, as a
 // message for the commit's thread; the rest are runners the server gives
-// it (EngineOptions.Natives).
+// it (Options.Natives).
 const (
 	OrbAWS   = "slipway/aws"
 	OrbSlack = "slipway/slack"
@@ -25,7 +27,7 @@ func newNativeSteps(e *Engine, byOrb map[string]NativeRunner) nativeSteps {
 	return n
 }
 
-func (n nativeSteps) RunNative(ctx context.Context, job *JobRun, s *NativeStep, log io.Writer) error {
+func (n nativeSteps) RunNative(ctx context.Context, job *JobRun, s *workflows.NativeStep, log io.Writer) error {
 	r := n[s.Orb]
 	if r == nil {
 		return fmt.Errorf("this server carries out no %s steps: it has no runner for that orb", s.Orb)
@@ -37,7 +39,7 @@ func (n nativeSteps) RunNative(ctx context.Context, job *JobRun, s *NativeStep, 
 // which compile to them).
 type chatRunner struct{ e *Engine }
 
-func (c chatRunner) RunNative(ctx context.Context, job *JobRun, s *NativeStep, log io.Writer) error {
+func (c chatRunner) RunNative(ctx context.Context, job *JobRun, s *workflows.NativeStep, log io.Writer) error {
 	if s.Command != "notify" {
 		return fmt.Errorf("%s has no command %q", OrbSlack, s.Command)
 	}
@@ -47,7 +49,7 @@ func (c chatRunner) RunNative(ctx context.Context, job *JobRun, s *NativeStep, l
 // chatMessage puts a notify step's message in the outbox, for the
 // notifiers to post into the commit's thread. A rerun of the attempt
 // posts it again: messages are delivered at least once.
-func (e *Engine) chatMessage(ctx context.Context, job *JobRun, s *NativeStep, log io.Writer) error {
+func (e *Engine) chatMessage(ctx context.Context, job *JobRun, s *workflows.NativeStep, log io.Writer) error {
 	text := notifyText(job, s)
 	ev := Event{PipelineID: job.PipelineID, Kind: EventChatMessage, At: e.clock.Now(), Data: EventData{
 		WorkflowID: job.WorkflowID, Job: job.JobName, AttemptID: job.ID, Message: text, Channel: s.Params["channel"],
@@ -62,16 +64,16 @@ func (e *Engine) chatMessage(ctx context.Context, job *JobRun, s *NativeStep, lo
 // notifyText is what a notify step says: its message (slipway/slack) or
 // template name (circleci/slack), or else CircleCI's default words for
 // the event.
-func notifyText(job *JobRun, s *NativeStep) string {
+func notifyText(job *JobRun, s *workflows.NativeStep) string {
 	for _, k := range []string{"message", "template"} {
 		if v := s.Params[k]; v != "" {
 			return v
 		}
 	}
 	switch s.When {
-	case WhenOnFail:
+	case workflows.WhenOnFail:
 		return fmt.Sprintf("Job %s failed", job.JobName)
-	case WhenOnSuccess:
+	case workflows.WhenOnSuccess:
 		return fmt.Sprintf("Job %s succeeded", job.JobName)
 	}
 	return fmt.Sprintf("Job %s", job.JobName)

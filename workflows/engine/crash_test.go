@@ -1,4 +1,4 @@
-package workflows_test
+package engine_test
 
 import (
 	"bufio"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/slipway-ci/slipway/store"
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // The crash test runs a pipeline in a worker process (this test binary,
@@ -66,13 +67,13 @@ func (k *killPoints) pass(name string) {
 
 // hookedStore passes kill points around every write.
 type hookedStore struct {
-	workflows.Store
+	engine.Store
 	k *killPoints
 }
 
-func (s *hookedStore) Update(ctx context.Context, fn func(workflows.StoreTx) error) error {
+func (s *hookedStore) Update(ctx context.Context, fn func(engine.StoreTx) error) error {
 	s.k.pass("before update")
-	err := s.Store.Update(ctx, func(tx workflows.StoreTx) error {
+	err := s.Store.Update(ctx, func(tx engine.StoreTx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
@@ -108,7 +109,7 @@ type fileNotifier struct {
 	k    *killPoints
 }
 
-func (n *fileNotifier) Notify(ctx context.Context, e workflows.Event) error {
+func (n *fileNotifier) Notify(ctx context.Context, e engine.Event) error {
 	n.k.pass("before notify")
 	appendLine(n.path, fmt.Sprintf("%d %s %s", e.Seq, e.Kind, e.Data.Job))
 	n.k.pass("after notify")
@@ -135,25 +136,25 @@ func TestCrashWorker(t *testing.T) {
 	defer db.Close()
 	runs := filepath.Join(dir, "runs.log")
 	exec := &fakeExecutor{
-		run: func(ctx context.Context, job *workflows.JobRun, log io.Writer) (workflows.JobResult, error) {
+		run: func(ctx context.Context, job *engine.JobRun, log io.Writer) (engine.JobResult, error) {
 			appendLine(runs, "run "+job.JobName+" "+job.ID)
 			k.pass("job running " + job.JobName)
-			return workflows.JobResult{Status: workflows.StatusSuccess}, nil
+			return engine.JobResult{Status: workflows.StatusSuccess}, nil
 		},
 		cleanup: func(ctx context.Context, id string) error {
 			appendLine(runs, "cleanup "+id)
 			return nil
 		},
 	}
-	e := workflows.NewEngine(workflows.EngineOptions{
+	e := engine.New(engine.Options{
 		Store: &hookedStore{Store: db, k: k}, Executor: exec, Notifier: &fileNotifier{path: filepath.Join(dir, "events.log"), k: k},
 		IDs: &pidIDs{}, Apps: backend(), DataDir: filepath.Join(dir, "data"), Parallelism: 2, RetryMin: time.Millisecond,
 	})
 	if err := e.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.PipelineState(ctx, crashID); errors.Is(err, workflows.ErrNotFound) {
-		if _, err := e.Submit(ctx, workflows.PipelineRequest{ID: crashID, App: "backend", Repo: "acme/backend", Author: "alice",
+	if _, err := db.PipelineState(ctx, crashID); errors.Is(err, engine.ErrNotFound) {
+		if _, err := e.Submit(ctx, engine.PipelineRequest{ID: crashID, App: "backend", Repo: "acme/backend", Author: "alice",
 			Trigger: workflows.Trigger{Branch: "main", Revision: "feedface"}, Plan: crashPlan()}); err != nil {
 			t.Fatal(err)
 		}
@@ -163,15 +164,15 @@ func TestCrashWorker(t *testing.T) {
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	for {
-		st, err := e.Wait(wctx, crashID, workflows.Settled)
+		st, err := e.Wait(wctx, crashID, engine.Settled)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Pipeline.Status != workflows.StatusOnHold {
+		if st.Pipeline.Status != engine.StatusOnHold {
 			break
 		}
 		k.pass("approval pending")
-		if _, err := e.Approve(ctx, jobStatus(st, "hold").ID, workflows.Actor{ID: "carol"}); err != nil {
+		if _, err := e.Approve(ctx, jobStatus(st, "hold").ID, engine.Actor{ID: "carol"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -317,7 +318,7 @@ func checkCrashOutcome(t *testing.T, dir string) string {
 	}
 	interrupted := 0
 	for _, j := range st.Jobs {
-		if !workflows.Terminal(j.Status) {
+		if !engine.Terminal(j.Status) {
 			t.Errorf("job %s ended %s", j.Name, j.Status)
 		}
 		if ran[j.Name] > 1 {

@@ -1,10 +1,12 @@
-package workflows
+package engine
 
 import (
 	"context"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/slipway-ci/slipway/workflows"
 )
 
 // Decision is the outcome of a request a person made (a button press, a
@@ -67,9 +69,9 @@ func (e *Engine) decide(ctx context.Context, jobID string, by Actor, approve boo
 		default:
 			d.Applied = true
 			a.Status, a.DecidedBy, a.Decided = ApprovalRejected, by.ID, now
-			status, reason := StatusCanceled, "rejected by "+by.ID
+			status, reason := workflows.StatusCanceled, "rejected by "+by.ID
 			if approve {
-				a.Status, status, reason = ApprovalApproved, StatusSuccess, ""
+				a.Status, status, reason = ApprovalApproved, workflows.StatusSuccess, ""
 			}
 			d.Message = fmt.Sprintf("%s by %s", a.Status, by.ID)
 			if err := e.settleApproval(ctx, tx, a, status, reason, by.ID); err != nil {
@@ -127,7 +129,7 @@ func (e *Engine) settleApproval(ctx context.Context, tx StoreTx, a *ApprovalReco
 func (e *Engine) expire(ctx context.Context, tx StoreTx, a *ApprovalRecord, now time.Time) error {
 	a.Status, a.DecidedBy, a.Decided = ApprovalExpired, "slipway", now
 	a.Reason = fmt.Sprintf("no decision within %s", a.Expires.Sub(a.Created))
-	if err := e.settleApproval(ctx, tx, a, StatusCanceled, "approval expired", "slipway"); err != nil {
+	if err := e.settleApproval(ctx, tx, a, workflows.StatusCanceled, "approval expired", "slipway"); err != nil {
 		return err
 	}
 	return tx.Audit(ctx, AuditEntry{At: now, Actor: "slipway", Action: "expire", Subject: "job " + a.JobID, Detail: a.Reason})
@@ -218,7 +220,7 @@ func (e *Engine) cancelJobs(ctx context.Context, tx StoreTx, st *PipelineState, 
 				return err
 			}
 			a.Status, a.DecidedBy, a.Decided, a.Reason = ApprovalCanceled, actor, now, "pipeline canceled"
-			if err := e.settleApproval(ctx, tx, a, StatusCanceled, "pipeline canceled", actor); err != nil {
+			if err := e.settleApproval(ctx, tx, a, workflows.StatusCanceled, "pipeline canceled", actor); err != nil {
 				return err
 			}
 		case StatusQueued, StatusBlocked:
@@ -227,7 +229,7 @@ func (e *Engine) cancelJobs(ctx context.Context, tx StoreTx, st *PipelineState, 
 					return err
 				}
 			}
-			if err := tx.SetJobStatus(ctx, j.ID, StatusCanceled, "canceled by "+actor, now); err != nil {
+			if err := tx.SetJobStatus(ctx, j.ID, workflows.StatusCanceled, "canceled by "+actor, now); err != nil {
 				return err
 			}
 		}
@@ -281,7 +283,7 @@ func (e *Engine) rerun(ctx context.Context, pipelineID, workflow, job string, by
 			if j == nil {
 				return fmt.Errorf("job %q of workflow %q: %w", job, workflow, ErrNotFound)
 			}
-			if j.Status == StatusSuccess || j.Status == StatusNotRun || j.Status == StatusSkipped {
+			if j.Status == workflows.StatusSuccess || j.Status == workflows.StatusNotRun || j.Status == workflows.StatusSkipped {
 				d.Message = fmt.Sprintf("job %s ended %s; rerun the workflow to run it again; nothing changed", job, j.Status)
 				break
 			}

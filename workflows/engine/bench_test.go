@@ -1,4 +1,4 @@
-package workflows_test
+package engine_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/slipway-ci/slipway/executors/local"
 	"github.com/slipway-ci/slipway/store"
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // shTrue is a job of one `true` step run by /bin/sh -e, the same program
@@ -68,8 +69,8 @@ func benchEngine(b *testing.B, executor string, n int, plan func() *workflows.Pl
 		b.Fatal(err)
 	}
 	defer db.Close()
-	var exe workflows.Executor = &fakeExecutor{run: func(context.Context, *workflows.JobRun, io.Writer) (workflows.JobResult, error) {
-		return workflows.JobResult{Status: workflows.StatusSuccess}, nil
+	var exe engine.Executor = &fakeExecutor{run: func(context.Context, *engine.JobRun, io.Writer) (engine.JobResult, error) {
+		return engine.JobResult{Status: workflows.StatusSuccess}, nil
 	}}
 	if executor == "local" {
 		exe, err = local.New(local.Options{Dir: filepath.Join(dir, "attempts")})
@@ -83,23 +84,23 @@ func benchEngine(b *testing.B, executor string, n int, plan func() *workflows.Pl
 			// rather than by polling the store, which would add the
 			// poller's reads to what is measured.
 			finished := make(chan string, 1)
-			notifier := notifierFunc(func(ctx context.Context, ev workflows.Event) error {
-				if ev.Kind == workflows.EventPipelineFinished {
+			notifier := notifierFunc(func(ctx context.Context, ev engine.Event) error {
+				if ev.Kind == engine.EventPipelineFinished {
 					finished <- ev.Data.Status
 				}
 				return nil
 			})
-			e := workflows.NewEngine(workflows.EngineOptions{Store: db, Executor: exe, Notifier: notifier, Parallelism: 1,
+			e := engine.New(engine.Options{Store: db, Executor: exe, Notifier: notifier, Parallelism: 1,
 				DataDir: filepath.Join(dir, "data")})
 			if err := e.Start(ctx); err != nil {
 				b.Fatal(err)
 			}
 			defer e.Shutdown(ctx)
-			var engine, floor, cpu time.Duration
+			var own, floor, cpu time.Duration
 			for b.Loop() {
 				c0 := cpuTime()
 				t0 := time.Now()
-				p, err := e.Submit(ctx, workflows.PipelineRequest{App: "bench", Repo: "acme/bench", Author: "bench",
+				p, err := e.Submit(ctx, engine.PipelineRequest{App: "bench", Repo: "acme/bench", Author: "bench",
 					Plan: &workflows.Plan{Workflows: []*workflows.PlannedWorkflow{plan()}}})
 				if err != nil {
 					b.Fatal(err)
@@ -118,13 +119,13 @@ func benchEngine(b *testing.B, executor string, n int, plan func() *workflows.Pl
 						b.Fatal(err)
 					}
 				}
-				engine += t1.Sub(t0)
+				own += t1.Sub(t0)
 				floor += time.Since(t1)
 			}
 			per := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N*n) }
-			b.ReportMetric(per(engine), "ms/job")
+			b.ReportMetric(per(own), "ms/job")
 			b.ReportMetric(per(floor), "floor-ms/job")
-			b.ReportMetric(per(engine-floor), "overhead-ms/job")
+			b.ReportMetric(per(own-floor), "overhead-ms/job")
 			// CPU of this process alone (not the jobs' shells): what the
 			// engine costs regardless of how busy the machine is.
 			b.ReportMetric(per(cpu), "self-cpu-ms/job")
@@ -141,9 +142,9 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-type notifierFunc func(ctx context.Context, ev workflows.Event) error
+type notifierFunc func(ctx context.Context, ev engine.Event) error
 
-func (f notifierFunc) Notify(ctx context.Context, ev workflows.Event) error { return f(ctx, ev) }
+func (f notifierFunc) Notify(ctx context.Context, ev engine.Event) error { return f(ctx, ev) }
 
 // BenchmarkAcceptPipelines measures how fast pipelines are accepted into
 // the store (what a webhook waits for before its 202): a seed-sized plan
@@ -168,9 +169,9 @@ func BenchmarkAcceptPipelines(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			e := workflows.NewEngine(workflows.EngineOptions{Store: db, Executor: &fakeExecutor{}, Apps: backend()})
+			e := engine.New(engine.Options{Store: db, Executor: &fakeExecutor{}, Apps: backend()})
 			submit := func() {
-				if _, err := e.Submit(ctx, workflows.PipelineRequest{App: "backend", Repo: "acme/backend", Author: "alice",
+				if _, err := e.Submit(ctx, engine.PipelineRequest{App: "backend", Repo: "acme/backend", Author: "alice",
 					Trigger: workflows.Trigger{Branch: "main", Revision: "0123456789abcdef"}, Plan: plan()}); err != nil {
 					b.Fatal(err)
 				}

@@ -1,4 +1,4 @@
-package workflows
+package engine
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/slipway-ci/slipway/workflows"
 )
 
 // pipelineView indexes a PipelineState for the scheduler's questions.
@@ -82,7 +84,7 @@ func (v *pipelineView) requiresMet(j *JobRecord) (status string, wait bool, reas
 	for _, name := range names {
 		u := v.byName[j.WorkflowID+"/"+name]
 		if u == nil {
-			return StatusNotRun, false, fmt.Sprintf("requires %q, which is not in the workflow", name)
+			return workflows.StatusNotRun, false, fmt.Sprintf("requires %q, which is not in the workflow", name)
 		}
 		if !Terminal(u.Status) {
 			return "", true, ""
@@ -94,11 +96,11 @@ func (v *pipelineView) requiresMet(j *JobRecord) (status string, wait bool, reas
 			continue
 		}
 		r := fmt.Sprintf("%s ended %s", name, u.Status)
-		if u.Status != StatusSuccess && u.Status != StatusSkipped {
-			return StatusNotRun, false, r
+		if u.Status != workflows.StatusSuccess && u.Status != workflows.StatusSkipped {
+			return workflows.StatusNotRun, false, r
 		}
 		if status == "" {
-			status, reason = StatusSkipped, r
+			status, reason = workflows.StatusSkipped, r
 		}
 	}
 	return status, false, reason
@@ -109,12 +111,12 @@ func (v *pipelineView) requiresMet(j *JobRecord) (status string, wait bool, reas
 // counts as not_run, the status CircleCI reports its skipped jobs with.
 func accepts(want []string, status string) bool {
 	if len(want) == 0 {
-		return status == StatusSuccess
+		return status == workflows.StatusSuccess
 	}
-	if status == StatusSkipped {
-		status = StatusNotRun
+	if status == workflows.StatusSkipped {
+		status = workflows.StatusNotRun
 	}
-	return slices.Contains(want, status) || slices.Contains(want, StatusTerminal)
+	return slices.Contains(want, status) || slices.Contains(want, workflows.StatusTerminal)
 }
 
 // advancer makes the decisions of one advance transaction.
@@ -143,7 +145,7 @@ func (a *advancer) run(ctx context.Context) error {
 				continue
 			}
 			if a.v.workflow(j.WorkflowID).Canceled {
-				if err := a.setJob(ctx, j, StatusCanceled, "workflow canceled"); err != nil {
+				if err := a.setJob(ctx, j, workflows.StatusCanceled, "workflow canceled"); err != nil {
 					return err
 				}
 				changed = true
@@ -158,9 +160,9 @@ func (a *advancer) run(ctx context.Context) error {
 			switch {
 			case end != "":
 				err = a.setJob(ctx, j, end, reason)
-			case j.Type == JobNoOp:
-				err = a.setJob(ctx, j, StatusSuccess, "")
-			case j.Type == JobApproval:
+			case j.Type == workflows.JobNoOp:
+				err = a.setJob(ctx, j, workflows.StatusSuccess, "")
+			case j.Type == workflows.JobApproval:
 				err = a.hold(ctx, j)
 			default:
 				err = a.ready(ctx, j)
@@ -176,7 +178,7 @@ func (a *advancer) run(ctx context.Context) error {
 			continue
 		}
 		if a.v.workflow(j.WorkflowID).Canceled {
-			if err := a.setJob(ctx, j, StatusCanceled, "workflow canceled"); err != nil {
+			if err := a.setJob(ctx, j, workflows.StatusCanceled, "workflow canceled"); err != nil {
 				return err
 			}
 			continue
@@ -279,7 +281,7 @@ func (a *advancer) ready(ctx context.Context, j *JobRecord) error {
 		if app != nil && app.Environments[c] != nil {
 			continue
 		}
-		return a.setJob(ctx, j, StatusFailed, fmt.Sprintf("context %q is not defined", c))
+		return a.setJob(ctx, j, workflows.StatusFailed, fmt.Sprintf("context %q is not defined", c))
 	}
 	if j.Env != "" {
 		ok, err := a.mayDeploy(ctx, j, app.Environments[j.Env])
@@ -287,7 +289,7 @@ func (a *advancer) ready(ctx context.Context, j *JobRecord) error {
 			return err
 		}
 		if !ok {
-			return a.setJob(ctx, j, StatusUnauthorized, fmt.Sprintf("%s may not deploy to %s/%s without an approval by its approvers",
+			return a.setJob(ctx, j, workflows.StatusUnauthorized, fmt.Sprintf("%s may not deploy to %s/%s without an approval by its approvers",
 				a.st.Pipeline.Author, a.st.Pipeline.App, j.Env))
 		}
 		if err := a.tx.EnqueueDeploy(ctx, a.st.Pipeline.App, j.Env, j.ID, j.PipelineID, a.now); err != nil {
@@ -304,7 +306,7 @@ func (a *advancer) mayDeploy(ctx context.Context, j *JobRecord, env *Environment
 		return true, nil
 	}
 	for _, u := range a.v.upstream(j) {
-		if u.Type != JobApproval || u.Status != StatusSuccess {
+		if u.Type != workflows.JobApproval || u.Status != workflows.StatusSuccess {
 			continue
 		}
 		ap, err := a.tx.Approval(ctx, u.ID)
@@ -418,9 +420,9 @@ func rollupStatus(statuses []string) string {
 			active = true
 		case StatusOnHold:
 			hold = true
-		case StatusFailed, StatusUnauthorized:
+		case workflows.StatusFailed, workflows.StatusUnauthorized:
 			failed = true
-		case StatusCanceled:
+		case workflows.StatusCanceled:
 			canceled = true
 		}
 	}
@@ -430,9 +432,9 @@ func rollupStatus(statuses []string) string {
 	case active || hold:
 		return StatusRunning
 	case failed:
-		return StatusFailed
+		return workflows.StatusFailed
 	case canceled:
-		return StatusCanceled
+		return workflows.StatusCanceled
 	}
-	return StatusSuccess
+	return workflows.StatusSuccess
 }

@@ -1,10 +1,12 @@
-package workflows
+package engine
 
 import (
 	"context"
 	"errors"
 	"io"
 	"time"
+
+	"github.com/slipway-ci/slipway/workflows"
 )
 
 // States a job passes through before it ends with one of the statuses a
@@ -37,7 +39,7 @@ var ErrNotFound = errors.New("not found")
 // Terminal reports whether a job status is final.
 func Terminal(status string) bool {
 	switch status {
-	case StatusSuccess, StatusFailed, StatusCanceled, StatusNotRun, StatusUnauthorized, StatusSkipped:
+	case workflows.StatusSuccess, workflows.StatusFailed, workflows.StatusCanceled, workflows.StatusNotRun, workflows.StatusUnauthorized, workflows.StatusSkipped:
 		return true
 	}
 	return false
@@ -49,9 +51,9 @@ type NewPipeline struct {
 	App     string
 	Repo    string // "owner/name"
 	Author  string // who pushed or typed the command; approvals check it
-	Trigger Trigger
+	Trigger workflows.Trigger
 	Source  Source
-	Plan    *Plan
+	Plan    *workflows.Plan
 	// Envs maps "workflow/job" to the environment of App that the job
 	// deploys to; the engine fills it from its job contexts.
 	Envs map[string]string
@@ -68,7 +70,7 @@ type PipelineRecord struct {
 	Number   int
 	Repo     string
 	Author   string
-	Trigger  Trigger
+	Trigger  workflows.Trigger
 	Source   Source
 	Status   string
 	Created  time.Time
@@ -194,7 +196,7 @@ type Store interface {
 	// PipelineState reads a pipeline, its workflows and jobs.
 	PipelineState(ctx context.Context, id string) (*PipelineState, error)
 	// JobSpec reads what a job runs; nil for approval and no-op jobs.
-	JobSpec(ctx context.Context, jobID string) (*JobSpec, error)
+	JobSpec(ctx context.Context, jobID string) (*workflows.JobSpec, error)
 	// PendingApprovals lists the job IDs of approvals waiting for a decision.
 	PendingApprovals(ctx context.Context) ([]string, error)
 	// RunningAttempts lists attempts that were left running.
@@ -228,7 +230,7 @@ type StoreTx interface {
 	Workflow(ctx context.Context, id string) (*WorkflowRecord, error)
 	Job(ctx context.Context, id string) (*JobRecord, error)
 	// JobSpec reads what a job runs; nil for approval and no-op jobs.
-	JobSpec(ctx context.Context, jobID string) (*JobSpec, error)
+	JobSpec(ctx context.Context, jobID string) (*workflows.JobSpec, error)
 	SetPipelineStatus(ctx context.Context, id, status string, at time.Time) error
 	SetWorkflowStatus(ctx context.Context, id, status string, at time.Time) error
 	SetWorkflowCanceled(ctx context.Context, id string, canceled bool) error

@@ -1,4 +1,4 @@
-package workflows_test
+package engine_test
 
 import (
 	"context"
@@ -12,15 +12,16 @@ import (
 
 	"github.com/slipway-ci/slipway/store"
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // fakeExecutor runs jobs by calling its func fields.
 type fakeExecutor struct {
-	run     func(ctx context.Context, job *workflows.JobRun, log io.Writer) (workflows.JobResult, error)
+	run     func(ctx context.Context, job *engine.JobRun, log io.Writer) (engine.JobResult, error)
 	cleanup func(ctx context.Context, attemptID string) error
 }
 
-func (f *fakeExecutor) Run(ctx context.Context, job *workflows.JobRun, log io.Writer) (workflows.JobResult, error) {
+func (f *fakeExecutor) Run(ctx context.Context, job *engine.JobRun, log io.Writer) (engine.JobResult, error) {
 	return f.run(ctx, job, log)
 }
 
@@ -69,7 +70,7 @@ func (s *script) inExecutor(job string) chan struct{} {
 }
 
 func (s *script) executor() *fakeExecutor {
-	return &fakeExecutor{run: func(ctx context.Context, job *workflows.JobRun, log io.Writer) (workflows.JobResult, error) {
+	return &fakeExecutor{run: func(ctx context.Context, job *engine.JobRun, log io.Writer) (engine.JobResult, error) {
 		s.mu.Lock()
 		s.log = append(s.log, "start "+job.JobName)
 		s.running++
@@ -87,7 +88,7 @@ func (s *script) executor() *fakeExecutor {
 		if out != "" {
 			io.WriteString(log, out)
 		}
-		res := workflows.JobResult{Status: workflows.StatusSuccess}
+		res := engine.JobResult{Status: workflows.StatusSuccess}
 		if status != "" {
 			res.Status = status
 		}
@@ -98,7 +99,7 @@ func (s *script) executor() *fakeExecutor {
 			select {
 			case <-gate:
 			case <-ctx.Done():
-				res = workflows.JobResult{Status: workflows.StatusCanceled}
+				res = engine.JobResult{Status: workflows.StatusCanceled}
 			}
 		}
 		s.mu.Lock()
@@ -154,12 +155,12 @@ func (c *fakeClock) Advance(d time.Duration) {
 // set, and for the pipelines in down.
 type recorder struct {
 	mu     sync.Mutex
-	events []workflows.Event
+	events []engine.Event
 	fail   bool
 	down   map[string]bool
 }
 
-func (r *recorder) Notify(ctx context.Context, e workflows.Event) error {
+func (r *recorder) Notify(ctx context.Context, e engine.Event) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail || r.down[e.PipelineID] {
@@ -185,26 +186,26 @@ type harness struct {
 	t        *testing.T
 	db       *store.DB
 	dbPath   string
-	engine   *workflows.Engine
+	engine   *engine.Engine
 	script   *script
 	clock    *fakeClock
 	notifier *recorder
-	opts     workflows.EngineOptions
+	opts     engine.Options
 }
 
 // backend is the app the tests deploy: staging open to all, production
 // approved by carol or the sre group, never by the change's author.
-func backend() map[string]*workflows.App {
-	return map[string]*workflows.App{"backend": {
+func backend() map[string]*engine.App {
+	return map[string]*engine.App{"backend": {
 		Name: "backend", Repo: "acme/backend",
-		Environments: map[string]*workflows.Environment{
+		Environments: map[string]*engine.Environment{
 			"staging":    {Name: "staging", AllowSelfApproval: true},
 			"production": {Name: "production", Approvers: []string{"carol", "sre"}, Deployers: []string{"carol"}},
 		},
 	}}
 }
 
-func newHarness(t *testing.T, configure func(*workflows.EngineOptions)) *harness {
+func newHarness(t *testing.T, configure func(*engine.Options)) *harness {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := store.Open(context.Background(), filepath.Join(dir, "slipway.db"))
@@ -212,17 +213,17 @@ func newHarness(t *testing.T, configure func(*workflows.EngineOptions)) *harness
 		t.Fatal(err)
 	}
 	h := &harness{t: t, db: db, dbPath: filepath.Join(dir, "slipway.db"), script: newScript(), clock: &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, notifier: &recorder{}}
-	h.opts = workflows.EngineOptions{
+	h.opts = engine.Options{
 		Store: db, Executor: h.script.executor(), ExecutorName: "fake", Notifier: h.notifier, Clock: h.clock,
 		IDs: &seqIDs{}, Apps: backend(), DataDir: filepath.Join(dir, "data"),
-		Contexts: map[string]*workflows.Context{
+		Contexts: map[string]*engine.Context{
 			"aws": {Name: "aws", Env: map[string]string{"AWS_REGION": "eu-west-1"}, Secrets: map[string]string{"AWS_SECRET_ACCESS_KEY": "hunter2-secret"}},
 		},
 	}
 	if configure != nil {
 		configure(&h.opts)
 	}
-	h.engine = workflows.NewEngine(h.opts)
+	h.engine = engine.New(h.opts)
 	if err := h.engine.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -237,9 +238,9 @@ func newHarness(t *testing.T, configure func(*workflows.EngineOptions)) *harness
 	return h
 }
 
-func (h *harness) submit(author string, wfs ...*workflows.PlannedWorkflow) *workflows.PipelineRecord {
+func (h *harness) submit(author string, wfs ...*workflows.PlannedWorkflow) *engine.PipelineRecord {
 	h.t.Helper()
-	rec, err := h.engine.Submit(context.Background(), workflows.PipelineRequest{
+	rec, err := h.engine.Submit(context.Background(), engine.PipelineRequest{
 		App: "backend", Repo: "acme/backend", Author: author,
 		Trigger: workflows.Trigger{Branch: "main", Revision: "0123456789abcdef"},
 		Plan:    &workflows.Plan{Workflows: wfs},
@@ -252,7 +253,7 @@ func (h *harness) submit(author string, wfs ...*workflows.PlannedWorkflow) *work
 
 // wait returns the pipeline's state once cond holds, failing the test
 // after a generous bound (a hang is a bug, not a slow machine).
-func (h *harness) wait(id string, cond func(*workflows.PipelineState) bool) *workflows.PipelineState {
+func (h *harness) wait(id string, cond func(*engine.PipelineState) bool) *engine.PipelineState {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -263,12 +264,12 @@ func (h *harness) wait(id string, cond func(*workflows.PipelineState) bool) *wor
 	return st
 }
 
-func (h *harness) settle(id string) *workflows.PipelineState {
+func (h *harness) settle(id string) *engine.PipelineState {
 	h.t.Helper()
-	return h.wait(id, workflows.Settled)
+	return h.wait(id, engine.Settled)
 }
 
-func jobStatus(st *workflows.PipelineState, name string) *workflows.JobRecord {
+func jobStatus(st *engine.PipelineState, name string) *engine.JobRecord {
 	for i := range st.Jobs {
 		if st.Jobs[i].Name == name {
 			return &st.Jobs[i]
@@ -278,7 +279,7 @@ func jobStatus(st *workflows.PipelineState, name string) *workflows.JobRecord {
 }
 
 // statuses maps job names to statuses, with the pipeline's under "".
-func statuses(st *workflows.PipelineState) map[string]string {
+func statuses(st *engine.PipelineState) map[string]string {
 	m := map[string]string{"": st.Pipeline.Status}
 	for _, j := range st.Jobs {
 		m[j.Name] = j.Status
@@ -286,7 +287,7 @@ func statuses(st *workflows.PipelineState) map[string]string {
 	return m
 }
 
-func describe(st *workflows.PipelineState) string {
+func describe(st *engine.PipelineState) string {
 	if st == nil {
 		return "<none>"
 	}

@@ -1,4 +1,4 @@
-package workflows_test
+package engine_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 func TestDiamondRunsEachJobAfterItsRequires(t *testing.T) {
@@ -140,14 +141,14 @@ func TestSkippedJobs(t *testing.T) {
 	if st.Pipeline.Status != workflows.StatusFailed {
 		t.Errorf("pipeline = %s, want failed (by the test workflow alone)", st.Pipeline.Status)
 	}
-	d, err := h.engine.RerunJob(context.Background(), p.ID, "release", "rollback", workflows.Actor{ID: "alice"})
+	d, err := h.engine.RerunJob(context.Background(), p.ID, "release", "rollback", engine.Actor{ID: "alice"})
 	if err != nil || d.Applied || !strings.Contains(d.Message, "ended skipped") {
 		t.Errorf("rerun of a skipped job = %+v, %v", d, err)
 	}
 }
 
 func TestParallelismBoundsRunningJobs(t *testing.T) {
-	h := newHarness(t, func(o *workflows.EngineOptions) { o.Parallelism = 2 })
+	h := newHarness(t, func(o *engine.Options) { o.Parallelism = 2 })
 	var jobs []*workflows.PlannedJob
 	for _, n := range []string{"a", "b", "c", "d", "e", "f"} {
 		jobs = append(jobs, build(n))
@@ -173,11 +174,11 @@ func deployFlow() *workflows.PlannedWorkflow {
 	)
 }
 
-func onHold(st *workflows.PipelineState) bool { return st.Pipeline.Status == workflows.StatusOnHold }
+func onHold(st *engine.PipelineState) bool { return st.Pipeline.Status == engine.StatusOnHold }
 
 func TestApprovals(t *testing.T) {
 	type press struct {
-		who     workflows.Actor
+		who     engine.Actor
 		approve bool
 		applied bool
 		message string // a part of the Decision's message
@@ -192,27 +193,27 @@ func TestApprovals(t *testing.T) {
 	}{
 		{
 			name: "approved by an approver", author: "alice",
-			presses:    []press{{workflows.Actor{ID: "carol"}, true, true, "approved by carol"}},
+			presses:    []press{{engine.Actor{ID: "carol"}, true, true, "approved by carol"}},
 			want:       map[string]string{"": "success", "hold": "success", "deploy-production": "success"},
 			approvedBy: "carol",
 		},
 		{
 			name: "approved through a group", author: "alice",
-			presses:    []press{{workflows.Actor{ID: "dave", Groups: []string{"sre"}}, true, true, "approved by dave"}},
+			presses:    []press{{engine.Actor{ID: "dave", Groups: []string{"sre"}}, true, true, "approved by dave"}},
 			want:       map[string]string{"": "success", "hold": "success", "deploy-production": "success"},
 			approvedBy: "dave",
 		},
 		{
 			name: "rejected", author: "alice",
-			presses: []press{{workflows.Actor{ID: "carol"}, false, true, "rejected by carol"}},
+			presses: []press{{engine.Actor{ID: "carol"}, false, true, "rejected by carol"}},
 			want:    map[string]string{"": "canceled", "hold": "canceled", "deploy-production": "not_run"},
 		},
 		{
 			name: "double press", author: "alice",
 			presses: []press{
-				{workflows.Actor{ID: "carol"}, true, true, "approved by carol"},
-				{workflows.Actor{ID: "dave", Groups: []string{"sre"}}, true, false, "already approved by carol"},
-				{workflows.Actor{ID: "carol"}, false, false, "already approved by carol"},
+				{engine.Actor{ID: "carol"}, true, true, "approved by carol"},
+				{engine.Actor{ID: "dave", Groups: []string{"sre"}}, true, false, "already approved by carol"},
+				{engine.Actor{ID: "carol"}, false, false, "already approved by carol"},
 			},
 			want:       map[string]string{"": "success", "hold": "success", "deploy-production": "success"},
 			approvedBy: "carol",
@@ -220,8 +221,8 @@ func TestApprovals(t *testing.T) {
 		{
 			name: "unauthorized press changes nothing", author: "alice",
 			presses: []press{
-				{workflows.Actor{ID: "mallory"}, true, false, "only carol, sre may approve"},
-				{workflows.Actor{ID: "carol"}, true, true, "approved by carol"},
+				{engine.Actor{ID: "mallory"}, true, false, "only carol, sre may approve"},
+				{engine.Actor{ID: "carol"}, true, true, "approved by carol"},
 			},
 			want:       map[string]string{"": "success", "hold": "success", "deploy-production": "success"},
 			approvedBy: "carol",
@@ -229,15 +230,15 @@ func TestApprovals(t *testing.T) {
 		{
 			name: "self-approval refused where the environment forbids it", author: "carol",
 			presses: []press{
-				{workflows.Actor{ID: "carol"}, true, false, "needs someone else's approval"},
-				{workflows.Actor{ID: "dave", Groups: []string{"sre"}}, true, true, "approved by dave"},
+				{engine.Actor{ID: "carol"}, true, false, "needs someone else's approval"},
+				{engine.Actor{ID: "dave", Groups: []string{"sre"}}, true, true, "approved by dave"},
 			},
 			want:       map[string]string{"": "success", "hold": "success", "deploy-production": "success"},
 			approvedBy: "dave",
 		},
 		{
 			name: "expired, then a late press", author: "alice", expire: true,
-			presses: []press{{workflows.Actor{ID: "carol"}, true, false, "already expired"}},
+			presses: []press{{engine.Actor{ID: "carol"}, true, false, "already expired"}},
 			want:    map[string]string{"": "canceled", "hold": "canceled", "deploy-production": "not_run"},
 		},
 	}
@@ -252,7 +253,7 @@ func TestApprovals(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(workflows.Approvers{"production": {"carol", "sre"}}, ap.Approvers); diff != "" || ap.AllowSelf || ap.Envs[0] != "production" {
+			if diff := cmp.Diff(engine.Approvers{"production": {"carol", "sre"}}, ap.Approvers); diff != "" || ap.AllowSelf || ap.Envs[0] != "production" {
 				t.Errorf("approval names %v (self %v) for %v", ap.Approvers, ap.AllowSelf, ap.Envs)
 			}
 			if got := ap.Expires.Sub(ap.Created); got != 7*24*time.Hour {
@@ -277,7 +278,7 @@ func TestApprovals(t *testing.T) {
 					t.Errorf("press %d by %s = %+v, want applied %v and %q", i, pr.who.ID, d, pr.applied, pr.message)
 				}
 			}
-			st = h.wait(p.ID, func(st *workflows.PipelineState) bool { return !st.Pipeline.Finished.IsZero() })
+			st = h.wait(p.ID, func(st *engine.PipelineState) bool { return !st.Pipeline.Finished.IsZero() })
 			got := statuses(st)
 			for k, v := range tt.want {
 				if got[k] != v {
@@ -315,8 +316,8 @@ func TestApprovals(t *testing.T) {
 // someone allowed in both, group membership included: the lists are not
 // intersected by name, and an empty intersection never lets anyone in.
 func TestApprovalGatingTwoEnvironmentsNeedsAnApproverOfEach(t *testing.T) {
-	h := newHarness(t, func(o *workflows.EngineOptions) {
-		o.Apps = map[string]*workflows.App{"backend": {Name: "backend", Environments: map[string]*workflows.Environment{
+	h := newHarness(t, func(o *engine.Options) {
+		o.Apps = map[string]*engine.App{"backend": {Name: "backend", Environments: map[string]*engine.Environment{
 			"eu": {Name: "eu", Approvers: []string{"erin", "sre"}},
 			"us": {Name: "us", Approvers: []string{"uma", "oncall"}},
 		}}}
@@ -326,14 +327,14 @@ func TestApprovalGatingTwoEnvironmentsNeedsAnApproverOfEach(t *testing.T) {
 		withContext(build("deploy-eu", "hold"), "eu"), withContext(build("deploy-us", "hold"), "us")))
 	hold := jobStatus(h.wait(p.ID, onHold), "hold")
 	for _, tt := range []struct {
-		who     workflows.Actor
+		who     engine.Actor
 		applied bool
 		message string
 	}{
-		{workflows.Actor{ID: "mallory"}, false, "only an approver of each of eu (erin, sre) and us (uma, oncall) may approve"},
-		{workflows.Actor{ID: "erin"}, false, "only an approver of each of"},
-		{workflows.Actor{ID: "uma", Groups: []string{"dev"}}, false, "only an approver of each of"},
-		{workflows.Actor{ID: "erin", Groups: []string{"oncall"}}, true, "approved by erin"},
+		{engine.Actor{ID: "mallory"}, false, "only an approver of each of eu (erin, sre) and us (uma, oncall) may approve"},
+		{engine.Actor{ID: "erin"}, false, "only an approver of each of"},
+		{engine.Actor{ID: "uma", Groups: []string{"dev"}}, false, "only an approver of each of"},
+		{engine.Actor{ID: "erin", Groups: []string{"oncall"}}, true, "approved by erin"},
 	} {
 		d, err := h.engine.Approve(ctx, hold.ID, tt.who)
 		if err != nil {
@@ -365,12 +366,12 @@ func TestDeploysToOneEnvironmentQueueInOrder(t *testing.T) {
 	h := newHarness(t, nil)
 	gate := h.script.gate("deploy-staging")
 	first := h.submit("alice", wf("deploy", withContext(build("deploy-staging"), "staging")))
-	h.wait(first.ID, func(st *workflows.PipelineState) bool {
-		return jobStatus(st, "deploy-staging").Status == workflows.StatusRunning
+	h.wait(first.ID, func(st *engine.PipelineState) bool {
+		return jobStatus(st, "deploy-staging").Status == engine.StatusRunning
 	})
 	second := h.submit("bob", wf("deploy", withContext(build("deploy-staging"), "staging")))
 	third := h.submit("erin", wf("deploy", withContext(build("deploy-staging"), "staging")))
-	st := h.wait(second.ID, func(st *workflows.PipelineState) bool { return jobStatus(st, "deploy-staging").Reason != "" })
+	st := h.wait(second.ID, func(st *engine.PipelineState) bool { return jobStatus(st, "deploy-staging").Reason != "" })
 	if r := jobStatus(st, "deploy-staging").Reason; r != "waiting for the deploy to backend/staging in progress" {
 		t.Errorf("second deploy waits with %q", r)
 	}
@@ -399,18 +400,18 @@ func TestManualLockHoldsDeploysUntilUnlocked(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name    string
-		do      func() (workflows.Decision, error)
+		do      func() (engine.Decision, error)
 		applied bool
 		message string
 	}{
-		{"stranger may not lock production", func() (workflows.Decision, error) {
-			return h.engine.Lock(ctx, "backend", "production", workflows.Actor{ID: "mallory"}, "mine")
+		{"stranger may not lock production", func() (engine.Decision, error) {
+			return h.engine.Lock(ctx, "backend", "production", engine.Actor{ID: "mallory"}, "mine")
 		}, false, "only carol may lock"},
-		{"lock staging", func() (workflows.Decision, error) {
-			return h.engine.Lock(ctx, "backend", "staging", workflows.Actor{ID: "bob"}, "db migration")
+		{"lock staging", func() (engine.Decision, error) {
+			return h.engine.Lock(ctx, "backend", "staging", engine.Actor{ID: "bob"}, "db migration")
 		}, true, "backend/staging locked by bob: db migration"},
-		{"lock it again", func() (workflows.Decision, error) {
-			return h.engine.Lock(ctx, "backend", "staging", workflows.Actor{ID: "erin"}, "me too")
+		{"lock it again", func() (engine.Decision, error) {
+			return h.engine.Lock(ctx, "backend", "staging", engine.Actor{ID: "erin"}, "me too")
 		}, false, "already locked by bob"},
 	}
 	for _, tt := range tests {
@@ -423,7 +424,7 @@ func TestManualLockHoldsDeploysUntilUnlocked(t *testing.T) {
 		}
 	}
 	p := h.submit("alice", wf("deploy", withContext(build("deploy-staging"), "staging")))
-	st := h.wait(p.ID, func(st *workflows.PipelineState) bool { return jobStatus(st, "deploy-staging").Reason != "" })
+	st := h.wait(p.ID, func(st *engine.PipelineState) bool { return jobStatus(st, "deploy-staging").Reason != "" })
 	if r := jobStatus(st, "deploy-staging").Reason; !strings.Contains(r, "backend/staging is locked by bob") || !strings.Contains(r, "db migration") {
 		t.Errorf("waiting reason = %q", r)
 	}
@@ -433,7 +434,7 @@ func TestManualLockHoldsDeploysUntilUnlocked(t *testing.T) {
 	if !slices.Contains(h.notifier.kinds(p.ID), "job.waiting deploy-staging") {
 		t.Errorf("no job.waiting event: %v", h.notifier.kinds(p.ID))
 	}
-	d, err := h.engine.Unlock(ctx, "backend", "staging", workflows.Actor{ID: "bob"})
+	d, err := h.engine.Unlock(ctx, "backend", "staging", engine.Actor{ID: "bob"})
 	if err != nil || !d.Applied {
 		t.Fatalf("unlock = %+v, %v", d, err)
 	}
@@ -446,17 +447,17 @@ func TestCancelStopsRunningAndWaitingJobs(t *testing.T) {
 	h := newHarness(t, nil)
 	h.script.gate("slow")
 	p := h.submit("alice", wf("build", build("slow"), build("after", "slow")), wf("other", hold("hold"), build("x", "hold")))
-	h.wait(p.ID, func(st *workflows.PipelineState) bool { return jobStatus(st, "slow").Status == workflows.StatusRunning })
-	d, err := h.engine.Cancel(context.Background(), p.ID, workflows.Actor{ID: "alice"})
+	h.wait(p.ID, func(st *engine.PipelineState) bool { return jobStatus(st, "slow").Status == engine.StatusRunning })
+	d, err := h.engine.Cancel(context.Background(), p.ID, engine.Actor{ID: "alice"})
 	if err != nil || !d.Applied {
 		t.Fatalf("cancel = %+v, %v", d, err)
 	}
-	st := h.wait(p.ID, func(st *workflows.PipelineState) bool { return !st.Pipeline.Finished.IsZero() })
+	st := h.wait(p.ID, func(st *engine.PipelineState) bool { return !st.Pipeline.Finished.IsZero() })
 	want := map[string]string{"": "canceled", "slow": "canceled", "after": "canceled", "hold": "canceled", "x": "canceled"}
 	if diff := cmp.Diff(want, statuses(st)); diff != "" {
 		t.Errorf("statuses (-want +got):\n%s", diff)
 	}
-	d, err = h.engine.Cancel(context.Background(), p.ID, workflows.Actor{ID: "alice"})
+	d, err = h.engine.Cancel(context.Background(), p.ID, engine.Actor{ID: "alice"})
 	if err != nil || d.Applied || !strings.Contains(d.Message, "already ended canceled") {
 		t.Errorf("second cancel = %+v, %v", d, err)
 	}
@@ -465,14 +466,14 @@ func TestCancelStopsRunningAndWaitingJobs(t *testing.T) {
 func TestRerunKeepsAttemptHistory(t *testing.T) {
 	tests := []struct {
 		name     string
-		rerun    func(h *harness, p string) (workflows.Decision, error)
+		rerun    func(h *harness, p string) (engine.Decision, error)
 		attempts map[string]int // executor runs per job, in all
 	}{
-		{"failed job", func(h *harness, p string) (workflows.Decision, error) {
-			return h.engine.RerunJob(context.Background(), p, "build", "flaky", workflows.Actor{ID: "alice"})
+		{"failed job", func(h *harness, p string) (engine.Decision, error) {
+			return h.engine.RerunJob(context.Background(), p, "build", "flaky", engine.Actor{ID: "alice"})
 		}, map[string]int{"a": 1, "flaky": 2, "after": 1}},
-		{"whole workflow", func(h *harness, p string) (workflows.Decision, error) {
-			return h.engine.RerunWorkflow(context.Background(), p, "build", workflows.Actor{ID: "alice"})
+		{"whole workflow", func(h *harness, p string) (engine.Decision, error) {
+			return h.engine.RerunWorkflow(context.Background(), p, "build", engine.Actor{ID: "alice"})
 		}, map[string]int{"a": 2, "flaky": 2, "after": 1}},
 	}
 	for _, tt := range tests {
@@ -490,7 +491,7 @@ func TestRerunKeepsAttemptHistory(t *testing.T) {
 			if err != nil || !d.Applied {
 				t.Fatalf("rerun = %+v, %v", d, err)
 			}
-			st := h.wait(p.ID, func(st *workflows.PipelineState) bool { return !st.Pipeline.Finished.IsZero() })
+			st := h.wait(p.ID, func(st *engine.PipelineState) bool { return !st.Pipeline.Finished.IsZero() })
 			if st.Pipeline.Status != workflows.StatusSuccess {
 				t.Fatalf("after rerun: %s", describe(st))
 			}
@@ -512,7 +513,7 @@ func TestRerunRefusals(t *testing.T) {
 	h := newHarness(t, nil)
 	p := h.submit("alice", wf("build", build("a")))
 	h.settle(p.ID)
-	d, err := h.engine.RerunJob(context.Background(), p.ID, "build", "a", workflows.Actor{ID: "alice"})
+	d, err := h.engine.RerunJob(context.Background(), p.ID, "build", "a", engine.Actor{ID: "alice"})
 	if err != nil || d.Applied || !strings.Contains(d.Message, "ended success") {
 		t.Errorf("rerun of a successful job = %+v, %v", d, err)
 	}
@@ -586,7 +587,7 @@ func TestRestartFailsInterruptedAttempts(t *testing.T) {
 	inExecutor := h.script.inExecutor("slow")
 	p := h.submit("alice", wf("build", build("slow"), build("after", "slow")), wf("gated", hold("hold"), build("x", "hold")))
 	<-inExecutor
-	st := h.wait(p.ID, func(st *workflows.PipelineState) bool { return jobStatus(st, "slow").Status == workflows.StatusRunning })
+	st := h.wait(p.ID, func(st *engine.PipelineState) bool { return jobStatus(st, "slow").Status == engine.StatusRunning })
 	attempt := jobStatus(st, "slow").AttemptID
 	// A shutdown that runs out of time abandons the attempt: the store
 	// still says running, as after a crash.
@@ -601,7 +602,7 @@ func TestRestartFailsInterruptedAttempts(t *testing.T) {
 		cleaned = append(cleaned, id)
 		return nil
 	}}
-	h.engine = workflows.NewEngine(opts)
+	h.engine = engine.New(opts)
 	if err := h.engine.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -629,11 +630,11 @@ func TestRestartExpiresApprovalsThatRanOutMeanwhile(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.clock.Advance(8 * 24 * time.Hour)
-	h.engine = workflows.NewEngine(h.opts)
+	h.engine = engine.New(h.opts)
 	if err := h.engine.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	st := h.wait(p.ID, func(st *workflows.PipelineState) bool { return !st.Pipeline.Finished.IsZero() })
+	st := h.wait(p.ID, func(st *engine.PipelineState) bool { return !st.Pipeline.Finished.IsZero() })
 	want := map[string]string{"": "canceled", "test": "success", "deploy-staging": "success", "hold": "canceled", "deploy-production": "not_run"}
 	if diff := cmp.Diff(want, statuses(st)); diff != "" {
 		t.Errorf("statuses (-want +got):\n%s", diff)
@@ -647,14 +648,14 @@ func TestRestartExpiresApprovalsThatRanOutMeanwhile(t *testing.T) {
 // the lock, even when the scheduler looks at the queued pipeline before
 // it records the result (its ID sorts first).
 func TestQueuedDeployStartsWhenTheLockIsReleased(t *testing.T) {
-	h := newHarness(t, func(o *workflows.EngineOptions) { o.IDs = &seqIDs{down: true} })
+	h := newHarness(t, func(o *engine.Options) { o.IDs = &seqIDs{down: true} })
 	gate := h.script.gate("deploy-staging")
 	first := h.submit("alice", wf("deploy", withContext(build("deploy-staging"), "staging")))
-	h.wait(first.ID, func(st *workflows.PipelineState) bool {
-		return jobStatus(st, "deploy-staging").Status == workflows.StatusRunning
+	h.wait(first.ID, func(st *engine.PipelineState) bool {
+		return jobStatus(st, "deploy-staging").Status == engine.StatusRunning
 	})
 	second := h.submit("bob", wf("deploy", withContext(build("deploy-staging"), "staging")))
-	h.wait(second.ID, func(st *workflows.PipelineState) bool { return jobStatus(st, "deploy-staging").Reason != "" })
+	h.wait(second.ID, func(st *engine.PipelineState) bool { return jobStatus(st, "deploy-staging").Reason != "" })
 	if second.ID > first.ID {
 		t.Fatalf("IDs %s and %s: the queued pipeline must sort first", second.ID, first.ID)
 	}

@@ -1,6 +1,6 @@
 //go:build race
 
-package workflows_test
+package engine_test
 
 // raceEnabled: a race-enabled worker costs about ten times the CPU, so
 // the crash test tries every fourth kill point under the race detector.

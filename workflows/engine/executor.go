@@ -1,9 +1,11 @@
-package workflows
+package engine
 
 import (
 	"context"
 	"io"
 	"time"
+
+	"github.com/slipway-ci/slipway/workflows"
 )
 
 // Executor runs the steps of one job attempt somewhere: on the host, in
@@ -33,7 +35,7 @@ type JobRun struct {
 	PipelineID string
 	WorkflowID string
 	JobName    string // name in the workflow
-	Spec       *JobSpec
+	Spec       *workflows.JobSpec
 	// Env holds the variables the engine sets: CIRCLE_*, CI, and the
 	// job's contexts. A job's own `environment` and a step's override them.
 	Env    map[string]string
@@ -56,7 +58,7 @@ type JobRun struct {
 // error fails the step; the executor decides nothing else about it, so
 // that native steps keep their place and `when` among the job's steps.
 type NativeRunner interface {
-	RunNative(ctx context.Context, job *JobRun, step *NativeStep, log io.Writer) error
+	RunNative(ctx context.Context, job *JobRun, step *workflows.NativeStep, log io.Writer) error
 }
 
 // Source says where `checkout` finds the commit's files: a local git

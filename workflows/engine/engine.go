@@ -1,4 +1,4 @@
-package workflows
+package engine
 
 import (
 	"context"
@@ -15,10 +15,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/slipway-ci/slipway/workflows"
 )
 
-// EngineOptions configure an Engine. Store and Executor are required.
-type EngineOptions struct {
+// Options configure an Engine. Store and Executor are required.
+type Options struct {
 	Store    Store
 	Executor Executor
 	// ExecutorName is recorded on each attempt ("local", "docker").
@@ -82,7 +84,7 @@ type Engine struct {
 	stopping bool
 
 	deliverMu  sync.Mutex
-	out        outbox        // see engine_outbox.go
+	out        outbox        // see outbox.go
 	wake       chan struct{} // scheduler loop
 	outboxWake chan struct{}
 	jobs       sync.WaitGroup
@@ -121,8 +123,8 @@ type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now().UTC() }
 
-// NewEngine returns an engine; Start runs it.
-func NewEngine(opts EngineOptions) *Engine {
+// New returns an engine; Start runs it.
+func New(opts Options) *Engine {
 	e := &Engine{
 		store: opts.Store, exec: opts.Executor, execName: opts.ExecutorName, notifier: opts.Notifier,
 		clock: opts.Clock, ids: opts.IDs, log: opts.Logger, apps: opts.Apps, contexts: opts.Contexts,
@@ -176,9 +178,9 @@ type PipelineRequest struct {
 	App     string // may name no configured app: then nothing deploys
 	Repo    string // "owner/name"
 	Author  string
-	Trigger Trigger
+	Trigger workflows.Trigger
 	Source  Source
-	Plan    *Plan
+	Plan    *workflows.Plan
 }
 
 // Submit stores a new pipeline; it runs once the engine is started.
@@ -301,7 +303,7 @@ func (e *Engine) recover(ctx context.Context) error {
 			e.log.Warn("cleanup of interrupted attempt failed", "attempt", a.ID, "err", err)
 		}
 		cancel()
-		a.Status, a.Reason, a.Finished = StatusFailed, "interrupted by restart", e.clock.Now()
+		a.Status, a.Reason, a.Finished = workflows.StatusFailed, "interrupted by restart", e.clock.Now()
 		if err := e.finish(ctx, &a); err != nil {
 			return fmt.Errorf("engine: recover: %w", err)
 		}
@@ -444,7 +446,7 @@ func (e *Engine) recheckWaiting(advanced string) {
 type launch struct {
 	attempt  AttemptRecord
 	job      JobRecord
-	spec     *JobSpec
+	spec     *workflows.JobSpec
 	pipeline PipelineRecord
 	workflow string
 }
@@ -525,7 +527,7 @@ func (e *Engine) runAttempt(ctx context.Context, l launch, r *attemptRun) {
 	res, err := e.execute(ctx, l)
 	if err != nil {
 		log.Warn("executor could not run the job", "err", err)
-		res = JobResult{Status: StatusFailed, Reason: err.Error()}
+		res = JobResult{Status: workflows.StatusFailed, Reason: err.Error()}
 	}
 	e.mu.Lock()
 	abandoned := r.abandoned
@@ -535,8 +537,8 @@ func (e *Engine) runAttempt(ctx context.Context, l launch, r *attemptRun) {
 		log.Info("attempt abandoned at shutdown")
 		return
 	}
-	if res.Status != StatusSuccess && res.Status != StatusCanceled {
-		res.Status = StatusFailed
+	if res.Status != workflows.StatusSuccess && res.Status != workflows.StatusCanceled {
+		res.Status = workflows.StatusFailed
 	}
 	a := l.attempt
 	a.Status, a.ExitCode, a.Reason, a.Steps, a.Finished = res.Status, res.ExitCode, res.Reason, res.Steps, e.clock.Now()
@@ -646,8 +648,8 @@ func (e *Engine) finishIn(ctx context.Context, tx StoreTx, a *AttemptRecord) err
 	if err != nil {
 		return err
 	}
-	if a.Status == StatusFailed && w.Canceled {
-		a.Status = StatusCanceled
+	if a.Status == workflows.StatusFailed && w.Canceled {
+		a.Status = workflows.StatusCanceled
 	}
 	if err := tx.FinishAttempt(ctx, a); err != nil {
 		return err
@@ -683,7 +685,7 @@ func (e *Engine) finishDeploy(ctx context.Context, tx StoreTx, j *JobRecord, a *
 			return nil, err
 		}
 	}
-	if a.Status != StatusSuccess {
+	if a.Status != workflows.StatusSuccess {
 		return nil, nil
 	}
 	approvedBy, err := approvedBy(ctx, tx, st, j)
@@ -698,7 +700,7 @@ func (e *Engine) finishDeploy(ctx context.Context, tx StoreTx, j *JobRecord, a *
 	if err := tx.RecordDeployment(ctx, &Deployment{
 		ID: e.ids.NewID(), App: app, Env: j.Env, Commit: t.Revision, Version: version,
 		PipelineID: j.PipelineID, JobID: j.ID, AttemptID: a.ID, StartedBy: st.Pipeline.Author,
-		ApprovedBy: approvedBy, Outcome: StatusSuccess, Created: a.Finished,
+		ApprovedBy: approvedBy, Outcome: workflows.StatusSuccess, Created: a.Finished,
 	}); err != nil {
 		return nil, err
 	}
@@ -724,7 +726,7 @@ func jobState(ctx context.Context, tx StoreTx, pipelineID, jobID string) (*pipel
 func approvedBy(ctx context.Context, tx StoreTx, v *pipelineView, j *JobRecord) (string, error) {
 	var who []string
 	for _, up := range v.upstream(j) {
-		if up.Type != JobApproval || up.Status != StatusSuccess {
+		if up.Type != workflows.JobApproval || up.Status != workflows.StatusSuccess {
 			continue
 		}
 		a, err := tx.Approval(ctx, up.ID)

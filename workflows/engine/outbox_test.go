@@ -1,4 +1,4 @@
-package workflows_test
+package engine_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/slipway-ci/slipway/store"
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // waitRecorded waits until the store holds no undelivered event: the
@@ -33,7 +34,7 @@ func waitRecorded(t *testing.T, h *harness) {
 
 // checkOnceInOrder checks that every event was delivered once and each
 // pipeline's in the order they were written.
-func checkOnceInOrder(t *testing.T, events []workflows.Event) {
+func checkOnceInOrder(t *testing.T, events []engine.Event) {
 	t.Helper()
 	seen := map[int64]bool{}
 	last := map[string]int64{}
@@ -50,7 +51,7 @@ func checkOnceInOrder(t *testing.T, events []workflows.Event) {
 }
 
 func TestOutboxDeliversEveryEventOnceInOrderPerPipeline(t *testing.T) {
-	h := newHarness(t, func(o *workflows.EngineOptions) { o.Parallelism = 3 })
+	h := newHarness(t, func(o *engine.Options) { o.Parallelism = 3 })
 	var ids []string
 	for i := range 12 {
 		p := h.submit("alice", wf("build", build(fmt.Sprint("a", i)), build(fmt.Sprint("b", i), fmt.Sprint("a", i)),
@@ -64,7 +65,7 @@ func TestOutboxDeliversEveryEventOnceInOrderPerPipeline(t *testing.T) {
 	}
 	waitRecorded(t, h)
 	h.notifier.mu.Lock()
-	events := append([]workflows.Event(nil), h.notifier.events...)
+	events := append([]engine.Event(nil), h.notifier.events...)
 	h.notifier.mu.Unlock()
 	checkOnceInOrder(t, events)
 	for _, id := range ids {
@@ -85,7 +86,7 @@ func TestOutboxFailureHoldsBackOnlyItsPipeline(t *testing.T) {
 	h.notifier.mu.Unlock()
 	submit := func(id string, w *workflows.PlannedWorkflow) {
 		t.Helper()
-		if _, err := h.engine.Submit(ctx, workflows.PipelineRequest{ID: id, App: "backend", Repo: "acme/backend", Author: "alice",
+		if _, err := h.engine.Submit(ctx, engine.PipelineRequest{ID: id, App: "backend", Repo: "acme/backend", Author: "alice",
 			Plan: &workflows.Plan{Workflows: []*workflows.PlannedWorkflow{w}}}); err != nil {
 			t.Fatal(err)
 		}
@@ -125,7 +126,7 @@ func TestOutboxFailureHoldsBackOnlyItsPipeline(t *testing.T) {
 		t.Errorf("later pipeline: %v", got)
 	}
 	h.notifier.mu.Lock()
-	events := append([]workflows.Event(nil), h.notifier.events...)
+	events := append([]engine.Event(nil), h.notifier.events...)
 	h.notifier.mu.Unlock()
 	checkOnceInOrder(t, events)
 }
@@ -133,7 +134,7 @@ func TestOutboxFailureHoldsBackOnlyItsPipeline(t *testing.T) {
 // A notifier that keeps failing is retried with exponential backoff,
 // from RetryMin up to RetryMax.
 func TestOutboxRetriesWithExponentialBackoff(t *testing.T) {
-	h := newHarness(t, func(o *workflows.EngineOptions) { o.RetryMin, o.RetryMax = time.Second, 5*time.Second })
+	h := newHarness(t, func(o *engine.Options) { o.RetryMin, o.RetryMax = time.Second, 5*time.Second })
 	ctx := context.Background()
 	h.notifier.mu.Lock()
 	h.notifier.fail = true
@@ -161,11 +162,11 @@ func TestOutboxRetriesWithExponentialBackoff(t *testing.T) {
 // afterCommitStore runs then after each Update that committed, before the
 // caller hears of it: another request landing in that gap.
 type afterCommitStore struct {
-	workflows.Store
+	engine.Store
 	then func()
 }
 
-func (s *afterCommitStore) Update(ctx context.Context, fn func(workflows.StoreTx) error) error {
+func (s *afterCommitStore) Update(ctx context.Context, fn func(engine.StoreTx) error) error {
 	err := s.Store.Update(ctx, fn)
 	if err == nil && s.then != nil {
 		then := s.then
@@ -184,7 +185,7 @@ func TestOutboxKeepsCommitOrderFromTheFirstEvent(t *testing.T) {
 	wrapped := &afterCommitStore{Store: h.db}
 	opts := h.opts
 	opts.Store, opts.Notifier = wrapped, &recorder{}
-	e := workflows.NewEngine(opts)
+	e := engine.New(opts)
 	if err := e.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -195,15 +196,15 @@ func TestOutboxKeepsCommitOrderFromTheFirstEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	wrapped.then = func() {
-		if d, err := e.Cancel(ctx, "p-raced", workflows.Actor{ID: "alice"}); err != nil || !d.Applied {
+		if d, err := e.Cancel(ctx, "p-raced", engine.Actor{ID: "alice"}); err != nil || !d.Applied {
 			t.Errorf("cancel: %+v, %v", d, err)
 		}
 		// The scheduler ends the canceled pipeline, with its events.
-		if _, err := e.Wait(ctx, "p-raced", func(st *workflows.PipelineState) bool { return !st.Pipeline.Finished.IsZero() }); err != nil {
+		if _, err := e.Wait(ctx, "p-raced", func(st *engine.PipelineState) bool { return !st.Pipeline.Finished.IsZero() }); err != nil {
 			t.Error(err)
 		}
 	}
-	if _, err := e.Submit(ctx, workflows.PipelineRequest{ID: "p-raced", App: "backend", Repo: "acme/backend", Author: "alice",
+	if _, err := e.Submit(ctx, engine.PipelineRequest{ID: "p-raced", App: "backend", Repo: "acme/backend", Author: "alice",
 		Plan: &workflows.Plan{Workflows: []*workflows.PlannedWorkflow{wf("build", build("a"))}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -232,8 +233,8 @@ func TestOutboxDeliversEventsAnotherProcessWrote(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	e := workflows.NewEngine(workflows.EngineOptions{Store: other, Executor: h.script.executor(), IDs: &seqIDs{n: 1000}, Clock: h.clock})
-	if _, err := e.Submit(ctx, workflows.PipelineRequest{ID: "p-other", App: "backend", Repo: "acme/backend", Author: "bob",
+	e := engine.New(engine.Options{Store: other, Executor: h.script.executor(), IDs: &seqIDs{n: 1000}, Clock: h.clock})
+	if _, err := e.Submit(ctx, engine.PipelineRequest{ID: "p-other", App: "backend", Repo: "acme/backend", Author: "bob",
 		Plan: &workflows.Plan{Workflows: []*workflows.PlannedWorkflow{wf("build", build("x"))}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package workflows_test
+package engine_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/slipway-ci/slipway/executors/local"
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // awsRunner records the slipway/aws steps it is given, and fails those
@@ -23,7 +24,7 @@ type awsRunner struct {
 	steps []string
 }
 
-func (r *awsRunner) RunNative(ctx context.Context, job *workflows.JobRun, s *workflows.NativeStep, log io.Writer) error {
+func (r *awsRunner) RunNative(ctx context.Context, job *engine.JobRun, s *workflows.NativeStep, log io.Writer) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.steps = append(r.steps, job.JobName+" "+s.Command+" "+s.Params["repo"])
@@ -46,24 +47,24 @@ func native(orb, command string, when string, params map[string]string) workflow
 
 func TestNativeStepsRunInTheirPlaceAmongTheJobsSteps(t *testing.T) {
 	aws := &awsRunner{}
-	h := newHarness(t, func(o *workflows.EngineOptions) {
+	h := newHarness(t, func(o *engine.Options) {
 		exe, err := local.New(local.Options{Dir: filepath.Join(t.TempDir(), "attempts")})
 		if err != nil {
 			t.Fatal(err)
 		}
 		o.Executor = exe
-		o.Natives = map[string]workflows.NativeRunner{workflows.OrbAWS: aws}
+		o.Natives = map[string]engine.NativeRunner{engine.OrbAWS: aws}
 	})
 	p := h.submit("alice", wf("deploy",
 		nativeJob("push",
 			workflows.Step{Run: &workflows.RunStep{Command: "echo building"}},
-			native(workflows.OrbAWS, "ecr-push", workflows.WhenOnSuccess, map[string]string{"repo": "backend"}),
-			native(workflows.OrbSlack, "notify", workflows.WhenOnSuccess, map[string]string{"message": "pushed backend"}),
-			native(workflows.OrbSlack, "notify", workflows.WhenOnFail, nil),
+			native(engine.OrbAWS, "ecr-push", workflows.WhenOnSuccess, map[string]string{"repo": "backend"}),
+			native(engine.OrbSlack, "notify", workflows.WhenOnSuccess, map[string]string{"message": "pushed backend"}),
+			native(engine.OrbSlack, "notify", workflows.WhenOnFail, nil),
 		),
 		nativeJob("broken",
-			native(workflows.OrbAWS, "ecr-push", workflows.WhenOnSuccess, map[string]string{"repo": "broken"}),
-			native(workflows.OrbSlack, "notify", workflows.WhenOnFail, nil),
+			native(engine.OrbAWS, "ecr-push", workflows.WhenOnSuccess, map[string]string{"repo": "broken"}),
+			native(engine.OrbSlack, "notify", workflows.WhenOnFail, nil),
 		),
 	))
 	st := h.settle(p.ID)
@@ -82,7 +83,7 @@ func TestNativeStepsRunInTheirPlaceAmongTheJobsSteps(t *testing.T) {
 	var messages []string
 	h.notifier.mu.Lock()
 	for _, ev := range h.notifier.events {
-		if ev.Kind == workflows.EventChatMessage {
+		if ev.Kind == engine.EventChatMessage {
 			messages = append(messages, ev.Data.Job+": "+ev.Data.Message)
 		}
 	}
@@ -93,7 +94,7 @@ func TestNativeStepsRunInTheirPlaceAmongTheJobsSteps(t *testing.T) {
 }
 
 func TestNativeStepWithoutARunnerFailsClearly(t *testing.T) {
-	h := newHarness(t, func(o *workflows.EngineOptions) {
+	h := newHarness(t, func(o *engine.Options) {
 		exe, err := local.New(local.Options{Dir: filepath.Join(t.TempDir(), "attempts")})
 		if err != nil {
 			t.Fatal(err)
@@ -101,7 +102,7 @@ func TestNativeStepWithoutARunnerFailsClearly(t *testing.T) {
 		o.Executor = exe
 	})
 	p := h.submit("alice", wf("deploy",
-		nativeJob("push", native(workflows.OrbAWS, "ecr-push", workflows.WhenOnSuccess, map[string]string{"repo": "backend"}))))
+		nativeJob("push", native(engine.OrbAWS, "ecr-push", workflows.WhenOnSuccess, map[string]string{"repo": "backend"}))))
 	st := h.settle(p.ID)
 	j := jobStatus(st, "push")
 	if j.Status != workflows.StatusFailed || !strings.Contains(j.Reason, "this server carries out no slipway/aws steps") {
