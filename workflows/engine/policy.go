@@ -2,41 +2,35 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/slipway-ci/slipway/workflows"
 )
 
-// App is a deployable application: a repository and the environments it
-// ships to. An environment is also a context: a job with
-// `context: production` in a pipeline of this app deploys to production.
-type App struct {
-	Name         string
-	Repo         string // "owner/name"
-	Environments map[string]*Environment
-}
-
-// Environment is where an app is deployed, and who may do what there.
-type Environment struct {
-	Name string
-	// Approvers may approve an approval job upstream of a deploy here
-	// (Slack user IDs or user group names). Empty means anyone.
-	Approvers []string
-	// AllowSelfApproval lets the pipeline's author approve it.
-	AllowSelfApproval bool
-	// Deployers may start a deploy here without an approval by one of
-	// Approvers. Empty means anyone.
-	Deployers []string
-}
-
-// Context is a named set of environment variables given to jobs that list
-// it. Secrets are given too, and masked in logs.
-type Context struct {
-	Name    string
-	Env     map[string]string
-	Secrets map[string]string
+// mayDeploy reports whether the pipeline may deploy to env: its author is
+// a deployer there, or an approval upstream was given by an approver there.
+func (a *advancer) mayDeploy(ctx context.Context, j *JobRecord, env *Environment) (bool, error) {
+	if (Actor{ID: a.st.Pipeline.Author}).allowed(env.Deployers) {
+		return true, nil
+	}
+	for _, u := range a.v.upstream(j) {
+		if u.Type != workflows.JobApproval || u.Status != workflows.StatusSuccess {
+			continue
+		}
+		ap, err := a.tx.Approval(ctx, u.ID)
+		if err != nil {
+			return false, err
+		}
+		if ap.Status == ApprovalApproved && slices.Contains(ap.Envs, j.Env) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Actor is who presses a button or types a command.
@@ -123,4 +117,11 @@ func (ap *Approvers) UnmarshalJSON(b []byte) error {
 	}
 	*ap = m
 	return nil
+}
+
+// Decision is the outcome of a request a person made (a button press, a
+// command): whether it changed anything, and a sentence that says what.
+type Decision struct {
+	Applied bool
+	Message string
 }

@@ -1,0 +1,31 @@
+package engine
+
+// App is a deployable application: a repository and the environments it
+// ships to. An environment is also a context: a job with
+// `context: production` in a pipeline of this app deploys to production.
+type App struct {
+	Name         string
+	Repo         string // "owner/name"
+	Environments map[string]*Environment
+}
+
+// Environment is where an app is deployed, and who may do what there.
+type Environment struct {
+	Name string
+	// Approvers may approve an approval job upstream of a deploy here
+	// (Slack user IDs or user group names). Empty means anyone.
+	Approvers []string
+	// AllowSelfApproval lets the pipeline's author approve it.
+	AllowSelfApproval bool
+	// Deployers may start a deploy here without an approval by one of
+	// Approvers. Empty means anyone.
+	Deployers []string
+}
+
+// Context is a named set of environment variables given to jobs that list
+// it. Secrets are given too, and masked in logs.
+type Context struct {
+	Name    string
+	Env     map[string]string
+	Secrets map[string]string
+}

@@ -1,0 +1,80 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/slipway-ci/slipway/workflows"
+)
+
+// Cancel stops a pipeline: nothing new starts, running attempts are
+// canceled, waiting jobs and approvals end canceled.
+func (e *Engine) Cancel(ctx context.Context, pipelineID string, by Actor) (Decision, error) {
+	var d Decision
+	var attempts []string
+	err := e.update(ctx, func(tx StoreTx) error {
+		d, attempts = Decision{}, nil
+		st, err := tx.PipelineState(ctx, pipelineID)
+		if err != nil {
+			return err
+		}
+		now := e.clock.Now()
+		if !st.Pipeline.Finished.IsZero() {
+			d.Message = fmt.Sprintf("pipeline %d already ended %s; nothing changed", st.Pipeline.Number, st.Pipeline.Status)
+		} else {
+			d = Decision{Applied: true, Message: fmt.Sprintf("pipeline %d canceled by %s", st.Pipeline.Number, by.ID)}
+			if err := e.cancelJobs(ctx, tx, st, now, by.ID, &attempts); err != nil {
+				return err
+			}
+		}
+		return tx.Audit(ctx, AuditEntry{At: now, Actor: by.ID, Action: "cancel", Subject: "pipeline " + pipelineID, Detail: d.Message})
+	})
+	if err != nil {
+		return Decision{}, fmt.Errorf("engine: cancel: %w", err)
+	}
+	e.mu.Lock()
+	for _, id := range attempts {
+		if r := e.running[id]; r != nil {
+			r.cancel()
+		}
+	}
+	e.mu.Unlock()
+	e.changedPipeline(pipelineID)
+	return d, nil
+}
+
+func (e *Engine) cancelJobs(ctx context.Context, tx StoreTx, st *PipelineState, now time.Time, actor string, attempts *[]string) error {
+	for _, w := range st.Workflows {
+		if w.Finished.IsZero() {
+			if err := tx.SetWorkflowCanceled(ctx, w.ID, true); err != nil {
+				return err
+			}
+		}
+	}
+	for _, j := range st.Jobs {
+		switch j.Status {
+		case StatusRunning:
+			*attempts = append(*attempts, j.AttemptID)
+		case StatusOnHold:
+			a, err := tx.Approval(ctx, j.ID)
+			if err != nil {
+				return err
+			}
+			a.Status, a.DecidedBy, a.Decided, a.Reason = ApprovalCanceled, actor, now, "pipeline canceled"
+			if err := e.settleApproval(ctx, tx, a, workflows.StatusCanceled, "pipeline canceled", actor); err != nil {
+				return err
+			}
+		case StatusQueued, StatusBlocked:
+			if j.Env != "" {
+				if err := tx.DequeueDeploy(ctx, j.ID); err != nil {
+					return err
+				}
+			}
+			if err := tx.SetJobStatus(ctx, j.ID, workflows.StatusCanceled, "canceled by "+actor, now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

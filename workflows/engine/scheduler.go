@@ -1,0 +1,342 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/slipway-ci/slipway/workflows"
+)
+
+// advancer makes the decisions of one advance transaction.
+type advancer struct {
+	e        *Engine
+	tx       StoreTx
+	st       *PipelineState
+	v        *pipelineView
+	now      time.Time
+	slots    int
+	events   []Event
+	launches []launch
+	queued   bool
+}
+
+func (a *advancer) run(ctx context.Context) error {
+	a.v = newView(a.st)
+	if a.st.Pipeline.Finished.After(time.Time{}) {
+		return nil
+	}
+	for changed := true; changed; {
+		changed = false
+		for i := range a.st.Jobs {
+			j := &a.st.Jobs[i]
+			if j.Status != StatusBlocked {
+				continue
+			}
+			if a.v.workflow(j.WorkflowID).Canceled {
+				if err := a.setJob(ctx, j, workflows.StatusCanceled, "workflow canceled"); err != nil {
+					return err
+				}
+				changed = true
+				continue
+			}
+			end, wait, reason := a.v.requiresMet(j)
+			if wait {
+				continue
+			}
+			changed = true
+			var err error
+			switch {
+			case end != "":
+				err = a.setJob(ctx, j, end, reason)
+			case j.Type == workflows.JobNoOp:
+				err = a.setJob(ctx, j, workflows.StatusSuccess, "")
+			case j.Type == workflows.JobApproval:
+				err = a.hold(ctx, j)
+			default:
+				err = a.ready(ctx, j)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	for i := range a.st.Jobs {
+		j := &a.st.Jobs[i]
+		if j.Status != StatusQueued {
+			continue
+		}
+		if a.v.workflow(j.WorkflowID).Canceled {
+			if err := a.setJob(ctx, j, workflows.StatusCanceled, "workflow canceled"); err != nil {
+				return err
+			}
+			continue
+		}
+		a.queued = true
+		if a.slots <= 0 {
+			continue
+		}
+		if j.Env != "" {
+			ok, reason, err := a.takeLock(ctx, j)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				if reason != j.Reason {
+					if err := a.tx.SetJobStatus(ctx, j.ID, StatusQueued, reason, a.now); err != nil {
+						return err
+					}
+					j.Reason = reason
+					a.event(EventJobWaiting, j, EventData{Reason: reason, Env: j.Env})
+				}
+				continue
+			}
+		}
+		if err := a.startJob(ctx, j); err != nil {
+			return err
+		}
+		a.slots--
+	}
+	a.queued = slices.ContainsFunc(a.st.Jobs, func(j JobRecord) bool { return j.Status == StatusQueued })
+	if err := a.rollup(ctx); err != nil {
+		return err
+	}
+	return a.tx.AddEvents(ctx, a.events)
+}
+
+func (a *advancer) event(kind string, j *JobRecord, d EventData) {
+	d.Workflow, d.WorkflowID, d.Job, d.JobID = a.v.workflow(j.WorkflowID).Name, j.WorkflowID, j.Name, j.ID
+	a.events = append(a.events, Event{PipelineID: a.st.Pipeline.ID, Kind: kind, At: a.now, Data: d})
+}
+
+// setJob changes a job that is not running, and says so when it ended.
+func (a *advancer) setJob(ctx context.Context, j *JobRecord, status, reason string) error {
+	if err := a.tx.SetJobStatus(ctx, j.ID, status, reason, a.now); err != nil {
+		return err
+	}
+	if j.Status == StatusQueued && j.Env != "" {
+		if err := a.tx.DequeueDeploy(ctx, j.ID); err != nil {
+			return err
+		}
+	}
+	j.Status, j.Reason = status, reason
+	if Terminal(status) {
+		a.event(EventJobFinished, j, EventData{Status: status, Reason: reason})
+	}
+	return nil
+}
+
+// ready queues a build job whose requires are met, unless it cannot run:
+// a context nobody defined, or a deploy its author may not start.
+func (a *advancer) ready(ctx context.Context, j *JobRecord) error {
+	app := a.e.apps[a.st.Pipeline.App]
+	for _, c := range j.Context {
+		if a.e.contexts[c] != nil {
+			continue
+		}
+		if app != nil && app.Environments[c] != nil {
+			continue
+		}
+		return a.setJob(ctx, j, workflows.StatusFailed, fmt.Sprintf("context %q is not defined", c))
+	}
+	if j.Env != "" {
+		ok, err := a.mayDeploy(ctx, j, app.Environments[j.Env])
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return a.setJob(ctx, j, workflows.StatusUnauthorized, fmt.Sprintf("%s may not deploy to %s/%s without an approval by its approvers",
+				a.st.Pipeline.Author, a.st.Pipeline.App, j.Env))
+		}
+		if err := a.tx.EnqueueDeploy(ctx, a.st.Pipeline.App, j.Env, j.ID, j.PipelineID, a.now); err != nil {
+			return err
+		}
+	}
+	return a.setJob(ctx, j, StatusQueued, "")
+}
+
+func (a *advancer) startJob(ctx context.Context, j *JobRecord) error {
+	at := AttemptRecord{ID: a.e.ids.NewID(), JobID: j.ID, PipelineID: j.PipelineID, Executor: a.e.execName, Started: a.now}
+	if err := a.tx.StartAttempt(ctx, &at, a.st.Pipeline.App); err != nil {
+		return err
+	}
+	spec, err := a.tx.JobSpec(ctx, j.ID)
+	if err != nil {
+		return err
+	}
+	j.Status, j.Reason, j.Attempt, j.AttemptID = StatusRunning, "", at.Number, at.ID
+	a.event(EventJobStarted, j, EventData{AttemptID: at.ID, Env: j.Env})
+	a.launches = append(a.launches, launch{attempt: at, job: *j, spec: spec, pipeline: a.st.Pipeline, workflow: a.v.workflow(j.WorkflowID).Name})
+	return nil
+}
+
+// rollup sets the statuses of workflows and the pipeline from their jobs.
+func (a *advancer) rollup(ctx context.Context) error {
+	var wfStatuses []string
+	for i := range a.st.Workflows {
+		w := &a.st.Workflows[i]
+		var statuses []string
+		for _, j := range a.st.Jobs {
+			if j.WorkflowID == w.ID {
+				statuses = append(statuses, j.Status)
+			}
+		}
+		s := rollupStatus(statuses)
+		wfStatuses = append(wfStatuses, s)
+		if s == w.Status {
+			continue
+		}
+		if err := a.tx.SetWorkflowStatus(ctx, w.ID, s, a.now); err != nil {
+			return err
+		}
+		w.Status = s
+		if s != StatusRunning && s != StatusOnHold {
+			a.events = append(a.events, Event{PipelineID: a.st.Pipeline.ID, Kind: EventWorkflowFinished, At: a.now,
+				Data: EventData{Workflow: w.Name, WorkflowID: w.ID, Status: s}})
+		}
+	}
+	s := rollupStatus(wfStatuses)
+	if s == a.st.Pipeline.Status {
+		return nil
+	}
+	if err := a.tx.SetPipelineStatus(ctx, a.st.Pipeline.ID, s, a.now); err != nil {
+		return err
+	}
+	a.st.Pipeline.Status = s
+	if s != StatusRunning && s != StatusOnHold {
+		a.events = append(a.events, Event{PipelineID: a.st.Pipeline.ID, Kind: EventPipelineFinished, At: a.now,
+			Data: EventData{Status: s, Commit: a.st.Pipeline.Trigger.Revision}})
+	}
+	return nil
+}
+
+// schedule is the scheduler loop: it advances dirty pipelines and, every
+// tick, expires approvals.
+func (e *Engine) schedule(ctx context.Context) {
+	tick := time.NewTicker(e.tick)
+	defer tick.Stop()
+	for {
+		e.mu.Lock()
+		ended := map[string][]endedAttempt{}
+		for _, r := range e.ended {
+			ended[r.attempt.PipelineID] = append(ended[r.attempt.PipelineID], r)
+			e.dirty[r.attempt.PipelineID] = true
+		}
+		e.ended = nil
+		ids := slices.Sorted(maps.Keys(e.dirty))
+		clear(e.dirty)
+		stopping := e.stopping
+		e.mu.Unlock()
+		for _, id := range ids {
+			if stopping {
+				// Results still reach the store; nothing new starts.
+				for _, r := range ended[id] {
+					r.recorded <- e.finish(ctx, &r.attempt)
+				}
+				e.broadcast()
+				continue
+			}
+			if err := e.advance(ctx, id, ended[id]); err != nil && ctx.Err() == nil {
+				e.log.Error("advance pipeline", "pipeline", id, "err", err)
+			}
+			if len(ended[id]) > 0 {
+				// The attempt freed a slot, and recording its result may
+				// have released an environment's lock: pipelines with
+				// queued jobs look again, even those advanced earlier in
+				// this round or queued since the attempt ended.
+				e.recheckWaiting(id)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.wake:
+		case <-tick.C:
+			if err := e.ExpireApprovals(ctx); err != nil && ctx.Err() == nil {
+				e.log.Error("expire approvals", "err", err)
+			}
+		}
+	}
+}
+
+// recheckWaiting marks the pipelines with queued jobs, other than the
+// one just advanced, for the scheduler's next round.
+func (e *Engine) recheckWaiting(advanced string) {
+	e.mu.Lock()
+	again := false
+	for id := range e.waiting {
+		if id != advanced {
+			e.dirty[id], again = true, true
+		}
+	}
+	e.mu.Unlock()
+	if again {
+		e.kick()
+	}
+}
+
+// launch is an attempt decided in a transaction, started after its commit.
+type launch struct {
+	attempt  AttemptRecord
+	job      JobRecord
+	spec     *workflows.JobSpec
+	pipeline PipelineRecord
+	workflow string
+}
+
+// advance records the results of the pipeline's attempts that ended,
+// makes every decision its state then allows, all in one transaction,
+// and starts the attempts it decided on.
+func (e *Engine) advance(ctx context.Context, pipelineID string, ended []endedAttempt) error {
+	e.mu.Lock()
+	slots := e.parallel - len(e.running)
+	e.mu.Unlock()
+	var launches []launch
+	var queued bool
+	err := e.update(ctx, func(tx StoreTx) error {
+		launches, queued = nil, false
+		for i := range ended {
+			if err := e.finishIn(ctx, tx, &ended[i].attempt); err != nil {
+				return err
+			}
+		}
+		st, err := tx.PipelineState(ctx, pipelineID)
+		if err != nil {
+			return err
+		}
+		a := &advancer{e: e, tx: tx, st: st, now: e.clock.Now(), slots: slots}
+		if err := a.run(ctx); err != nil {
+			return err
+		}
+		launches, queued = a.launches, a.queued
+		return nil
+	})
+	if err != nil && len(ended) > 0 {
+		// Whatever went wrong deciding, the results must not be lost:
+		// each is recorded on its own, as restart recovery does.
+		for _, r := range ended {
+			r.recorded <- e.finish(context.WithoutCancel(ctx), &r.attempt)
+		}
+		e.broadcast()
+	}
+	if err != nil {
+		return fmt.Errorf("engine: advance %s: %w", pipelineID, err)
+	}
+	for _, r := range ended {
+		r.recorded <- nil
+	}
+	e.mu.Lock()
+	if queued {
+		e.waiting[pipelineID] = true
+	} else {
+		delete(e.waiting, pipelineID)
+	}
+	e.mu.Unlock()
+	for _, l := range launches {
+		e.start(l)
+	}
+	e.broadcast()
+	return nil
+}
