@@ -11,19 +11,28 @@ import (
 	"github.com/slipway-ci/slipway/workflows"
 )
 
-// start runs an attempt in its own goroutine, which ends when the
-// executor returns.
-func (e *Engine) start(l launch) {
+// register makes an attempt whose start is committed cancelable. It runs
+// in the commit of the transaction that started the attempt, so that no
+// later transaction (a Cancel's) can see the attempt running without
+// finding it here: a cancel reaches every attempt started by a decision
+// taken before it, whatever the interleaving.
+func (e *Engine) register(attemptID string) *attemptRun {
 	ctx, cancel := context.WithCancel(e.jobsCtx)
-	r := &attemptRun{cancel: cancel}
+	r := &attemptRun{ctx: ctx, cancel: cancel}
 	e.mu.Lock()
-	e.running[l.attempt.ID] = r
+	e.running[attemptID] = r
 	e.mu.Unlock()
 	e.jobs.Add(1)
+	return r
+}
+
+// start runs a registered attempt in its own goroutine, which ends when
+// the executor returns.
+func (e *Engine) start(l launch) {
 	go func() {
 		defer e.jobs.Done()
-		defer cancel()
-		e.runAttempt(ctx, l, r)
+		defer l.run.cancel()
+		e.runAttempt(l.run.ctx, l, l.run)
 	}()
 }
 

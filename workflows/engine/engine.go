@@ -93,6 +93,7 @@ type Engine struct {
 
 // attemptRun is an attempt in an executor, owned by its goroutine.
 type attemptRun struct {
+	ctx       context.Context // canceled by Cancel, or by Shutdown when it gives up
 	cancel    context.CancelFunc
 	abandoned bool // set by Shutdown: the result is not recorded
 }

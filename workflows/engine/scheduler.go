@@ -284,6 +284,7 @@ type launch struct {
 	spec     *workflows.JobSpec
 	pipeline PipelineRecord
 	workflow string
+	run      *attemptRun // registered as the transaction commits
 }
 
 // advance records the results of the pipeline's attempts that ended,
@@ -311,6 +312,14 @@ func (e *Engine) advance(ctx context.Context, pipelineID string, ended []endedAt
 			return err
 		}
 		launches, queued = a.launches, a.queued
+		// The attempts are registered as running before any later
+		// transaction can commit, so that a Cancel, whose transaction
+		// comes after this one, finds them (see Engine.register).
+		tx.AfterCommit(func() {
+			for i := range launches {
+				launches[i].run = e.register(launches[i].attempt.ID)
+			}
+		})
 		return nil
 	})
 	if err != nil && len(ended) > 0 {
