@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/slipway-ci/slipway/workflows"
 )
@@ -57,14 +58,27 @@ func (e *Engine) runAttempt(ctx context.Context, l launch, r *attemptRun) {
 	a := l.attempt
 	a.Status, a.ExitCode, a.Reason, a.Steps, a.Finished = res.Status, res.ExitCode, res.Reason, res.Steps, e.clock.Now()
 	// The scheduler records the result with what follows from it, even
-	// while shutting down (Shutdown waits for this goroutine).
-	recorded := make(chan error, 1)
-	e.mu.Lock()
-	e.ended = append(e.ended, endedAttempt{attempt: a, recorded: recorded})
-	e.mu.Unlock()
-	e.kick()
-	if err := <-recorded; err != nil {
-		log.Error("record job result", "err", err)
+	// while shutting down (Shutdown waits for this goroutine). A result
+	// the store refuses is handed over again, after a growing wait,
+	// until it is recorded or Shutdown gives up on running attempts:
+	// then recovery at the next start finds the attempt running.
+	for {
+		recorded := make(chan error, 1)
+		e.mu.Lock()
+		e.ended = append(e.ended, endedAttempt{attempt: a, recorded: recorded})
+		e.mu.Unlock()
+		e.kick()
+		if <-recorded == nil {
+			return
+		}
+		t := time.NewTimer(e.trouble.wait())
+		select {
+		case <-t.C:
+		case <-e.jobsCtx.Done():
+			t.Stop()
+			log.Warn("job result not recorded before shutdown; recovery will fail the attempt at the next start")
+			return
+		}
 	}
 }
 

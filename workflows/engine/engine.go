@@ -79,6 +79,7 @@ type Engine struct {
 	changed  chan struct{}  // closed and replaced on every state change
 	stopping bool
 
+	trouble    trouble // store failures, see trouble.go
 	deliverMu  sync.Mutex
 	out        outbox        // see outbox.go
 	wake       chan struct{} // scheduler loop
@@ -161,6 +162,7 @@ func New(opts Options) *Engine {
 		e.execName = "executor"
 	}
 	e.natives = newNativeSteps(e, opts.Natives)
+	e.trouble.log = e.log
 	e.out.fromStore = true // a previous process may have left events
 	e.jobsCtx, e.abandon = context.WithCancel(context.Background())
 	return e

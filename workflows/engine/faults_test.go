@@ -1,8 +1,13 @@
 package engine_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"log/slog"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,14 +26,33 @@ type hookStore struct {
 	fail       func() error
 }
 
-func (s *hookStore) Update(ctx context.Context, fn func(tx engine.StoreTx) error) error {
+func (s *hookStore) broken() error {
 	s.mu.Lock()
 	fail := s.fail
 	s.mu.Unlock()
 	if fail != nil {
-		if err := fail(); err != nil {
-			return err
-		}
+		return fail()
+	}
+	return nil
+}
+
+func (s *hookStore) DueEvents(ctx context.Context, now time.Time, limit int) ([]engine.Event, error) {
+	if err := s.broken(); err != nil {
+		return nil, err
+	}
+	return s.Store.DueEvents(ctx, now, limit)
+}
+
+func (s *hookStore) MarkEventsDelivered(ctx context.Context, seqs []int64, at time.Time) error {
+	if err := s.broken(); err != nil {
+		return err
+	}
+	return s.Store.MarkEventsDelivered(ctx, seqs, at)
+}
+
+func (s *hookStore) Update(ctx context.Context, fn func(tx engine.StoreTx) error) error {
+	if err := s.broken(); err != nil {
+		return err
 	}
 	spy := &startSpy{StoreTx: nil}
 	err := s.Store.Update(ctx, func(tx engine.StoreTx) error {
@@ -92,4 +116,69 @@ func TestCancelReachesAnAttemptBeingStarted(t *testing.T) {
 	if got := statuses(st); got["slow"] != workflows.StatusCanceled || got[""] != workflows.StatusCanceled {
 		t.Errorf("a cancel decided before the attempt reached its executor was lost: %s", describe(st))
 	}
+}
+
+// A store that refuses writes (a full disk) delays a pipeline, never
+// loses its results: the result of a job that ended meanwhile is recorded
+// once the store works again, and the pipeline goes on. The operator sees
+// one error line for the episode, not one per retry.
+func TestStoreFailuresAreRetriedUntilTheyWork(t *testing.T) {
+	var logs syncBuffer
+	var broken atomic.Bool
+	h := newHarness(t, func(o *engine.Options) {
+		o.Store = &hookStore{Store: o.Store, fail: func() error {
+			if broken.Load() {
+				return errors.New("database or disk is full")
+			}
+			return nil
+		}}
+		o.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		o.RetryMin, o.RetryMax = 10*time.Millisecond, 10*time.Millisecond
+	})
+	gate := h.script.gate("a")
+	p := h.submit("alice", wf("build", build("a"), build("b", "a")))
+	<-h.script.inExecutor("a")
+	broken.Store(true)
+	close(gate)
+	time.Sleep(600 * time.Millisecond) // long enough for several retries
+	st, err := h.db.PipelineState(context.Background(), p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := jobStatus(st, "a").Status; got != engine.StatusRunning {
+		t.Fatalf("while the store refused writes, job a became %s", got)
+	}
+	broken.Store(false)
+	st = h.settle(p.ID)
+	if st.Pipeline.Status != workflows.StatusSuccess || jobStatus(st, "b").Status != workflows.StatusSuccess {
+		t.Fatalf("after the store came back: %s", describe(st))
+	}
+	out := logs.String()
+	if n := strings.Count(out, "the store is failing"); n != 1 {
+		t.Errorf("%d error lines for one episode, want 1:\n%s", n, out)
+	}
+	if n := strings.Count(out, "level=ERROR"); n != 1 {
+		t.Errorf("%d error lines in all, want 1:\n%s", n, out)
+	}
+	if n := strings.Count(out, "the store works again"); n != 1 {
+		t.Errorf("%d recovery lines, want 1:\n%s", n, out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the engine's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -89,7 +89,7 @@ func (e *Engine) queueEvents(events []Event) {
 // update runs fn in a store transaction and, once it committed, queues
 // the events fn wrote for delivery.
 func (e *Engine) update(ctx context.Context, fn func(tx StoreTx) error) error {
-	return e.store.Update(ctx, func(tx StoreTx) error {
+	err := e.store.Update(ctx, func(tx StoreTx) error {
 		etx := &eventTx{StoreTx: tx}
 		if err := fn(etx); err != nil {
 			return err
@@ -99,6 +99,10 @@ func (e *Engine) update(ctx context.Context, fn func(tx StoreTx) error) error {
 		}
 		return nil
 	})
+	if err == nil {
+		e.trouble.ok()
+	}
+	return err
 }
 
 // eventTx is a transaction that remembers the events written through it.
@@ -122,7 +126,7 @@ func (e *Engine) deliver(ctx context.Context) {
 	for {
 		_, wait, err := e.deliverPass(ctx)
 		if err != nil && ctx.Err() == nil {
-			e.log.Error("deliver events", "err", err)
+			wait = e.trouble.failed("deliver events", err)
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -130,7 +134,7 @@ func (e *Engine) deliver(ctx context.Context) {
 			t.Stop()
 			e.deliverMu.Lock()
 			if err := e.recordDeliveries(context.WithoutCancel(ctx)); err != nil {
-				e.log.Error("record deliveries", "err", err)
+				e.log.Error("record deliveries at shutdown; they will be delivered again", "err", err)
 			}
 			e.deliverMu.Unlock()
 			return

@@ -213,10 +213,13 @@ func (a *advancer) rollup(ctx context.Context) error {
 }
 
 // schedule is the scheduler loop: it advances dirty pipelines and, every
-// tick, expires approvals.
+// tick, expires approvals. A pipeline whose advance failed (the store
+// refused a write) is advanced again after a growing wait, until it works.
 func (e *Engine) schedule(ctx context.Context) {
 	tick := time.NewTicker(e.tick)
 	defer tick.Stop()
+	retry := map[string]bool{}
+	var retryTimer <-chan time.Time
 	for {
 		e.mu.Lock()
 		ended := map[string][]endedAttempt{}
@@ -238,8 +241,17 @@ func (e *Engine) schedule(ctx context.Context) {
 				e.broadcast()
 				continue
 			}
-			if err := e.advance(ctx, id, ended[id]); err != nil && ctx.Err() == nil {
-				e.log.Error("advance pipeline", "pipeline", id, "err", err)
+			if err := e.advance(ctx, id, ended[id]); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				wait := e.trouble.failed("advance pipeline "+id, err)
+				if retryTimer == nil {
+					retryTimer = time.After(wait)
+				}
+				retry[id] = true
+			} else {
+				delete(retry, id)
 			}
 			if len(ended[id]) > 0 {
 				// The attempt freed a slot, and recording its result may
@@ -253,9 +265,15 @@ func (e *Engine) schedule(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-e.wake:
+		case <-retryTimer:
+			retryTimer = nil
+			for id := range retry {
+				e.markDirty(id)
+			}
+			clear(retry)
 		case <-tick.C:
 			if err := e.ExpireApprovals(ctx); err != nil && ctx.Err() == nil {
-				e.log.Error("expire approvals", "err", err)
+				e.trouble.failed("expire approvals", err)
 			}
 		}
 	}
