@@ -67,7 +67,7 @@ func (t *tx) CreatePipeline(ctx context.Context, p *engine.NewPipeline) (*engine
 			st.Jobs = append(st.Jobs, rec)
 		}
 	}
-	t.work[p.ID] = st
+	t.hold(st)
 	out := st.Pipeline
 	return &out, nil
 }
@@ -108,6 +108,15 @@ func (s *DB) PipelineState(ctx context.Context, id string) (*engine.PipelineStat
 		return nil, fmt.Errorf("store: %w", err)
 	}
 	return st, nil
+}
+
+// Pipeline reads a pipeline's record alone.
+func (s *DB) Pipeline(ctx context.Context, id string) (*engine.PipelineRecord, error) {
+	p, err := pipelineRecord(ctx, s.run(), id)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	return p, nil
 }
 
 type pipelineRow struct {

@@ -184,7 +184,7 @@ func (s *DB) begin(ctx context.Context) (*sqlx.Tx, error) {
 
 // Update runs fn in one write transaction.
 func (s *DB) Update(ctx context.Context, fn func(tx engine.StoreTx) error) error {
-	t := &tx{db: s, cache: s.cache, work: map[string]*engine.PipelineState{}}
+	t := &tx{db: s, cache: s.cache, work: map[string]*held{}}
 	err := s.updateThen(ctx, func(sqltx *sqlx.Tx) error {
 		t.q = s.inTx(sqltx)
 		if err := s.cache.check(ctx, t.q); err != nil {

@@ -19,20 +19,21 @@ type tx struct {
 	db    *DB
 	q     runner
 	cache *stateCache
-	work  map[string]*engine.PipelineState // states read or changed here; cached once committed
-	after []func()                         // AfterCommit's
+	work  map[string]*held // states read or changed here; cached once committed
+	after []func()         // AfterCommit's
 }
 
 var _ engine.StoreTx = (*tx)(nil)
 
 // PipelineState reads a pipeline as this transaction sees it, from the
-// cache when it holds it (see stateCache).
+// cache when it holds it (see stateCache). It is the transaction's own
+// state: later writes of the transaction show in it.
 func (t *tx) PipelineState(ctx context.Context, id string) (*engine.PipelineState, error) {
-	st, err := t.state(ctx, id)
+	h, err := t.state(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return cloneState(st), nil
+	return h.st, nil
 }
 
 func (t *tx) JobSpec(ctx context.Context, jobID string) (*workflows.JobSpec, error) {
@@ -83,12 +84,12 @@ func (t *tx) SetPipelineStatus(ctx context.Context, id, status string, at time.T
 	if status != engine.StatusRunning && status != engine.StatusOnHold {
 		fin = nanos(at)
 	}
-	st := t.cached(id)
+	h := t.cached(id)
 	if err := exec1(ctx, t.q, "pipeline", id, `UPDATE pipelines SET status = ?, finished_at = ? WHERE id = ?`, status, fin, id); err != nil {
 		return err
 	}
-	if st != nil {
-		st.Pipeline.Status, st.Pipeline.Finished = status, fromNanos(fin)
+	if h != nil {
+		h.st.Pipeline.Status, h.st.Pipeline.Finished = status, fromNanos(fin)
 	}
 	return nil
 }

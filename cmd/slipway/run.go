@@ -235,7 +235,7 @@ func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int 
 // When ctx ends (Ctrl-C) the pipeline is canceled.
 func (r *localRun) drive(ctx context.Context, e *engine.Engine, db *store.DB, id string) (*engine.PipelineState, error) {
 	for {
-		st, err := e.Wait(ctx, id, engine.Settled)
+		st, err := e.WaitSettled(ctx, id)
 		if ctx.Err() != nil {
 			return r.cancel(e, id)
 		}
@@ -281,7 +281,7 @@ func (r *localRun) cancel(e *engine.Engine, id string) (*engine.PipelineState, e
 	if _, err := e.Cancel(ctx, id, engine.Actor{ID: r.who}); err != nil {
 		return nil, err
 	}
-	return e.Wait(ctx, id, func(st *engine.PipelineState) bool { return !st.Pipeline.Finished.IsZero() })
+	return e.WaitFinished(ctx, id)
 }
 
 // ask decides an approval job: by flag, or by asking on the terminal. ok

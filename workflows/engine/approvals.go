@@ -126,7 +126,7 @@ func (e *Engine) settleApproval(ctx context.Context, tx StoreTx, a *ApprovalReco
 	if err := tx.SetJobStatus(ctx, a.JobID, status, reason, a.Decided); err != nil {
 		return err
 	}
-	st, err := jobState(ctx, tx, a.PipelineID, a.JobID)
+	st, err := e.jobState(ctx, tx, a.PipelineID, a.JobID)
 	if err != nil {
 		return err
 	}

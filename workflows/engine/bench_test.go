@@ -192,3 +192,53 @@ func BenchmarkAcceptPipelines(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEngineScale runs one workflow of n parallel jobs (a matrix),
+// four at a time, through the engine and the SQLite store with an
+// executor that succeeds at once: the engine's own cost per job, which
+// must stay flat from 100 to 10,000 jobs.
+func BenchmarkEngineScale(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			ctx := context.Background()
+			dir := b.TempDir()
+			db, err := store.Open(ctx, filepath.Join(dir, "slipway.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			exe := &fakeExecutor{run: func(context.Context, *engine.JobRun, io.Writer) (engine.JobResult, error) {
+				return engine.JobResult{Status: workflows.StatusSuccess}, nil
+			}}
+			finished := make(chan string, 1)
+			notifier := notifierFunc(func(ctx context.Context, ev engine.Event) error {
+				if ev.Kind == engine.EventPipelineFinished {
+					finished <- ev.Data.Status
+				}
+				return nil
+			})
+			e := engine.New(engine.Options{Store: db, Executor: exe, Notifier: notifier, Parallelism: 4, DataDir: filepath.Join(dir, "data")})
+			if err := e.Start(ctx); err != nil {
+				b.Fatal(err)
+			}
+			defer e.Shutdown(ctx)
+			jobs := make([]*workflows.PlannedJob, n)
+			for i := range jobs {
+				jobs[i] = shTrue(fmt.Sprint("j", i))
+			}
+			var total time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				if _, err := e.Submit(ctx, engine.PipelineRequest{App: "bench", Repo: "acme/bench", Author: "bench",
+					Plan: &workflows.Plan{Workflows: []*workflows.PlannedWorkflow{wf("w", jobs...)}}}); err != nil {
+					b.Fatal(err)
+				}
+				if status := <-finished; status != workflows.StatusSuccess {
+					b.Fatalf("pipeline %s", status)
+				}
+				total += time.Since(t0)
+			}
+			b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N*n), "ms/job")
+		})
+	}
+}

@@ -11,7 +11,7 @@ import (
 // finishDeploy releases a deploy job's environment lock and, when it
 // succeeded, records the deployment.
 func (e *Engine) finishDeploy(ctx context.Context, tx StoreTx, j *JobRecord, a *AttemptRecord) ([]Event, error) {
-	st, err := jobState(ctx, tx, j.PipelineID, j.ID)
+	st, err := e.jobState(ctx, tx, j.PipelineID, j.ID)
 	if err != nil {
 		return nil, err
 	}

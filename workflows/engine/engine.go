@@ -73,13 +73,16 @@ type Engine struct {
 
 	mu       sync.Mutex
 	dirty    map[string]bool // pipelines to advance
+	full     map[string]bool // pipelines to advance looking at every job (see progress)
 	waiting  map[string]bool // pipelines with queued jobs, advanced when a slot or lock frees
 	running  map[string]*attemptRun
 	ended    []endedAttempt // results for the scheduler to record
 	changed  chan struct{}  // closed and replaced on every state change
 	stopping bool
 
-	trouble    trouble // store failures, see trouble.go
+	trouble    trouble              // store failures, see trouble.go
+	dags       dags                 // see dag.go
+	progress   map[string]*progress // owned by the scheduler loop
 	deliverMu  sync.Mutex
 	out        outbox        // see outbox.go
 	wake       chan struct{} // scheduler loop
@@ -128,7 +131,7 @@ func New(opts Options) *Engine {
 		clock: opts.Clock, ids: opts.IDs, log: opts.Logger, apps: opts.Apps, contexts: opts.Contexts,
 		parallel: opts.Parallelism, ttl: opts.ApprovalTTL, dataDir: opts.DataDir,
 		retryMin: opts.RetryMin, retryMax: opts.RetryMax, tick: opts.Tick,
-		dirty: map[string]bool{}, waiting: map[string]bool{}, running: map[string]*attemptRun{},
+		dirty: map[string]bool{}, full: map[string]bool{}, progress: map[string]*progress{}, waiting: map[string]bool{}, running: map[string]*attemptRun{},
 		changed: make(chan struct{}), wake: make(chan struct{}, 1), outboxWake: make(chan struct{}, 1),
 	}
 	if e.clock == nil {
@@ -286,10 +289,11 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// markDirty asks the scheduler to advance a pipeline.
+// markDirty asks the scheduler to advance a pipeline, looking at every
+// job: something other than the scheduler may have changed it.
 func (e *Engine) markDirty(id string) {
 	e.mu.Lock()
-	e.dirty[id] = true
+	e.dirty[id], e.full[id] = true, true
 	e.mu.Unlock()
 	select {
 	case e.wake <- struct{}{}:
@@ -313,23 +317,56 @@ func (e *Engine) broadcast() {
 }
 
 // Wait returns the pipeline's state once cond holds for it, checking after
-// every change the engine makes.
+// every change the engine makes. It reads the whole state at each change:
+// waiting for a pipeline's end is WaitSettled's or WaitFinished's job.
 func (e *Engine) Wait(ctx context.Context, pipelineID string, cond func(*PipelineState) bool) (*PipelineState, error) {
+	var st *PipelineState
+	err := e.waitChange(ctx, func() (bool, error) {
+		var err error
+		st, err = e.store.PipelineState(ctx, pipelineID)
+		return err == nil && cond(st), err
+	})
+	return st, err
+}
+
+// WaitSettled returns the pipeline's state once it has nothing left to
+// do by itself (see Settled), reading only the pipeline's record at each
+// change: its cost does not grow with the pipeline's jobs.
+func (e *Engine) WaitSettled(ctx context.Context, pipelineID string) (*PipelineState, error) {
+	return e.waitRecord(ctx, pipelineID, func(p *PipelineRecord) bool { return p.Status != StatusRunning })
+}
+
+// WaitFinished returns the pipeline's state once it ended, as WaitSettled.
+func (e *Engine) WaitFinished(ctx context.Context, pipelineID string) (*PipelineState, error) {
+	return e.waitRecord(ctx, pipelineID, func(p *PipelineRecord) bool { return !p.Finished.IsZero() })
+}
+
+func (e *Engine) waitRecord(ctx context.Context, pipelineID string, cond func(*PipelineRecord) bool) (*PipelineState, error) {
+	err := e.waitChange(ctx, func() (bool, error) {
+		p, err := e.store.Pipeline(ctx, pipelineID)
+		return err == nil && cond(p), err
+	})
+	st, serr := e.store.PipelineState(context.WithoutCancel(ctx), pipelineID)
+	if err == nil {
+		err = serr
+	}
+	return st, err
+}
+
+// waitChange calls check after every change the engine makes until it
+// says done, fails, or ctx ends.
+func (e *Engine) waitChange(ctx context.Context, check func() (bool, error)) error {
 	for {
 		e.mu.Lock()
 		ch := e.changed
 		e.mu.Unlock()
-		st, err := e.store.PipelineState(ctx, pipelineID)
-		if err != nil {
-			return nil, err
-		}
-		if cond(st) {
-			return st, nil
+		if done, err := check(); done || err != nil {
+			return err
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return st, ctx.Err()
+			return ctx.Err()
 		}
 	}
 }

@@ -27,7 +27,7 @@ func (e *Engine) rerun(ctx context.Context, pipelineID, workflow, job string, by
 		if err != nil {
 			return err
 		}
-		v := newView(st)
+		v := e.view(st)
 		now := e.clock.Now()
 		var w *WorkflowRecord
 		for i := range st.Workflows {
@@ -49,7 +49,7 @@ func (e *Engine) rerun(ctx context.Context, pipelineID, workflow, job string, by
 				}
 			}
 		default:
-			j := v.byName[w.ID+"/"+job]
+			j := v.named(w.ID, job)
 			if j == nil {
 				return fmt.Errorf("job %q of workflow %q: %w", job, workflow, ErrNotFound)
 			}

@@ -10,62 +10,97 @@ import (
 	"github.com/slipway-ci/slipway/workflows"
 )
 
+// progress is what the scheduler knows of a pipeline between two of its
+// steps: the statuses its last step left, the jobs queued, and a tally
+// per workflow. With it, a step after jobs ended looks at those jobs'
+// dependents and at the queue, not at every job, so that a step costs
+// the same in a pipeline of 10,000 jobs as in one of 100. A step that
+// starts from anything else (a new pipeline, an approval, a cancel, a
+// rerun, a restart, a failed step) rebuilds it from the state. It is
+// only ever used by the scheduler loop's goroutine. The statuses in the
+// state are the truth; progress only says where to look.
+type progress struct {
+	status  []string // by job index
+	queued  []int    // job indexes, in plan order
+	tallies []tally  // by workflow index
+}
+
+func newProgress(v *pipelineView) *progress {
+	p := &progress{status: make([]string, len(v.Jobs)), tallies: make([]tally, len(v.Workflows))}
+	for i := range v.Jobs {
+		p.set(v, i, v.Jobs[i].Status)
+	}
+	return p
+}
+
+// set notes job i's status.
+func (p *progress) set(v *pipelineView, i int, status string) {
+	old := p.status[i]
+	if old == status {
+		return
+	}
+	w := v.d.wfOf[i]
+	if old != "" {
+		p.tallies[w].add(old, -1)
+	}
+	p.tallies[w].add(status, 1)
+	p.status[i] = status
+	pos, found := slices.BinarySearch(p.queued, i)
+	switch {
+	case status == StatusQueued && !found:
+		p.queued = slices.Insert(p.queued, pos, i)
+	case status != StatusQueued && found:
+		p.queued = slices.Delete(p.queued, pos, pos+1)
+	}
+}
+
+// recount rebuilds workflow w's tally from the state.
+func (p *progress) recount(v *pipelineView, w int) {
+	for _, i := range v.d.wfJobs[w] {
+		p.set(v, i, v.Jobs[i].Status)
+	}
+}
+
 // advancer makes the decisions of one advance transaction.
 type advancer struct {
 	e        *Engine
 	tx       StoreTx
 	st       *PipelineState
 	v        *pipelineView
+	p        *progress
 	now      time.Time
 	slots    int
 	events   []Event
 	launches []launch
 	queued   bool
+	// ended are the jobs whose attempts ended in this step; nil with a
+	// progress rebuilt, when every job is looked at.
+	ended []int
+	full  bool
+	// next are the blocked jobs to look at, in plan order.
+	next []int
 }
 
 func (a *advancer) run(ctx context.Context) error {
-	a.v = newView(a.st)
-	if a.st.Pipeline.Finished.After(time.Time{}) {
+	if !a.st.Pipeline.Finished.IsZero() {
 		return nil
 	}
-	for changed := true; changed; {
-		changed = false
+	if a.full || a.p == nil || len(a.p.status) != len(a.st.Jobs) {
+		a.full, a.p = true, newProgress(a.v)
 		for i := range a.st.Jobs {
-			j := &a.st.Jobs[i]
-			if j.Status != StatusBlocked {
-				continue
-			}
-			if a.v.workflow(j.WorkflowID).Canceled {
-				if err := a.setJob(ctx, j, workflows.StatusCanceled, "workflow canceled"); err != nil {
-					return err
-				}
-				changed = true
-				continue
-			}
-			end, wait, reason := a.v.requiresMet(j)
-			if wait {
-				continue
-			}
-			changed = true
-			var err error
-			switch {
-			case end != "":
-				err = a.setJob(ctx, j, end, reason)
-			case j.Type == workflows.JobNoOp:
-				err = a.setJob(ctx, j, workflows.StatusSuccess, "")
-			case j.Type == workflows.JobApproval:
-				err = a.hold(ctx, j)
-			default:
-				err = a.ready(ctx, j)
-			}
-			if err != nil {
-				return err
-			}
+			a.consider(i)
+		}
+	} else {
+		for _, i := range a.ended {
+			a.p.set(a.v, i, a.st.Jobs[i].Status)
+			a.considerDependents(i)
 		}
 	}
-	for i := range a.st.Jobs {
+	for len(a.next) > 0 {
+		i := a.next[0]
+		a.next = a.next[1:]
 		j := &a.st.Jobs[i]
-		if j.Status != StatusQueued {
+		if j.Status != StatusBlocked {
 			continue
 		}
 		if a.v.workflow(j.WorkflowID).Canceled {
@@ -74,9 +109,72 @@ func (a *advancer) run(ctx context.Context) error {
 			}
 			continue
 		}
-		a.queued = true
-		if a.slots <= 0 {
+		end, wait, reason := a.v.requiresMet(j)
+		if wait {
 			continue
+		}
+		var err error
+		switch {
+		case end != "":
+			err = a.setJob(ctx, j, end, reason)
+		case j.Type == workflows.JobNoOp:
+			err = a.setJob(ctx, j, workflows.StatusSuccess, "")
+		case j.Type == workflows.JobApproval:
+			err = a.hold(ctx, j)
+		default:
+			err = a.ready(ctx, j)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := a.runQueued(ctx); err != nil {
+		return err
+	}
+	a.queued = len(a.p.queued) > 0
+	if err := a.rollup(ctx); err != nil {
+		return err
+	}
+	return a.tx.AddEvents(ctx, a.events)
+}
+
+// consider puts blocked job i among those to look at, in plan order.
+func (a *advancer) consider(i int) {
+	if a.st.Jobs[i].Status != StatusBlocked {
+		return
+	}
+	if pos, found := slices.BinarySearch(a.next, i); !found {
+		a.next = slices.Insert(a.next, pos, i)
+	}
+}
+
+// considerDependents looks again at the jobs requiring job i, which ended.
+func (a *advancer) considerDependents(i int) {
+	for _, d := range a.v.d.deps[i] {
+		a.consider(d)
+	}
+}
+
+// runQueued starts queued jobs, in plan order, while slots are free and
+// their environments' locks allow; those of canceled workflows end.
+func (a *advancer) runQueued(ctx context.Context) error {
+	for _, i := range slices.Clone(a.p.queued) {
+		j := &a.st.Jobs[i]
+		if j.Status != StatusQueued {
+			a.p.set(a.v, i, j.Status) // changed by a step of someone else's
+			continue
+		}
+		if a.v.workflow(j.WorkflowID).Canceled {
+			if err := a.setJob(ctx, j, workflows.StatusCanceled, "workflow canceled"); err != nil {
+				return err
+			}
+			continue
+		}
+		if a.slots <= 0 {
+			if a.full {
+				continue // a rebuilt step still ends the queued jobs of canceled workflows
+			}
+			break
 		}
 		if j.Env != "" {
 			ok, reason, err := a.takeLock(ctx, j)
@@ -88,7 +186,6 @@ func (a *advancer) run(ctx context.Context) error {
 					if err := a.tx.SetJobStatus(ctx, j.ID, StatusQueued, reason, a.now); err != nil {
 						return err
 					}
-					j.Reason = reason
 					a.event(EventJobWaiting, j, EventData{Reason: reason, Env: j.Env})
 				}
 				continue
@@ -99,11 +196,7 @@ func (a *advancer) run(ctx context.Context) error {
 		}
 		a.slots--
 	}
-	a.queued = slices.ContainsFunc(a.st.Jobs, func(j JobRecord) bool { return j.Status == StatusQueued })
-	if err := a.rollup(ctx); err != nil {
-		return err
-	}
-	return a.tx.AddEvents(ctx, a.events)
+	return nil
 }
 
 func (a *advancer) event(kind string, j *JobRecord, d EventData) {
@@ -113,17 +206,19 @@ func (a *advancer) event(kind string, j *JobRecord, d EventData) {
 
 // setJob changes a job that is not running, and says so when it ended.
 func (a *advancer) setJob(ctx context.Context, j *JobRecord, status, reason string) error {
-	if err := a.tx.SetJobStatus(ctx, j.ID, status, reason, a.now); err != nil {
-		return err
-	}
 	if j.Status == StatusQueued && j.Env != "" {
 		if err := a.tx.DequeueDeploy(ctx, j.ID); err != nil {
 			return err
 		}
 	}
-	j.Status, j.Reason = status, reason
+	if err := a.tx.SetJobStatus(ctx, j.ID, status, reason, a.now); err != nil {
+		return err
+	}
+	i := a.v.index(j)
+	a.p.set(a.v, i, status)
 	if Terminal(status) {
 		a.event(EventJobFinished, j, EventData{Status: status, Reason: reason})
+		a.considerDependents(i)
 	}
 	return nil
 }
@@ -166,45 +261,43 @@ func (a *advancer) startJob(ctx context.Context, j *JobRecord) error {
 	if err != nil {
 		return err
 	}
-	j.Status, j.Reason, j.Attempt, j.AttemptID = StatusRunning, "", at.Number, at.ID
+	a.p.set(a.v, a.v.index(j), StatusRunning)
 	a.event(EventJobStarted, j, EventData{AttemptID: at.ID, Env: j.Env})
 	a.launches = append(a.launches, launch{attempt: at, job: *j, spec: spec, pipeline: a.st.Pipeline, workflow: a.v.workflow(j.WorkflowID).Name})
 	return nil
 }
 
-// rollup sets the statuses of workflows and the pipeline from their jobs.
+// rollup sets the statuses of workflows and the pipeline from their
+// jobs'. A workflow's tally says when its status may have changed; the
+// state, counted again, says whether it did.
 func (a *advancer) rollup(ctx context.Context) error {
-	var wfStatuses []string
+	var wfs tally
 	for i := range a.st.Workflows {
 		w := &a.st.Workflows[i]
-		var statuses []string
-		for _, j := range a.st.Jobs {
-			if j.WorkflowID == w.ID {
-				statuses = append(statuses, j.Status)
-			}
+		s := a.p.tallies[i].status()
+		if s != w.Status && !a.full {
+			a.p.recount(a.v, i)
+			s = a.p.tallies[i].status()
 		}
-		s := rollupStatus(statuses)
-		wfStatuses = append(wfStatuses, s)
+		wfs.add(s, 1)
 		if s == w.Status {
 			continue
 		}
 		if err := a.tx.SetWorkflowStatus(ctx, w.ID, s, a.now); err != nil {
 			return err
 		}
-		w.Status = s
 		if s != StatusRunning && s != StatusOnHold {
 			a.events = append(a.events, Event{PipelineID: a.st.Pipeline.ID, Kind: EventWorkflowFinished, At: a.now,
 				Data: EventData{Workflow: w.Name, WorkflowID: w.ID, Status: s}})
 		}
 	}
-	s := rollupStatus(wfStatuses)
+	s := wfs.status()
 	if s == a.st.Pipeline.Status {
 		return nil
 	}
 	if err := a.tx.SetPipelineStatus(ctx, a.st.Pipeline.ID, s, a.now); err != nil {
 		return err
 	}
-	a.st.Pipeline.Status = s
 	if s != StatusRunning && s != StatusOnHold {
 		a.events = append(a.events, Event{PipelineID: a.st.Pipeline.ID, Kind: EventPipelineFinished, At: a.now,
 			Data: EventData{Status: s, Commit: a.st.Pipeline.Trigger.Revision}})
@@ -230,6 +323,8 @@ func (e *Engine) schedule(ctx context.Context) {
 		e.ended = nil
 		ids := slices.Sorted(maps.Keys(e.dirty))
 		clear(e.dirty)
+		full := maps.Clone(e.full)
+		clear(e.full)
 		stopping := e.stopping
 		e.mu.Unlock()
 		for _, id := range ids {
@@ -241,7 +336,7 @@ func (e *Engine) schedule(ctx context.Context) {
 				e.broadcast()
 				continue
 			}
-			if err := e.advance(ctx, id, ended[id]); err != nil {
+			if err := e.advance(ctx, id, ended[id], full[id]); err != nil {
 				if ctx.Err() != nil {
 					return
 				}
@@ -307,13 +402,16 @@ type launch struct {
 
 // advance records the results of the pipeline's attempts that ended,
 // makes every decision its state then allows, all in one transaction,
-// and starts the attempts it decided on.
-func (e *Engine) advance(ctx context.Context, pipelineID string, ended []endedAttempt) error {
+// and starts the attempts it decided on. Unless full is set, it looks
+// only at what the ended attempts' jobs and the queue could have changed
+// since its last step (see progress).
+func (e *Engine) advance(ctx context.Context, pipelineID string, ended []endedAttempt, full bool) error {
 	e.mu.Lock()
 	slots := e.parallel - len(e.running)
 	e.mu.Unlock()
 	var launches []launch
 	var queued bool
+	var p *progress
 	err := e.update(ctx, func(tx StoreTx) error {
 		launches, queued = nil, false
 		for i := range ended {
@@ -325,11 +423,20 @@ func (e *Engine) advance(ctx context.Context, pipelineID string, ended []endedAt
 		if err != nil {
 			return err
 		}
-		a := &advancer{e: e, tx: tx, st: st, now: e.clock.Now(), slots: slots}
+		a := &advancer{e: e, tx: tx, st: st, now: e.clock.Now(), slots: slots, full: full, p: e.progress[pipelineID]}
+		a.v = e.view(st)
+		for _, r := range ended {
+			if i, ok := a.v.d.byID[r.attempt.JobID]; ok {
+				a.ended = append(a.ended, i)
+			}
+		}
 		if err := a.run(ctx); err != nil {
 			return err
 		}
-		launches, queued = a.launches, a.queued
+		launches, queued, p = a.launches, a.queued, a.p
+		if !st.Pipeline.Finished.IsZero() {
+			p = nil
+		}
 		// The attempts are registered as running before any later
 		// transaction can commit, so that a Cancel, whose transaction
 		// comes after this one, finds them (see Engine.register).
@@ -349,7 +456,14 @@ func (e *Engine) advance(ctx context.Context, pipelineID string, ended []endedAt
 		e.broadcast()
 	}
 	if err != nil {
+		delete(e.progress, pipelineID) // it may hold what the transaction undid
 		return fmt.Errorf("engine: advance %s: %w", pipelineID, err)
+	}
+	if p != nil {
+		e.progress[pipelineID] = p
+	} else {
+		delete(e.progress, pipelineID)
+		e.dags.forget(pipelineID)
 	}
 	for _, r := range ended {
 		r.recorded <- nil

@@ -195,6 +195,8 @@ type Store interface {
 	ActivePipelines(ctx context.Context) ([]string, error)
 	// PipelineState reads a pipeline, its workflows and jobs.
 	PipelineState(ctx context.Context, id string) (*PipelineState, error)
+	// Pipeline reads a pipeline's record alone.
+	Pipeline(ctx context.Context, id string) (*PipelineRecord, error)
 	// JobSpec reads what a job runs; nil for approval and no-op jobs.
 	JobSpec(ctx context.Context, jobID string) (*workflows.JobSpec, error)
 	// PendingApprovals lists the job IDs of approvals waiting for a decision.
