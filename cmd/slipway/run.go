@@ -149,12 +149,12 @@ func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int 
 		}
 		return 0
 	}
-	tmp, err := os.MkdirTemp("", "slipway-run-")
+	tmp, release, err := runDir(os.TempDir())
 	if err != nil {
 		fmt.Fprintln(r.stderr, "slipway run:", err)
 		return 1
 	}
-	defer os.RemoveAll(tmp)
+	defer release()
 	db, err := store.Open(ctx, filepath.Join(tmp, "slipway.db"))
 	if err != nil {
 		fmt.Fprintln(r.stderr, "slipway run:", err)
@@ -407,17 +407,8 @@ func (p *progressPrinter) printLog(ctx context.Context, attemptID string, n int)
 		return // a job that never started has no log
 	}
 	defer r.Close()
-	var lines []string
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		lines = append(lines, sc.Text())
-		if n > 0 && len(lines) > n {
-			lines = lines[1:]
-		}
-	}
-	for _, l := range lines {
-		fmt.Fprintf(p.w, "    %s\n", l)
+	if err := writeLog(p.w, r, n); err != nil {
+		fmt.Fprintf(p.w, "    (the log could not be read to its end: %v)\n", err)
 	}
 }
 
