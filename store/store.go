@@ -38,11 +38,12 @@ type DB struct {
 	// time anyway, and a writer waiting in SQLite's busy handler sleeps
 	// in steps of milliseconds where a mutex hands over in microseconds.
 	// The busy timeout still covers other processes.
-	wmu      sync.Mutex
-	cache    *stateCache   // guarded by wmu
-	stmts    sync.Map      // query -> *sqlx.Stmt; see runner
-	liveLogs sync.Map      // attempt ID -> *jobLog being written
-	logAge   time.Duration // smallLogAge; tests shorten it
+	wmu       sync.Mutex
+	cache     *stateCache   // guarded by wmu
+	consumers []string      // of the outbox; guarded by wmu
+	stmts     sync.Map      // query -> *sqlx.Stmt; see runner
+	liveLogs  sync.Map      // attempt ID -> *jobLog being written
+	logAge    time.Duration // smallLogAge; tests shorten it
 }
 
 var _ engine.Store = (*DB)(nil)

@@ -116,6 +116,9 @@ func TestWebhookDeliveriesAreDeduplicated(t *testing.T) {
 func TestDueEventsHoldBackLaterEventsOfAPipeline(t *testing.T) {
 	db := openTest(t)
 	ctx := context.Background()
+	if err := db.SetConsumers(ctx, []string{"github", "slack"}); err != nil {
+		t.Fatal(err)
+	}
 	now := time.Unix(1700000000, 0).UTC()
 	var events []engine.Event
 	for i := range 3 {
@@ -127,9 +130,9 @@ func TestDueEventsHoldBackLaterEventsOfAPipeline(t *testing.T) {
 	if _, err := createPipeline(ctx, db, newPipeline("p2", "a"), []engine.Event{{PipelineID: "p2", Kind: "other", At: now}}); err != nil {
 		t.Fatal(err)
 	}
-	kinds := func(at time.Time) []string {
+	kinds := func(consumer string, at time.Time) []string {
 		t.Helper()
-		due, err := db.DueEvents(ctx, at, 10)
+		due, err := db.DueEvents(ctx, consumer, at, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,30 +142,50 @@ func TestDueEventsHoldBackLaterEventsOfAPipeline(t *testing.T) {
 		}
 		return out
 	}
-	if got, want := kinds(now), []string{"k0/0", "k1/0", "k2/0", "other/0"}; !slices.Equal(got, want) {
-		t.Fatalf("due = %v, want %v", got, want)
+	all := []string{"k0/0", "k1/0", "k2/0", "other/0"}
+	if got := kinds("github", now); !slices.Equal(got, all) {
+		t.Fatalf("due = %v, want %v", got, all)
 	}
-	if err := db.DeferEvent(ctx, 1, now.Add(time.Minute), "down"); err != nil {
+	if err := db.DeferEvent(ctx, "github", 1, now.Add(time.Minute), "down"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := kinds(now), []string{"other/0"}; !slices.Equal(got, want) {
+	if got, want := kinds("github", now), []string{"other/0"}; !slices.Equal(got, want) {
 		t.Fatalf("after deferring k0, due = %v, want %v", got, want)
 	}
-	if err := db.MarkEventsDelivered(ctx, []int64{4}, now); err != nil {
+	if err := db.MarkEventsDelivered(ctx, "github", []int64{4}, now); err != nil {
 		t.Fatal(err)
 	}
 	// The later events of p1 are as old as k0 but wait for it.
-	if next, err := db.NextEventDue(ctx); err != nil || !next.Equal(now.Add(time.Minute)) {
+	if next, err := db.NextEventDue(ctx, "github"); err != nil || !next.Equal(now.Add(time.Minute)) {
 		t.Fatalf("next event due = %v, %v; want %v", next, err, now.Add(time.Minute))
 	}
-	if got, want := kinds(now.Add(time.Minute)), []string{"k0/1", "k1/0", "k2/0"}; !slices.Equal(got, want) {
+	// The other consumer has its own place: nothing of the first's
+	// failure or deliveries shows there.
+	if got := kinds("slack", now); !slices.Equal(got, all) {
+		t.Fatalf("the other consumer's due = %v, want %v", got, all)
+	}
+	if got, want := kinds("github", now.Add(time.Minute)), []string{"k0/1", "k1/0", "k2/0"}; !slices.Equal(got, want) {
 		t.Fatalf("a minute later, due = %v, want %v", got, want)
 	}
-	if err := db.MarkEventsDelivered(ctx, []int64{1, 2, 3}, now); err != nil {
+	// A parked event holds nothing back, and stays on record.
+	if err := db.ParkEvent(ctx, "github", 1, "422 Unprocessable Entity"); err != nil {
 		t.Fatal(err)
 	}
-	if next, err := db.NextEventDue(ctx); err != nil || !next.IsZero() {
+	if got, want := kinds("github", now), []string{"k1/0", "k2/0"}; !slices.Equal(got, want) {
+		t.Fatalf("after parking k0, due = %v, want %v", got, want)
+	}
+	parked, err := db.ParkedEvents(ctx, "github")
+	if err != nil || len(parked) != 1 || parked[0].Seq != 1 || parked[0].Cause != "422 Unprocessable Entity" {
+		t.Fatalf("parked = %+v, %v", parked, err)
+	}
+	if err := db.MarkEventsDelivered(ctx, "github", []int64{2, 3}, now); err != nil {
+		t.Fatal(err)
+	}
+	if next, err := db.NextEventDue(ctx, "github"); err != nil || !next.IsZero() {
 		t.Fatalf("next event due once all are delivered = %v, %v; want none", next, err)
+	}
+	if got := kinds("slack", now); !slices.Equal(got, all) {
+		t.Fatalf("the other consumer's due = %v, want %v", got, all)
 	}
 }
 

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -292,25 +291,6 @@ func (t *tx) Audit(ctx context.Context, e engine.AuditEntry) error {
 // AfterCommit runs fn once the transaction committed, before any later
 // write of this DB commits: what fns do happens in commit order.
 func (t *tx) AfterCommit(fn func()) { t.after = append(t.after, fn) }
-
-// addEvents stores events in the outbox and sets their Seq.
-func addEvents(ctx context.Context, tx runner, events []engine.Event) error {
-	for i, e := range events {
-		data, err := json.Marshal(e.Data)
-		if err != nil {
-			return err
-		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO outbox (pipeline_id, kind, data_json, created_at, next_at)
-			VALUES (?, ?, ?, ?, ?)`, e.PipelineID, e.Kind, string(data), nanos(e.At), nanos(e.At))
-		if err != nil {
-			return err
-		}
-		if events[i].Seq, err = res.LastInsertId(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // exec1 runs a statement that must change exactly one row.
 func exec1(ctx context.Context, tx runner, what, id, query string, args ...any) error {

@@ -183,7 +183,7 @@ func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int 
 	}
 	pr := &progressPrinter{w: r.progress, started: map[string]time.Time{}, logs: db, allLogs: spec.logs}
 	e := engine.New(engine.Options{
-		Store: db, Executor: exe, ExecutorName: spec.executor, Notifier: pr, Logger: logger,
+		Store: db, Executor: exe, ExecutorName: spec.executor, Notifiers: map[string]engine.Notifier{"terminal": pr}, Logger: logger,
 		Natives:  map[string]engine.NativeRunner{engine.OrbAWS: dryRunAWS{}},
 		Contexts: contexts, Parallelism: spec.parallel, DataDir: filepath.Join(tmp, "data"),
 		RetryMin: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond,
@@ -339,7 +339,7 @@ func flush(ctx context.Context, e *engine.Engine, db *store.DB) {
 		if _, err := e.DeliverEvents(ctx); err != nil {
 			return
 		}
-		next, err := db.NextEventDue(ctx)
+		next, err := db.NextEventDue(ctx, "terminal")
 		if err != nil || next.IsZero() {
 			return
 		}

@@ -90,7 +90,7 @@ func benchEngine(b *testing.B, executor string, n int, plan func() *workflows.Pl
 				}
 				return nil
 			})
-			e := engine.New(engine.Options{Store: db, Executor: exe, Notifier: notifier, Parallelism: 1,
+			e := engine.New(engine.Options{Store: db, Executor: exe, Notifiers: map[string]engine.Notifier{"test": notifier}, Parallelism: 1,
 				DataDir: filepath.Join(dir, "data")})
 			if err := e.Start(ctx); err != nil {
 				b.Fatal(err)
@@ -217,7 +217,7 @@ func BenchmarkEngineScale(b *testing.B) {
 				}
 				return nil
 			})
-			e := engine.New(engine.Options{Store: db, Executor: exe, Notifier: notifier, Parallelism: 4, DataDir: filepath.Join(dir, "data")})
+			e := engine.New(engine.Options{Store: db, Executor: exe, Notifiers: map[string]engine.Notifier{"test": notifier}, Parallelism: 4, DataDir: filepath.Join(dir, "data")})
 			if err := e.Start(ctx); err != nil {
 				b.Fatal(err)
 			}

@@ -84,9 +84,9 @@ func (s *hookedStore) Update(ctx context.Context, fn func(engine.StoreTx) error)
 	return err
 }
 
-func (s *hookedStore) MarkEventsDelivered(ctx context.Context, seqs []int64, at time.Time) error {
+func (s *hookedStore) MarkEventsDelivered(ctx context.Context, consumer string, seqs []int64, at time.Time) error {
 	s.k.pass("before mark delivered")
-	err := s.Store.MarkEventsDelivered(ctx, seqs, at)
+	err := s.Store.MarkEventsDelivered(ctx, consumer, seqs, at)
 	s.k.pass("after mark delivered")
 	return err
 }
@@ -147,7 +147,7 @@ func TestCrashWorker(t *testing.T) {
 		},
 	}
 	e := engine.New(engine.Options{
-		Store: &hookedStore{Store: db, k: k}, Executor: exec, Notifier: &fileNotifier{path: filepath.Join(dir, "events.log"), k: k},
+		Store: &hookedStore{Store: db, k: k}, Executor: exec, Notifiers: map[string]engine.Notifier{"test": &fileNotifier{path: filepath.Join(dir, "events.log"), k: k}},
 		IDs: &pidIDs{}, Apps: backend(), DataDir: filepath.Join(dir, "data"), Parallelism: 2, RetryMin: time.Millisecond,
 	})
 	if err := e.Start(ctx); err != nil {
@@ -180,7 +180,7 @@ func TestCrashWorker(t *testing.T) {
 		if _, err := e.DeliverEvents(ctx); err != nil {
 			t.Fatal(err)
 		}
-		next, err := db.NextEventDue(ctx)
+		next, err := db.NextEventDue(ctx, "test")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -367,7 +367,7 @@ func checkCrashOutcome(t *testing.T, dir string) string {
 		seen[seq] = true
 		next = seq + 1
 	}
-	if due, err := db.DueEvents(ctx, time.Now().Add(time.Hour), 10); err != nil || len(due) > 0 {
+	if due, err := db.DueEvents(ctx, "test", time.Now().Add(time.Hour), 10); err != nil || len(due) > 0 {
 		t.Errorf("undelivered events: %+v %v", due, err)
 	}
 	if interrupted > 0 {

@@ -45,7 +45,7 @@ func (e *Engine) finishDeploy(ctx context.Context, tx StoreTx, j *JobRecord, a *
 		return nil, err
 	}
 	return []Event{{PipelineID: j.PipelineID, Kind: EventDeployed, At: a.Finished, Data: EventData{
-		Job: j.Name, JobID: j.ID, Env: j.Env, Commit: t.Revision, Actor: approvedBy,
+		Job: j.Name, JobID: j.ID, Env: j.Env, Actor: approvedBy,
 	}}}, nil
 }
 

@@ -21,14 +21,15 @@ type Options struct {
 	Executor Executor
 	// ExecutorName is recorded on each attempt ("local", "docker").
 	ExecutorName string
-	// Notifier hears every event through the outbox; nil drops them
-	// (they are still kept in the store).
-	Notifier Notifier
-	Clock    Clock        // default: the system clock
-	IDs      IDs          // default: random
-	Logger   *slog.Logger // default: discard
-	Apps     map[string]*App
-	Contexts map[string]*Context
+	// Notifiers hear every event through the outbox, each at its own
+	// pace, by name ("github", "slack"); none drops them (they are still
+	// kept in the store).
+	Notifiers map[string]Notifier
+	Clock     Clock        // default: the system clock
+	IDs       IDs          // default: random
+	Logger    *slog.Logger // default: discard
+	Apps      map[string]*App
+	Contexts  map[string]*Context
 	// Parallelism is how many jobs run at once, across pipelines; default 4.
 	Parallelism int
 	// ApprovalTTL is how long an approval waits before it expires; default 7 days.
@@ -57,7 +58,6 @@ type Engine struct {
 	store    Store
 	exec     Executor
 	execName string
-	notifier Notifier
 	clock    Clock
 	ids      IDs
 	log      *slog.Logger
@@ -80,19 +80,18 @@ type Engine struct {
 	changed  chan struct{}  // closed and replaced on every state change
 	stopping bool
 
-	trouble    trouble              // store failures, see trouble.go
-	dags       dags                 // see dag.go
-	progress   map[string]*progress // owned by the scheduler loop
-	deliverMu  sync.Mutex
-	out        outbox        // see outbox.go
-	wake       chan struct{} // scheduler loop
-	outboxWake chan struct{}
-	jobs       sync.WaitGroup
-	abandon    context.CancelFunc // cancels running attempts at the end of Shutdown
-	jobsCtx    context.Context    // parent of attempts; canceled by abandon
-	stopLoops  context.CancelFunc
-	loops      sync.WaitGroup
-	started    bool
+	trouble   trouble              // store failures, see trouble.go
+	dags      dags                 // see dag.go
+	progress  map[string]*progress // owned by the scheduler loop
+	consumers []*consumer          // see outbox.go
+	refs      refs
+	wake      chan struct{} // scheduler loop
+	jobs      sync.WaitGroup
+	abandon   context.CancelFunc // cancels running attempts at the end of Shutdown
+	jobsCtx   context.Context    // parent of attempts; canceled by abandon
+	stopLoops context.CancelFunc
+	loops     sync.WaitGroup
+	started   bool
 }
 
 // attemptRun is an attempt in an executor, owned by its goroutine.
@@ -127,12 +126,12 @@ func (systemClock) Now() time.Time { return time.Now().UTC() }
 // New returns an engine; Start runs it.
 func New(opts Options) *Engine {
 	e := &Engine{
-		store: opts.Store, exec: opts.Executor, execName: opts.ExecutorName, notifier: opts.Notifier,
+		store: opts.Store, exec: opts.Executor, execName: opts.ExecutorName,
 		clock: opts.Clock, ids: opts.IDs, log: opts.Logger, apps: opts.Apps, contexts: opts.Contexts,
 		parallel: opts.Parallelism, ttl: opts.ApprovalTTL, dataDir: opts.DataDir,
 		retryMin: opts.RetryMin, retryMax: opts.RetryMax, tick: opts.Tick,
 		dirty: map[string]bool{}, full: map[string]bool{}, progress: map[string]*progress{}, waiting: map[string]bool{}, running: map[string]*attemptRun{},
-		changed: make(chan struct{}), wake: make(chan struct{}, 1), outboxWake: make(chan struct{}, 1),
+		changed: make(chan struct{}), wake: make(chan struct{}, 1),
 	}
 	if e.clock == nil {
 		e.clock = systemClock{}
@@ -166,7 +165,7 @@ func New(opts Options) *Engine {
 	}
 	e.natives = newNativeSteps(e, opts.Natives)
 	e.trouble.log = e.log
-	e.out.fromStore = true // a previous process may have left events
+	e.consumers = newConsumers(opts.Notifiers)
 	e.jobsCtx, e.abandon = context.WithCancel(context.Background())
 	return e
 }
@@ -217,7 +216,7 @@ func (e *Engine) Submit(ctx context.Context, req PipelineRequest) (*PipelineReco
 		p.JobIDs = append(p.JobIDs, ids)
 	}
 	p.Trigger.ID = p.ID
-	ev := []Event{{PipelineID: p.ID, Kind: EventPipelineCreated, At: now, Data: EventData{Commit: req.Trigger.Revision, Actor: req.Author}}}
+	ev := []Event{{PipelineID: p.ID, Kind: EventPipelineCreated, At: now, Data: EventData{Actor: req.Author}}}
 	var rec *PipelineRecord
 	err := e.update(ctx, func(tx StoreTx) error {
 		var err error
@@ -240,20 +239,25 @@ func (e *Engine) Start(ctx context.Context) error {
 		return errors.New("engine: already started")
 	}
 	e.started = true
+	if err := e.store.SetConsumers(ctx, e.consumerNames()); err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
 	if err := e.recover(ctx); err != nil {
 		return err
 	}
 	loopCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	e.stopLoops = stop
-	e.loops.Add(2)
+	e.loops.Add(1 + len(e.consumers))
 	go func() {
 		defer e.loops.Done()
 		e.schedule(loopCtx)
 	}()
-	go func() {
-		defer e.loops.Done()
-		e.deliver(loopCtx)
-	}()
+	for _, c := range e.consumers {
+		go func() {
+			defer e.loops.Done()
+			e.deliver(loopCtx, c)
+		}()
+	}
 	return nil
 }
 
@@ -297,13 +301,6 @@ func (e *Engine) markDirty(id string) {
 	e.mu.Unlock()
 	select {
 	case e.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (e *Engine) notifyOutbox() {
-	select {
-	case e.outboxWake <- struct{}{}:
 	default:
 	}
 }

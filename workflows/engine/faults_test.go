@@ -36,18 +36,18 @@ func (s *hookStore) broken() error {
 	return nil
 }
 
-func (s *hookStore) DueEvents(ctx context.Context, now time.Time, limit int) ([]engine.Event, error) {
+func (s *hookStore) DueEvents(ctx context.Context, consumer string, now time.Time, limit int) ([]engine.Event, error) {
 	if err := s.broken(); err != nil {
 		return nil, err
 	}
-	return s.Store.DueEvents(ctx, now, limit)
+	return s.Store.DueEvents(ctx, consumer, now, limit)
 }
 
-func (s *hookStore) MarkEventsDelivered(ctx context.Context, seqs []int64, at time.Time) error {
+func (s *hookStore) MarkEventsDelivered(ctx context.Context, consumer string, seqs []int64, at time.Time) error {
 	if err := s.broken(); err != nil {
 		return err
 	}
-	return s.Store.MarkEventsDelivered(ctx, seqs, at)
+	return s.Store.MarkEventsDelivered(ctx, consumer, seqs, at)
 }
 
 func (s *hookStore) Update(ctx context.Context, fn func(tx engine.StoreTx) error) error {

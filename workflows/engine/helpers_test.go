@@ -214,7 +214,7 @@ func newHarness(t *testing.T, configure func(*engine.Options)) *harness {
 	}
 	h := &harness{t: t, db: db, dbPath: filepath.Join(dir, "slipway.db"), script: newScript(), clock: &fakeClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}, notifier: &recorder{}}
 	h.opts = engine.Options{
-		Store: db, Executor: h.script.executor(), ExecutorName: "fake", Notifier: h.notifier, Clock: h.clock,
+		Store: db, Executor: h.script.executor(), ExecutorName: "fake", Notifiers: map[string]engine.Notifier{"test": h.notifier}, Clock: h.clock,
 		IDs: &seqIDs{}, Apps: backend(), DataDir: filepath.Join(dir, "data"),
 		Contexts: map[string]*engine.Context{
 			"aws": {Name: "aws", Env: map[string]string{"AWS_REGION": "eu-west-1"}, Secrets: map[string]string{"AWS_SECRET_ACCESS_KEY": "hunter2-secret"}},

@@ -2,7 +2,11 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,7 +22,7 @@ func waitRecorded(t *testing.T, h *harness) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		next, err := h.db.NextEventDue(context.Background())
+		next, err := h.db.NextEventDue(context.Background(), "test")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,7 +150,7 @@ func TestOutboxRetriesWithExponentialBackoff(t *testing.T) {
 		if _, err := h.engine.DeliverEvents(ctx); err != nil {
 			t.Fatal(err)
 		}
-		next, err := h.db.NextEventDue(ctx)
+		next, err := h.db.NextEventDue(ctx, "test")
 		if err != nil || next.IsZero() {
 			t.Fatalf("next due %v, %v", next, err)
 		}
@@ -184,7 +188,7 @@ func TestOutboxKeepsCommitOrderFromTheFirstEvent(t *testing.T) {
 	ctx := context.Background()
 	wrapped := &afterCommitStore{Store: h.db}
 	opts := h.opts
-	opts.Store, opts.Notifier = wrapped, &recorder{}
+	opts.Store, opts.Notifiers = wrapped, map[string]engine.Notifier{"test": &recorder{}}
 	e := engine.New(opts)
 	if err := e.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -211,7 +215,7 @@ func TestOutboxKeepsCommitOrderFromTheFirstEvent(t *testing.T) {
 	if _, err := e.DeliverEvents(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rec := opts.Notifier.(*recorder)
+	rec := opts.Notifiers["test"].(*recorder)
 	if k := rec.kinds("p-raced"); len(k) < 2 || k[0] != "pipeline.created " || k[len(k)-1] != "pipeline.finished " {
 		t.Errorf("events delivered: %v", k)
 	}
@@ -241,5 +245,107 @@ func TestOutboxDeliversEventsAnotherProcessWrote(t *testing.T) {
 	waitRecorded(t, h)
 	if k := h.notifier.kinds("p-other"); len(k) != 1 || k[0] != "pipeline.created " {
 		t.Errorf("events of the other process's pipeline: %v", k)
+	}
+}
+
+// funcNotifier is a Notifier that calls its func and keeps what it
+// accepted.
+type funcNotifier struct {
+	mu     sync.Mutex
+	fn     func(engine.Event) error
+	events []engine.Event
+}
+
+func (n *funcNotifier) Notify(ctx context.Context, ev engine.Event) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.fn(ev); err != nil {
+		return err
+	}
+	n.events = append(n.events, ev)
+	return nil
+}
+
+func (n *funcNotifier) kinds() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []string
+	for _, e := range n.events {
+		out = append(out, e.Kind+" "+e.Data.Job)
+	}
+	return out
+}
+
+// Each consumer keeps its own place in the outbox: one that fails holds
+// back only its own deliveries, never another's, and no consumer hears an
+// event twice; one that refuses an event for good parks it and hears the
+// pipeline's later events; one that asks to wait is waited for.
+func TestOutboxConsumersAreIndependent(t *testing.T) {
+	var down atomic.Bool
+	down.Store(true)
+	failing := &funcNotifier{fn: func(engine.Event) error {
+		if down.Load() {
+			return engine.RetryAfter(errors.New("503 Service Unavailable"), 30*time.Second)
+		}
+		return nil
+	}}
+	refusing := &funcNotifier{fn: func(ev engine.Event) error {
+		if ev.Kind == engine.EventJobStarted {
+			return engine.Permanent(errors.New("422 Unprocessable Entity"))
+		}
+		return nil
+	}}
+	healthy := &funcNotifier{fn: func(engine.Event) error { return nil }}
+	h := newHarness(t, func(o *engine.Options) {
+		o.Notifiers = map[string]engine.Notifier{"failing": failing, "refusing": refusing, "test": healthy}
+		o.RetryMin, o.RetryMax = time.Second, time.Minute
+	})
+	ctx := context.Background()
+	p := h.submit("alice", wf("build", build("a"), build("b", "a")))
+	h.settle(p.ID)
+	if _, err := h.engine.DeliverEvents(ctx); err != nil {
+		t.Fatal(err)
+	}
+	all := []string{"pipeline.created ", "job.started a", "job.finished a", "job.started b", "job.finished b",
+		"workflow.finished ", "pipeline.finished "}
+	if diff := cmp.Diff(all, healthy.kinds()); diff != "" {
+		t.Errorf("the healthy consumer (-want +got):\n%s", diff)
+	}
+	for _, ev := range healthy.events {
+		if ev.Pipeline.ID != p.ID || ev.Pipeline.Number != p.Number || ev.Pipeline.Repo != "acme/backend" ||
+			ev.Pipeline.Revision != "0123456789abcdef" || ev.Pipeline.Branch != "main" || ev.Pipeline.App != "backend" {
+			t.Errorf("event %s carries pipeline %+v", ev.Kind, ev.Pipeline)
+		}
+	}
+	var noStarts []string
+	for _, k := range all {
+		if !strings.HasPrefix(k, "job.started") {
+			noStarts = append(noStarts, k)
+		}
+	}
+	if diff := cmp.Diff(noStarts, refusing.kinds()); diff != "" {
+		t.Errorf("the consumer that refused job.started for good (-want +got):\n%s", diff)
+	}
+	if got := failing.kinds(); len(got) != 0 {
+		t.Errorf("the failing consumer heard %v", got)
+	}
+	// The failing consumer asked for 30 s, more than its backoff's 1 s.
+	if next, err := h.db.NextEventDue(ctx, "failing"); err != nil || next.Sub(h.clock.Now()) != 30*time.Second {
+		t.Errorf("the failing consumer's next try in %v (%v), want 30s", next.Sub(h.clock.Now()), err)
+	}
+	down.Store(false)
+	h.clock.Advance(30 * time.Second)
+	if _, err := h.engine.DeliverEvents(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(all, failing.kinds()); diff != "" {
+		t.Errorf("the failing consumer once it works (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(all, healthy.kinds()); diff != "" {
+		t.Errorf("the healthy consumer heard events again (-want +got):\n%s", diff)
+	}
+	parked, err := h.db.ParkedEvents(ctx, "refusing")
+	if err != nil || len(parked) != 2 {
+		t.Errorf("parked for the refusing consumer: %+v, %v", parked, err)
 	}
 }

@@ -300,7 +300,7 @@ func (a *advancer) rollup(ctx context.Context) error {
 	}
 	if s != StatusRunning && s != StatusOnHold {
 		a.events = append(a.events, Event{PipelineID: a.st.Pipeline.ID, Kind: EventPipelineFinished, At: a.now,
-			Data: EventData{Status: s, Commit: a.st.Pipeline.Trigger.Revision}})
+			Data: EventData{Status: s}})
 	}
 	return nil
 }

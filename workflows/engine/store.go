@@ -21,6 +21,9 @@ const (
 	// StatusOnHold: an approval job waiting for a decision; a workflow or
 	// pipeline with nothing left to do but wait for one.
 	StatusOnHold = "on_hold"
+	// StatusError: a pipeline whose config could not be loaded or
+	// planned; it has no workflows.
+	StatusError = "error"
 )
 
 // Approval decisions.
@@ -209,13 +212,21 @@ type Store interface {
 	Approval(ctx context.Context, jobID string) (*ApprovalRecord, error)
 	// Deployments lists an environment's deployments, newest first.
 	Deployments(ctx context.Context, app, env string) ([]Deployment, error)
-	// DueEvents returns undelivered events, oldest first, of the
-	// pipelines whose oldest undelivered event is due by now; at most limit.
-	DueEvents(ctx context.Context, now time.Time, limit int) ([]Event, error)
-	// NextEventDue is when the earliest undelivered event is due; zero when none.
-	NextEventDue(ctx context.Context) (time.Time, error)
-	MarkEventsDelivered(ctx context.Context, seqs []int64, at time.Time) error
-	DeferEvent(ctx context.Context, seq int64, next time.Time, cause string) error
+	// SetConsumers names the outbox's consumers: every event added from
+	// then on waits for each of them, on its own.
+	SetConsumers(ctx context.Context, names []string) error
+	// DueEvents returns a consumer's undelivered events, oldest first, of
+	// the pipelines whose oldest undelivered event is due by now (parked
+	// events aside); at most limit.
+	DueEvents(ctx context.Context, consumer string, now time.Time, limit int) ([]Event, error)
+	// NextEventDue is when a consumer's earliest undelivered event is
+	// due; zero when none.
+	NextEventDue(ctx context.Context, consumer string) (time.Time, error)
+	MarkEventsDelivered(ctx context.Context, consumer string, seqs []int64, at time.Time) error
+	DeferEvent(ctx context.Context, consumer string, seq int64, next time.Time, cause string) error
+	// ParkEvent sets aside an event its consumer refused for good: it is
+	// kept, with the cause, and holds nothing back.
+	ParkEvent(ctx context.Context, consumer string, seq int64, cause string) error
 	// CreateJobLog opens the log of an attempt for writing.
 	CreateJobLog(ctx context.Context, attemptID string) (io.WriteCloser, error)
 }
