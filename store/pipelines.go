@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -22,16 +23,27 @@ func (t *tx) CreatePipeline(ctx context.Context, p *engine.NewPipeline) (*engine
 	if err != nil {
 		return nil, err
 	}
-	n, err := nextCounter(ctx, t.q, "pipeline:"+p.App)
+	var taken int
+	if err := sqlx.GetContext(ctx, t.q, &taken, `SELECT count(*) FROM pipelines WHERE id = ?`, p.ID); err != nil {
+		return nil, err
+	}
+	if taken > 0 {
+		return nil, fmt.Errorf("pipeline %q: %w", p.ID, engine.ErrExists)
+	}
+	n, err := t.ReserveNumber(ctx, p.App, p.ID)
 	if err != nil {
 		return nil, err
 	}
 	pr := pipelineRow{ID: p.ID, App: p.App, Number: n, Repo: p.Repo, Author: p.Author, Trigger: text[0],
-		Source: text[1], Status: engine.StatusRunning, CreatedAt: nanos(p.Created)}
+		Source: text[1], Status: engine.StatusRunning, Error: p.Error, CreatedAt: nanos(p.Created)}
+	if p.Error != "" {
+		pr.Status, pr.FinishedAt = engine.StatusError, pr.CreatedAt
+	}
 	if _, err := t.q.ExecContext(ctx, `INSERT INTO pipelines
-		(id, app, number, repo, author, trigger_json, source_json, status, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		pr.ID, pr.App, pr.Number, pr.Repo, pr.Author, pr.Trigger, pr.Source, pr.Status, pr.CreatedAt); err != nil {
+		(id, app, number, repo, author, trigger_json, source_json, status, error, created_at, finished_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		pr.ID, pr.App, pr.Number, pr.Repo, pr.Author, pr.Trigger, pr.Source, pr.Status, pr.Error, pr.CreatedAt,
+		pr.FinishedAt); err != nil {
 		return nil, err
 	}
 	rec, err := pr.record()
@@ -85,6 +97,24 @@ func jsonTexts(vs ...any) ([]string, error) {
 	return out, nil
 }
 
+// ReserveNumber gives pipeline id the next number of its app, or the one
+// reserved for it before.
+func (t *tx) ReserveNumber(ctx context.Context, app, id string) (int, error) {
+	var n int
+	err := sqlx.GetContext(ctx, t.q, &n, `SELECT number FROM pipeline_numbers WHERE id = ?`, id)
+	if err == nil {
+		return n, nil
+	}
+	if err != sql.ErrNoRows {
+		return 0, err
+	}
+	if n, err = nextCounter(ctx, t.q, "pipeline:"+app); err != nil {
+		return 0, err
+	}
+	_, err = t.q.ExecContext(ctx, `INSERT INTO pipeline_numbers (id, app, number) VALUES (?, ?, ?)`, id, app, n)
+	return n, err
+}
+
 func nextCounter(ctx context.Context, tx runner, name string) (int, error) {
 	var n int
 	err := sqlx.GetContext(ctx, tx, &n, `INSERT INTO counters (name, value) VALUES (?, 1)
@@ -128,6 +158,7 @@ type pipelineRow struct {
 	Trigger    string `db:"trigger_json"`
 	Source     string `db:"source_json"`
 	Status     string `db:"status"`
+	Error      string `db:"error"`
 	CreatedAt  int64  `db:"created_at"`
 	FinishedAt int64  `db:"finished_at"`
 }
@@ -163,7 +194,7 @@ type jobRow struct {
 
 func pipelineRecord(ctx context.Context, q sqlx.QueryerContext, id string) (*engine.PipelineRecord, error) {
 	var p pipelineRow
-	if err := sqlx.GetContext(ctx, q, &p, `SELECT id, app, number, repo, author, trigger_json, source_json, status, created_at, finished_at
+	if err := sqlx.GetContext(ctx, q, &p, `SELECT id, app, number, repo, author, trigger_json, source_json, status, error, created_at, finished_at
 		FROM pipelines WHERE id = ?`, id); err != nil {
 		return nil, notFound("pipeline", id, err)
 	}
@@ -173,7 +204,7 @@ func pipelineRecord(ctx context.Context, q sqlx.QueryerContext, id string) (*eng
 func (p pipelineRow) record() (*engine.PipelineRecord, error) {
 	id := p.ID
 	rec := &engine.PipelineRecord{
-		ID: p.ID, App: p.App, Number: p.Number, Repo: p.Repo, Author: p.Author, Status: p.Status,
+		ID: p.ID, App: p.App, Number: p.Number, Repo: p.Repo, Author: p.Author, Status: p.Status, Error: p.Error,
 		Created: fromNanos(p.CreatedAt), Finished: fromNanos(p.FinishedAt),
 	}
 	if err := json.Unmarshal([]byte(p.Trigger), &rec.Trigger); err != nil {

@@ -98,11 +98,6 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	plan, err := cfg.Plan(trig)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
 	progress := stdout
 	if *asJSON {
 		progress = stderr
@@ -111,7 +106,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		stdin: bufio.NewReader(stdin), progress: progress, stderr: stderr,
 		approve: *approve, reject: *reject, who: localUser(),
 	}
-	return r.run(ctx, runSpec{file: files[0], repo: *repo, src: src, trig: trig, plan: plan, parallel: *parallel, asJSON: *asJSON,
+	return r.run(ctx, runSpec{file: files[0], repo: *repo, src: src, trig: trig, cfg: cfg, parallel: *parallel, asJSON: *asJSON,
 		executor: *executor, remoteDocker: *remoteDocker, logs: *logs}, stdout)
 }
 
@@ -120,7 +115,7 @@ type runSpec struct {
 	repo     string
 	src      engine.Source
 	trig     workflows.Trigger
-	plan     *workflows.Plan
+	cfg      *workflows.Config
 	parallel int
 	asJSON   bool
 	executor string // "local" or "docker"
@@ -142,13 +137,6 @@ type localRun struct {
 }
 
 func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int {
-	if len(spec.plan.Workflows) == 0 {
-		fmt.Fprintln(r.progress, "nothing runs for this trigger")
-		if spec.asJSON {
-			fmt.Fprintln(stdout, `{"workflows":[]}`)
-		}
-		return 0
-	}
 	tmp, release, err := runDir(os.TempDir())
 	if err != nil {
 		fmt.Fprintln(r.stderr, "slipway run:", err)
@@ -168,19 +156,7 @@ func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int 
 		return 1
 	}
 	defer closeExe()
-	// Contexts live in the server's config; here they exist, empty, so
-	// that jobs naming them run without their variables.
 	contexts := map[string]*engine.Context{}
-	for _, w := range spec.plan.Workflows {
-		for _, j := range w.Jobs {
-			for _, c := range j.Context {
-				if contexts[c] == nil {
-					contexts[c] = &engine.Context{Name: c}
-					fmt.Fprintf(r.stderr, "note: context %s has no variables on this machine\n", c)
-				}
-			}
-		}
-	}
 	pr := &progressPrinter{w: r.progress, started: map[string]time.Time{}, logs: db, allLogs: spec.logs}
 	e := engine.New(engine.Options{
 		Store: db, Executor: exe, ExecutorName: spec.executor, Notifiers: map[string]engine.Notifier{"terminal": pr}, Logger: logger,
@@ -188,6 +164,43 @@ func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int 
 		Contexts: contexts, Parallelism: spec.parallel, DataDir: filepath.Join(tmp, "data"),
 		RetryMin: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond,
 	})
+	// The pipeline is stored before the engine starts running it, so
+	// that the contexts its jobs name are known first.
+	name := filepath.Base(absDir(spec.repo))
+	started, err := e.StartPipeline(ctx, engine.StartRequest{
+		App: name, Repo: "local/" + name, Author: r.who, Trigger: spec.trig, Source: spec.src,
+		Config: engine.ConfigFunc(func(context.Context) (*workflows.Config, error) { return spec.cfg, nil }),
+	})
+	switch {
+	case err != nil:
+		fmt.Fprintln(r.stderr, "slipway run:", err)
+		return 1
+	case started.ConfigErr != nil:
+		fmt.Fprintln(r.stderr, started.ConfigErr)
+		return 1
+	case started.Pipeline == nil:
+		fmt.Fprintln(r.progress, "nothing runs for this trigger")
+		if spec.asJSON {
+			fmt.Fprintln(stdout, `{"workflows":[]}`)
+		}
+		return 0
+	}
+	rec := started.Pipeline
+	// Contexts live in the server's config; here they exist, empty, so
+	// that jobs naming them run without their variables.
+	st, err := db.PipelineState(ctx, rec.ID)
+	if err != nil {
+		fmt.Fprintln(r.stderr, "slipway run:", err)
+		return 1
+	}
+	for _, j := range st.Jobs {
+		for _, c := range j.Context {
+			if contexts[c] == nil {
+				contexts[c] = &engine.Context{Name: c}
+				fmt.Fprintf(r.stderr, "note: context %s has no variables on this machine\n", c)
+			}
+		}
+	}
 	if err := e.Start(ctx); err != nil {
 		fmt.Fprintln(r.stderr, "slipway run:", err)
 		return 1
@@ -197,15 +210,7 @@ func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int 
 		defer cancel()
 		e.Shutdown(sctx)
 	}()
-	rec, err := e.Submit(ctx, engine.PipelineRequest{
-		App: filepath.Base(absDir(spec.repo)), Repo: "local/" + filepath.Base(absDir(spec.repo)), Author: r.who,
-		Trigger: spec.trig, Source: spec.src, Plan: spec.plan,
-	})
-	if err != nil {
-		fmt.Fprintln(r.stderr, "slipway run:", err)
-		return 1
-	}
-	st, err := r.drive(ctx, e, db, rec.ID)
+	st, err = r.drive(ctx, e, db, rec.ID)
 	if err != nil {
 		fmt.Fprintln(r.stderr, "slipway run:", err)
 		return 1

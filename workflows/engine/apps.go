@@ -10,8 +10,13 @@ type App struct {
 }
 
 // Environment is where an app is deployed, and who may do what there.
+// It is also a context of its app: its variables and secrets go to the
+// jobs that deploy there.
 type Environment struct {
 	Name string
+	// Context holds the environment's variables and secrets (its Name is
+	// the environment's).
+	Context Context
 	// Approvers may approve an approval job upstream of a deploy here
 	// (Slack user IDs or user group names). Empty means anyone.
 	Approvers []string

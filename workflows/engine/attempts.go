@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -107,6 +108,15 @@ func (e *Engine) execute(ctx context.Context, l launch) (JobResult, error) {
 		return JobResult{}, err
 	}
 	mw := NewMaskingWriter(w, secrets)
+	if needsSource(spec) && e.sources != nil && run.Source.Tarball == "" && run.Source.GitDir == "" {
+		src, err := e.sources.FetchSource(ctx, run.Source)
+		if err != nil {
+			fmt.Fprintf(mw, "checkout: the source of %s at %s could not be fetched: %v\n", run.Source.Repo, run.Source.Revision, err)
+			mw.Close()
+			return JobResult{Status: workflows.StatusFailed, Reason: fmt.Sprintf("checkout: the source could not be fetched: %v", err)}, nil
+		}
+		run.Source = src
+	}
 	res, err := e.exec.Run(ctx, run, mw)
 	if cerr := mw.Close(); cerr != nil && err == nil {
 		e.log.Warn("close job log", "attempt", l.attempt.ID, "err", cerr)
@@ -114,9 +124,14 @@ func (e *Engine) execute(ctx context.Context, l launch) (JobResult, error) {
 	return res, err
 }
 
+// needsSource reports whether a job checks its commit out.
+func needsSource(spec *workflows.JobSpec) bool {
+	return slices.ContainsFunc(spec.Steps, func(s workflows.Step) bool { return s.Checkout != nil })
+}
+
 // jobEnv is the environment the engine gives an attempt: CircleCI's
-// built-in variables, then the job's contexts in order. It also returns
-// the secret values to mask.
+// built-in variables, then the job's contexts in order (an environment
+// of the app is one too). It also returns the secret values to mask.
 func (e *Engine) jobEnv(l launch) (map[string]string, []string) {
 	t := l.pipeline.Trigger
 	user, repo, _ := strings.Cut(l.pipeline.Repo, "/")
@@ -141,15 +156,22 @@ func (e *Engine) jobEnv(l launch) (map[string]string, []string) {
 		delete(env, "CIRCLE_BRANCH")
 	}
 	var secrets []string
+	app := e.apps[l.pipeline.App]
 	for _, name := range l.job.Context {
-		c := e.contexts[name]
-		if c == nil {
-			continue
+		// A server context, then the app's environment of that name.
+		cs := []*Context{e.contexts[name]}
+		if app != nil && app.Environments[name] != nil {
+			cs = append(cs, &app.Environments[name].Context)
 		}
-		maps.Copy(env, c.Env)
-		for k, v := range c.Secrets {
-			env[k] = v
-			secrets = append(secrets, v)
+		for _, c := range cs {
+			if c == nil {
+				continue
+			}
+			maps.Copy(env, c.Env)
+			for k, v := range c.Secrets {
+				env[k] = v
+				secrets = append(secrets, v)
+			}
 		}
 	}
 	return env, secrets

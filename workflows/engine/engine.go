@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
-
-	"github.com/slipway-ci/slipway/workflows"
 )
 
 // Options configure an Engine. Store and Executor are required.
@@ -41,6 +39,9 @@ type Options struct {
 	RetryMin, RetryMax time.Duration
 	// Tick is how often approvals are checked for expiry; default 1 minute.
 	Tick time.Duration
+	// Sources fetches the commits of a forge's repositories for
+	// checkout; nil when every source is local.
+	Sources SourceFetcher
 	// Natives carry out the steps of built-in orbs, by orb name
 	// (OrbAWS); slipway/slack is the engine's own.
 	Natives map[string]NativeRunner
@@ -70,6 +71,7 @@ type Engine struct {
 	retryMax time.Duration
 	tick     time.Duration
 	natives  nativeSteps
+	sources  SourceFetcher
 
 	mu       sync.Mutex
 	dirty    map[string]bool // pipelines to advance
@@ -129,7 +131,7 @@ func New(opts Options) *Engine {
 		store: opts.Store, exec: opts.Executor, execName: opts.ExecutorName,
 		clock: opts.Clock, ids: opts.IDs, log: opts.Logger, apps: opts.Apps, contexts: opts.Contexts,
 		parallel: opts.Parallelism, ttl: opts.ApprovalTTL, dataDir: opts.DataDir,
-		retryMin: opts.RetryMin, retryMax: opts.RetryMax, tick: opts.Tick,
+		retryMin: opts.RetryMin, retryMax: opts.RetryMax, tick: opts.Tick, sources: opts.Sources,
 		dirty: map[string]bool{}, full: map[string]bool{}, progress: map[string]*progress{}, waiting: map[string]bool{}, running: map[string]*attemptRun{},
 		changed: make(chan struct{}), wake: make(chan struct{}, 1),
 	}
@@ -168,68 +170,6 @@ func New(opts Options) *Engine {
 	e.consumers = newConsumers(opts.Notifiers)
 	e.jobsCtx, e.abandon = context.WithCancel(context.Background())
 	return e
-}
-
-// PipelineRequest asks for a planned pipeline to run.
-type PipelineRequest struct {
-	// ID, when set, is the pipeline's ID instead of a new one, so that a
-	// caller retrying a submit (a redelivered webhook) cannot start the
-	// pipeline twice: the second submit fails.
-	ID      string
-	App     string // may name no configured app: then nothing deploys
-	Repo    string // "owner/name"
-	Author  string
-	Trigger workflows.Trigger
-	Source  Source
-	Plan    *workflows.Plan
-}
-
-// Submit stores a new pipeline; it runs once the engine is started.
-func (e *Engine) Submit(ctx context.Context, req PipelineRequest) (*PipelineRecord, error) {
-	if req.Plan == nil || len(req.Plan.Workflows) == 0 {
-		return nil, errors.New("engine: submit: the plan has no workflows")
-	}
-	now := e.clock.Now()
-	p := &NewPipeline{
-		ID: req.ID, App: req.App, Repo: req.Repo, Author: req.Author, Trigger: req.Trigger,
-		Source: req.Source, Plan: req.Plan, Envs: map[string]string{}, Created: now,
-	}
-	if p.ID == "" {
-		p.ID = e.ids.NewID()
-	}
-	app := e.apps[req.App]
-	for _, w := range req.Plan.Workflows {
-		p.WorkflowIDs = append(p.WorkflowIDs, e.ids.NewID())
-		ids := make([]string, len(w.Jobs))
-		for i, j := range w.Jobs {
-			ids[i] = e.ids.NewID()
-			if app == nil {
-				continue
-			}
-			for _, c := range j.Context {
-				if _, ok := app.Environments[c]; ok {
-					p.Envs[w.Name+"/"+j.Name] = c
-					break
-				}
-			}
-		}
-		p.JobIDs = append(p.JobIDs, ids)
-	}
-	p.Trigger.ID = p.ID
-	ev := []Event{{PipelineID: p.ID, Kind: EventPipelineCreated, At: now, Data: EventData{Actor: req.Author}}}
-	var rec *PipelineRecord
-	err := e.update(ctx, func(tx StoreTx) error {
-		var err error
-		if rec, err = tx.CreatePipeline(ctx, p); err != nil {
-			return err
-		}
-		return tx.AddEvents(ctx, ev)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("engine: submit: %w", err)
-	}
-	e.markDirty(rec.ID)
-	return rec, nil
 }
 
 // Start recovers from a previous process (see recover) and starts the

@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -558,16 +557,7 @@ func TestJobsGetCircleCIEnvironmentAndMaskedSecrets(t *testing.T) {
 	if diff := cmp.Diff(want, env); diff != "" {
 		t.Errorf("env (-want +got):\n%s", diff)
 	}
-	r, err := h.db.JobLog(context.Background(), j.AttemptID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	b, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := string(b); got != "key is ********\nregion eu-west-1\n" {
+	if got := readLog(t, h, j.AttemptID); got != "key is ********\nregion eu-west-1\n" {
 		t.Errorf("log = %q", got)
 	}
 }

@@ -62,11 +62,21 @@ type NativeRunner interface {
 }
 
 // Source says where `checkout` finds the commit's files: a local git
-// repository and a revision in it, or a tarball of the tree.
+// repository and a revision in it, or a tarball of the tree. A source of
+// a forge's repository (Repo set, neither GitDir nor Tarball) is fetched
+// by the engine's SourceFetcher before a job that checks it out runs.
 type Source struct {
 	GitDir   string
 	Revision string
-	Tarball  string // path to a .tar.gz of the tree, as GitHub serves it
+	Tarball  string `json:",omitempty"` // path to a .tar.gz of the tree, as GitHub serves it
+	Repo     string `json:",omitempty"` // "owner/name" at the forge
+}
+
+// SourceFetcher makes a forge's source ready for `checkout` on this host:
+// it fetches the commit's tarball (once per commit) and says where it
+// is. An error fails the job that needed it, with the reason.
+type SourceFetcher interface {
+	FetchSource(ctx context.Context, src Source) (Source, error)
 }
 
 // JobResult is how an attempt ended.

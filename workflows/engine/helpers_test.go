@@ -322,3 +322,18 @@ func withContext(j *workflows.PlannedJob, contexts ...string) *workflows.Planned
 	j.Context = contexts
 	return j
 }
+
+// readLog reads an attempt's whole log.
+func readLog(t *testing.T, h *harness, attemptID string) string {
+	t.Helper()
+	r, err := h.db.JobLog(context.Background(), attemptID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

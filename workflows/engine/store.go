@@ -39,6 +39,9 @@ const (
 // pipeline, job or approval that does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrExists is returned (wrapped) by CreatePipeline for an ID in use.
+var ErrExists = errors.New("already exists")
+
 // Terminal reports whether a job status is final.
 func Terminal(status string) bool {
 	switch status {
@@ -64,6 +67,9 @@ type NewPipeline struct {
 	WorkflowIDs []string
 	JobIDs      [][]string
 	Created     time.Time
+	// Error, when set, is why the config could not be planned: the
+	// pipeline is stored ended, in StatusError, with no workflows.
+	Error string
 }
 
 // PipelineRecord is a pipeline as stored.
@@ -76,6 +82,7 @@ type PipelineRecord struct {
 	Trigger  workflows.Trigger
 	Source   Source
 	Status   string
+	Error    string // why it ended in StatusError
 	Created  time.Time
 	Finished time.Time
 }
@@ -233,8 +240,11 @@ type Store interface {
 
 // StoreTx is one write transaction of a Store.
 type StoreTx interface {
-	// CreatePipeline stores p with a new number for its app, and its
-	// workflows and jobs (blocked).
+	// ReserveNumber gives pipeline id the next number of its app, or the
+	// one reserved for it before: asking again is harmless.
+	ReserveNumber(ctx context.Context, app, id string) (int, error)
+	// CreatePipeline stores p with its reserved number (else a new one),
+	// and its workflows and jobs (blocked); ErrExists when p.ID is in use.
 	CreatePipeline(ctx context.Context, p *NewPipeline) (*PipelineRecord, error)
 	PipelineState(ctx context.Context, id string) (*PipelineState, error)
 	// Pipeline, Workflow and Job read one record, for decisions that
