@@ -204,25 +204,6 @@ func (s *DB) Update(ctx context.Context, fn func(tx engine.StoreTx) error) error
 	return nil
 }
 
-// RecordDelivery remembers a webhook delivery ID; it reports false when
-// the delivery was seen before, so that a redelivered webhook is ignored.
-func (s *DB) RecordDelivery(ctx context.Context, id, event string, at time.Time) (bool, error) {
-	var n int64
-	err := s.update(ctx, func(tx *sqlx.Tx) error {
-		res, err := s.inTx(tx).ExecContext(ctx, `INSERT INTO webhook_deliveries (id, event, received_at) VALUES (?, ?, ?)
-			ON CONFLICT (id) DO NOTHING`, id, event, nanos(at))
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return false, fmt.Errorf("store: record delivery: %w", err)
-	}
-	return n == 1, nil
-}
-
 // AuditLog lists the audit entries, oldest first.
 func (s *DB) AuditLog(ctx context.Context) ([]engine.AuditEntry, error) {
 	var rows []struct {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -89,27 +90,64 @@ func TestPipelineNumbersArePerApp(t *testing.T) {
 	}
 }
 
-func TestWebhookDeliveriesAreDeduplicated(t *testing.T) {
+func TestInboxKeepsRequestsUntilHandled(t *testing.T) {
 	db := openTest(t)
 	ctx := context.Background()
-	tests := []struct {
+	now := time.Unix(1700000000, 0).UTC()
+	item := func(id string) engine.InboxItem {
+		return engine.InboxItem{Source: "github", ID: id, Kind: "push", Payload: []byte(`{"ref":"refs/heads/main"}`), Received: now}
+	}
+	for _, tt := range []struct {
 		name, id string
 		want     bool
 	}{
 		{"first delivery", "d1", true},
 		{"redelivery", "d1", false},
 		{"another delivery", "d2", true},
+	} {
+		got, err := db.Receive(ctx, item(tt.id))
+		if err != nil || got != tt.want {
+			t.Errorf("%s: Receive(%s) = %v, %v; want %v", tt.name, tt.id, got, err, tt.want)
+		}
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := db.RecordDelivery(ctx, tt.id, "push", time.Now())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != tt.want {
-				t.Errorf("RecordDelivery(%s) = %v, want %v", tt.id, got, tt.want)
-			}
-		})
+	if ok, _ := db.Receive(ctx, engine.InboxItem{Source: "slack", ID: "d1", Kind: "x", Payload: []byte{}, Received: now}); !ok {
+		t.Error("IDs are per source")
+	}
+	ids := func(at time.Time) []string {
+		t.Helper()
+		items, err := db.PendingInbox(ctx, "github", at, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, it := range items {
+			out = append(out, fmt.Sprint(it.ID, "/", it.Attempts, "/", string(it.Payload) != ""))
+		}
+		return out
+	}
+	if got, want := ids(now), []string{"d1/0/true", "d2/0/true"}; !slices.Equal(got, want) {
+		t.Fatalf("pending = %v, want %v", got, want)
+	}
+	if err := db.RetryInbox(ctx, "github", "d1", now.Add(time.Minute), "github down"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.HandledInbox(ctx, "github", "d2", "pipeline 1", now); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(now); len(got) != 0 {
+		t.Fatalf("pending = %v, want none before d1's retry", got)
+	}
+	if next, err := db.NextInboxDue(ctx, "github"); err != nil || !next.Equal(now.Add(time.Minute)) {
+		t.Fatalf("next = %v, %v", next, err)
+	}
+	if got, want := ids(now.Add(time.Minute)), []string{"d1/1/true"}; !slices.Equal(got, want) {
+		t.Fatalf("pending = %v, want %v", got, want)
+	}
+	if handled, result, err := db.InboxResult(ctx, "github", "d2"); !handled || result != "pipeline 1" || err != nil {
+		t.Errorf("d2: %v %q %v", handled, result, err)
+	}
+	if _, _, err := db.InboxResult(ctx, "github", "nope"); !errors.Is(err, engine.ErrNotFound) {
+		t.Errorf("unknown: %v", err)
 	}
 }
 
@@ -291,7 +329,7 @@ func TestWritesOutliveACanceledCaller(t *testing.T) {
 			t.Fatalf("write %d after a canceled one: %v", i+1, err)
 		}
 	}
-	if _, err := db.RecordDelivery(context.Background(), "d1", "push", time.Now()); err != nil {
+	if _, err := db.Receive(context.Background(), engine.InboxItem{Source: "github", ID: "d1", Kind: "push", Payload: []byte("{}"), Received: time.Now()}); err != nil {
 		t.Fatalf("another kind of write: %v", err)
 	}
 }
