@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -346,4 +347,25 @@ func createPipeline(ctx context.Context, db *DB, p *engine.NewPipeline, events [
 		return tx.AddEvents(ctx, events)
 	})
 	return rec, err
+}
+
+// Paths with characters that mean something in a URI are files like any
+// other: two stores whose paths differ after a '#' are two stores.
+func TestOpenPathsWithURICharacters(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	for _, name := range []string{"a#1", "a#2", "b?x", "c%41"} {
+		db, err := Open(ctx, filepath.Join(dir, name, "slipway.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := db.Receive(ctx, engine.InboxItem{Source: "github", ID: "d1", Kind: "push", Payload: []byte("{}"), Received: time.Now()})
+		db.Close()
+		if err != nil || !fresh {
+			t.Errorf("%s: the delivery was already there (%v): two paths opened one file", name, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, name, "slipway.db")); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
 }
