@@ -78,3 +78,38 @@ func (e *Engine) cancelJobs(ctx context.Context, tx StoreTx, st *PipelineState, 
 	}
 	return nil
 }
+
+// CancelSuperseded cancels the unfinished pipelines of p's app and branch
+// that were started before p: a newer push supersedes them (the app's
+// cancel_superseded). It returns their numbers.
+func (e *Engine) CancelSuperseded(ctx context.Context, p *PipelineRecord) ([]int, error) {
+	if p.Trigger.Branch == "" {
+		return nil, nil
+	}
+	ids, err := e.store.ActivePipelines(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("engine: cancel superseded: %w", err)
+	}
+	var canceled []int
+	for _, id := range ids {
+		if id == p.ID {
+			continue
+		}
+		o, err := e.store.Pipeline(ctx, id)
+		if err != nil {
+			return canceled, fmt.Errorf("engine: cancel superseded: %w", err)
+		}
+		if o.App != p.App || o.Trigger.Branch != p.Trigger.Branch || o.Trigger.Tag != "" || o.Number > p.Number ||
+			o.Trigger.Deploy != nil {
+			continue
+		}
+		d, err := e.Cancel(ctx, id, Actor{ID: "slipway"})
+		if err != nil {
+			return canceled, err
+		}
+		if d.Applied {
+			canceled = append(canceled, o.Number)
+		}
+	}
+	return canceled, nil
+}

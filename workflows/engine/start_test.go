@@ -237,3 +237,33 @@ func TestEnvironmentVariablesAndSecrets(t *testing.T) {
 		t.Errorf("log = %q", log)
 	}
 }
+
+// A newer push of a branch cancels that branch's older unfinished
+// pipelines, and only those.
+func TestCancelSuperseded(t *testing.T) {
+	h := newHarness(t, nil)
+	h.script.gate("a")
+	push := func(branch string) *engine.PipelineRecord {
+		p, err := h.engine.Submit(context.Background(), engine.PipelineRequest{App: "backend", Repo: "acme/backend", Author: "alice",
+			Trigger: workflows.Trigger{Branch: branch, Revision: "0123456789abcdef"},
+			Plan:    &workflows.Plan{Workflows: []*workflows.PlannedWorkflow{wf("w", build("a"))}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	old, other, latest := push("main"), push("feature"), push("main")
+	canceled, err := h.engine.CancelSuperseded(context.Background(), latest)
+	if err != nil || len(canceled) != 1 || canceled[0] != old.Number {
+		t.Fatalf("canceled %v, %v; want [%d]", canceled, err, old.Number)
+	}
+	if st := h.wait(old.ID, func(st *engine.PipelineState) bool { return !st.Pipeline.Finished.IsZero() }); st.Pipeline.Status != workflows.StatusCanceled {
+		t.Errorf("the superseded pipeline: %s", describe(st))
+	}
+	for _, p := range []*engine.PipelineRecord{other, latest} {
+		if st, _ := h.db.PipelineState(context.Background(), p.ID); !st.Pipeline.Finished.IsZero() {
+			t.Errorf("pipeline %d ended: %s", p.Number, describe(st))
+		}
+	}
+	close(h.script.gates["a"])
+}
