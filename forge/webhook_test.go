@@ -239,3 +239,5 @@ func FuzzReceiver(f *testing.F) {
 		}
 	})
 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
