@@ -19,7 +19,11 @@ import (
 // and so goes to the state cache once committed: the scheduler's first
 // step on the pipeline does not read it back.
 func (t *tx) CreatePipeline(ctx context.Context, p *engine.NewPipeline) (*engine.PipelineRecord, error) {
-	text, err := jsonTexts(p.Trigger, p.Source)
+	authors := p.Authors
+	if len(authors) == 0 {
+		authors = []string{p.Author}
+	}
+	text, err := jsonTexts(p.Trigger, p.Source, authors)
 	if err != nil {
 		return nil, err
 	}
@@ -34,15 +38,15 @@ func (t *tx) CreatePipeline(ctx context.Context, p *engine.NewPipeline) (*engine
 	if err != nil {
 		return nil, err
 	}
-	pr := pipelineRow{ID: p.ID, App: p.App, Number: n, Repo: p.Repo, Author: p.Author, Trigger: text[0],
+	pr := pipelineRow{ID: p.ID, App: p.App, Number: n, Repo: p.Repo, Author: p.Author, Authors: text[2], Trigger: text[0],
 		Source: text[1], Status: engine.StatusRunning, Error: p.Error, CreatedAt: nanos(p.Created)}
 	if p.Error != "" {
 		pr.Status, pr.FinishedAt = engine.StatusError, pr.CreatedAt
 	}
 	if _, err := t.q.ExecContext(ctx, `INSERT INTO pipelines
-		(id, app, number, repo, author, trigger_json, source_json, status, error, created_at, finished_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		pr.ID, pr.App, pr.Number, pr.Repo, pr.Author, pr.Trigger, pr.Source, pr.Status, pr.Error, pr.CreatedAt,
+		(id, app, number, repo, author, authors_json, trigger_json, source_json, status, error, created_at, finished_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		pr.ID, pr.App, pr.Number, pr.Repo, pr.Author, pr.Authors, pr.Trigger, pr.Source, pr.Status, pr.Error, pr.CreatedAt,
 		pr.FinishedAt); err != nil {
 		return nil, err
 	}
@@ -155,6 +159,7 @@ type pipelineRow struct {
 	Number     int    `db:"number"`
 	Repo       string `db:"repo"`
 	Author     string `db:"author"`
+	Authors    string `db:"authors_json"`
 	Trigger    string `db:"trigger_json"`
 	Source     string `db:"source_json"`
 	Status     string `db:"status"`
@@ -194,7 +199,7 @@ type jobRow struct {
 
 func pipelineRecord(ctx context.Context, q sqlx.QueryerContext, id string) (*engine.PipelineRecord, error) {
 	var p pipelineRow
-	if err := sqlx.GetContext(ctx, q, &p, `SELECT id, app, number, repo, author, trigger_json, source_json, status, error, created_at, finished_at
+	if err := sqlx.GetContext(ctx, q, &p, `SELECT id, app, number, repo, author, authors_json, trigger_json, source_json, status, error, created_at, finished_at
 		FROM pipelines WHERE id = ?`, id); err != nil {
 		return nil, notFound("pipeline", id, err)
 	}
@@ -214,6 +219,9 @@ func (p pipelineRow) record() (*engine.PipelineRecord, error) {
 	rec.Trigger.ID, rec.Trigger.Number = p.ID, p.Number
 	if err := json.Unmarshal([]byte(p.Source), &rec.Source); err != nil {
 		return nil, fmt.Errorf("pipeline %s source: %w", id, err)
+	}
+	if err := json.Unmarshal([]byte(p.Authors), &rec.Authors); err != nil {
+		return nil, fmt.Errorf("pipeline %s authors: %w", id, err)
 	}
 	return rec, nil
 }

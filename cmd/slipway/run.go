@@ -20,6 +20,7 @@ import (
 
 	"github.com/docker/docker/client"
 
+	"github.com/slipway-ci/slipway/bot"
 	"github.com/slipway-ci/slipway/executors/docker"
 	"github.com/slipway-ci/slipway/executors/local"
 	"github.com/slipway-ci/slipway/store"
@@ -124,6 +125,9 @@ type runSpec struct {
 	remoteDocker bool
 	logs         bool // print every job's log, not only failed ones' tails
 }
+
+// words are the chat's words, for a terminal.
+var words = bot.Words{}
 
 // localRun is one `slipway run`: its terminal and its answers to approvals.
 type localRun struct {
@@ -272,7 +276,15 @@ func (r *localRun) drive(ctx context.Context, e *engine.Engine, db *store.DB, id
 			if err != nil {
 				return nil, err
 			}
-			fmt.Fprintf(r.progress, "%s: %s\n", j.Name, d.Message)
+			action := "reject"
+			if yes {
+				action = "approve"
+			}
+			if d.Applied {
+				fmt.Fprintf(r.progress, "%s: %s\n", j.Name, words.Decided(d, r.who))
+			} else {
+				fmt.Fprintf(r.progress, "%s: %s\n", j.Name, words.Refusal(action, d))
+			}
 		}
 		if !answered {
 			return st, nil // nobody to ask: the workflow stays on hold

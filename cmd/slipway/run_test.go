@@ -72,7 +72,7 @@ workflows:
 			name: "rejected by flag", args: []string{"testdata/run.yml", "--reject"}, code: 1,
 			want: runOutput{Workflows: []runWorkflow{{Name: "build", Status: "canceled",
 				Jobs: append(append(built, runJob{"hold", "canceled"}), runJob{"release", "not_run"})}}},
-			output: "hold: rejected by",
+			output: "hold: Rejected by",
 		},
 		{
 			name: "nobody answers", args: []string{"testdata/run.yml"}, code: 1,

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,46 +14,82 @@ import (
 // hold puts an approval job on hold, naming who may decide: the approvers
 // of every environment that a job downstream of it deploys to.
 func (a *advancer) hold(ctx context.Context, j *JobRecord) error {
+	var envs []string
+	for _, d := range a.v.downstream(j) {
+		if d.Env != "" && !slices.Contains(envs, d.Env) {
+			envs = append(envs, d.Env)
+		}
+	}
+	return a.gate(ctx, j, envs, "waiting for approval")
+}
+
+// gate puts j on hold until someone allowed for every one of envs (their
+// approvers; anyone where none are listed) decides: an approval job, or a
+// deploy to a protected environment that no approval upstream covers.
+func (a *advancer) gate(ctx context.Context, j *JobRecord, envs []string, reason string) error {
 	ap := &ApprovalRecord{
 		JobID: j.ID, PipelineID: j.PipelineID, AllowSelf: true, Author: a.st.Pipeline.Author,
 		Status: ApprovalPending, Created: a.now, Expires: a.now.Add(a.e.ttl),
 	}
 	app := a.e.apps[a.st.Pipeline.App]
-	for _, d := range a.v.downstream(j) {
-		if d.Env == "" || slices.Contains(ap.Envs, d.Env) || app == nil {
-			continue
-		}
-		ap.Envs = append(ap.Envs, d.Env)
-		env := app.Environments[d.Env]
+	for _, name := range envs {
+		env := app.Environments[name]
+		ap.Envs = append(ap.Envs, name)
 		ap.AllowSelf = ap.AllowSelf && env.AllowSelfApproval
 		if len(env.Approvers) > 0 {
 			if ap.Approvers == nil {
 				ap.Approvers = Approvers{}
 			}
-			ap.Approvers[d.Env] = slices.Clone(env.Approvers)
+			ap.Approvers[name] = slices.Clone(env.Approvers)
 		}
 	}
 	slices.Sort(ap.Envs)
 	if err := a.tx.CreateApproval(ctx, ap); err != nil {
 		return err
 	}
-	if err := a.setJob(ctx, j, StatusOnHold, "waiting for approval"); err != nil {
+	if err := a.setJob(ctx, j, StatusOnHold, reason); err != nil {
 		return err
 	}
 	a.event(EventApprovalNeeded, j, EventData{Approvers: ap.Approvers, Env: strings.Join(ap.Envs, ",")})
 	return nil
 }
 
-// Approve approves the pending approval of an approval job. Pressing it
-// twice, after someone else decided, after expiry, or without being one of
-// its approvers changes nothing and says so. Every press is audited.
+// approved reports whether a deploy of j to its environment was approved
+// by someone allowed there: an approval job upstream of it that gated
+// that environment, or the gate on j itself.
+func (a *advancer) approved(ctx context.Context, j *JobRecord) (bool, error) {
+	gates := []*JobRecord{j}
+	for _, u := range a.v.upstream(j) {
+		if u.Type == workflows.JobApproval && u.Status == workflows.StatusSuccess {
+			gates = append(gates, u)
+		}
+	}
+	for _, g := range gates {
+		ap, err := a.tx.Approval(ctx, g.ID)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if ap.Status == ApprovalApproved && slices.Contains(ap.Envs, j.Env) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Approve approves the pending approval of an approval job, or of a
+// deploy waiting at its protected environment's gate. Pressing it twice,
+// after someone else decided, after expiry, or without being allowed (see
+// MayApprove) changes nothing and says so. Every press is audited.
 func (e *Engine) Approve(ctx context.Context, jobID string, by Actor) (Decision, error) {
 	return e.decide(ctx, jobID, by, true)
 }
 
-// Reject rejects the pending approval of an approval job: the job ends
-// canceled, and jobs requiring it succeed are not run. Its approvers and
-// the pipeline's author may reject.
+// Reject rejects a pending approval: the job ends canceled, and jobs
+// requiring it succeed are not run. Its approvers and the change's
+// authors may reject.
 func (e *Engine) Reject(ctx context.Context, jobID string, by Actor) (Decision, error) {
 	return e.decide(ctx, jobID, by, false)
 }
@@ -70,46 +107,43 @@ func (e *Engine) decide(ctx context.Context, jobID string, by Actor, approve boo
 		if err != nil {
 			return err
 		}
-		pipelineID = a.PipelineID
+		p, err := tx.Pipeline(ctx, a.PipelineID)
+		if err != nil {
+			return err
+		}
+		pipelineID, d.Pipeline, d.Envs = a.PipelineID, p.Number, a.Envs
+		authors := p.AuthorList()
 		now := e.clock.Now()
+		var refusal *Decision
+		if approve {
+			refusal = MayApprove(by, a, authors)
+		} else {
+			refusal = MayReject(by, a, authors)
+		}
 		switch {
 		case a.Status != ApprovalPending:
-			d.Message = fmt.Sprintf("already %s by %s at %s; nothing changed", a.Status, a.DecidedBy, a.Decided.Format(time.RFC3339))
+			d.Code, d.Status, d.Actor, d.At = RefusedDecided, a.Status, a.DecidedBy, a.Decided
 		case !now.Before(a.Expires):
 			if err := e.expire(ctx, tx, a, now); err != nil {
 				return err
 			}
-			d.Message = fmt.Sprintf("the approval expired at %s; nothing changed", a.Expires.Format(time.RFC3339))
-		case approve && by.ID == a.Author && !a.AllowSelf:
-			d.Message = fmt.Sprintf("%s started this pipeline and %s needs someone else's approval; nothing changed",
-				by.ID, strings.Join(a.Envs, ", "))
-		case approve && a.Approvers.nobody():
-			d.Message = "no one may approve this: no approver is allowed in every environment it gates; nothing changed"
-		case approve && !by.mayApprove(a.Approvers):
-			d.Message = fmt.Sprintf("only %s may approve this; nothing changed", a.Approvers)
-		case !approve && by.ID != a.Author && !by.mayApprove(a.Approvers):
-			if a.Approvers.nobody() {
-				d.Message = fmt.Sprintf("only %s may reject this; nothing changed", a.Author)
-			} else {
-				d.Message = fmt.Sprintf("only %s or %s may reject this; nothing changed", a.Approvers, a.Author)
-			}
+			d.Code, d.At = RefusedExpired, a.Expires
+		case refusal != nil:
+			refusal.Pipeline = d.Pipeline
+			d = *refusal
 		default:
 			d.Applied = true
 			a.Status, a.DecidedBy, a.Decided = ApprovalRejected, by.ID, now
-			status, reason := workflows.StatusCanceled, "rejected by "+by.ID
 			if approve {
-				a.Status, status, reason = ApprovalApproved, workflows.StatusSuccess, ""
+				a.Status = ApprovalApproved
+				d.AuthorUnknown = !a.AllowSelf && authorsUnknown(authors)
 			}
-			d.Message = fmt.Sprintf("%s by %s", a.Status, by.ID)
-			if err := e.settleApproval(ctx, tx, a, status, reason, by.ID); err != nil {
+			d.Status = a.Status
+			if err := e.settleApproval(ctx, tx, a, by.ID); err != nil {
 				return err
 			}
 		}
-		detail := d.Message
-		if !d.Applied {
-			detail = "refused: " + d.Message
-		}
-		return tx.Audit(ctx, AuditEntry{At: now, Actor: by.ID, Action: action, Subject: "job " + jobID, Detail: detail})
+		return tx.Audit(ctx, AuditEntry{At: now, Actor: by.ID, Action: action, Subject: "job " + jobID, Detail: d.String()})
 	})
 	if err != nil {
 		return Decision{}, fmt.Errorf("engine: %s: %w", action, err)
@@ -118,12 +152,12 @@ func (e *Engine) decide(ctx context.Context, jobID string, by Actor, approve boo
 	return d, nil
 }
 
-// settleApproval records a decision on a pending approval and ends its job.
-func (e *Engine) settleApproval(ctx context.Context, tx StoreTx, a *ApprovalRecord, status, reason, actor string) error {
+// settleApproval records the decision taken on a pending approval (its
+// Status set) and moves its job: an approval job ends, success when
+// approved, else canceled; a deploy held at its gate goes back to wait
+// for its turn when approved, else ends canceled.
+func (e *Engine) settleApproval(ctx context.Context, tx StoreTx, a *ApprovalRecord, actor string) error {
 	if err := tx.DecideApproval(ctx, a); err != nil {
-		return err
-	}
-	if err := tx.SetJobStatus(ctx, a.JobID, status, reason, a.Decided); err != nil {
 		return err
 	}
 	st, err := e.jobState(ctx, tx, a.PipelineID, a.JobID)
@@ -131,6 +165,20 @@ func (e *Engine) settleApproval(ctx context.Context, tx StoreTx, a *ApprovalReco
 		return err
 	}
 	j := st.job(a.JobID)
+	status, reason := workflows.StatusCanceled, a.Status+" by "+a.DecidedBy
+	switch {
+	case a.Status == ApprovalExpired:
+		reason = "approval expired"
+	case a.Status == ApprovalCanceled:
+		reason = a.Reason
+	case a.Status == ApprovalApproved && j.Type == workflows.JobApproval:
+		status, reason = workflows.StatusSuccess, ""
+	case a.Status == ApprovalApproved:
+		status, reason = StatusBlocked, ""
+	}
+	if err := tx.SetJobStatus(ctx, a.JobID, status, reason, a.Decided); err != nil {
+		return err
+	}
 	// The workflow and pipeline move again (the next advance says how),
 	// so that nobody waiting for them to settle sees a stale on_hold.
 	if w := st.workflow(j.WorkflowID); w.Status == StatusOnHold {
@@ -145,18 +193,19 @@ func (e *Engine) settleApproval(ctx context.Context, tx StoreTx, a *ApprovalReco
 	}
 	data := EventData{Workflow: st.workflow(j.WorkflowID).Name, WorkflowID: j.WorkflowID, Job: j.Name, JobID: j.ID,
 		Status: a.Status, Reason: a.Reason, Actor: actor, Env: strings.Join(a.Envs, ",")}
-	fin := data
-	fin.Status, fin.Reason, fin.Actor = status, reason, ""
-	return tx.AddEvents(ctx, []Event{
-		{PipelineID: a.PipelineID, Kind: EventApprovalDecided, At: a.Decided, Data: data},
-		{PipelineID: a.PipelineID, Kind: EventJobFinished, At: a.Decided, Data: fin},
-	})
+	events := []Event{{PipelineID: a.PipelineID, Kind: EventApprovalDecided, At: a.Decided, Data: data}}
+	if Terminal(status) {
+		fin := data
+		fin.Status, fin.Reason, fin.Actor = status, reason, ""
+		events = append(events, Event{PipelineID: a.PipelineID, Kind: EventJobFinished, At: a.Decided, Data: fin})
+	}
+	return tx.AddEvents(ctx, events)
 }
 
 func (e *Engine) expire(ctx context.Context, tx StoreTx, a *ApprovalRecord, now time.Time) error {
 	a.Status, a.DecidedBy, a.Decided = ApprovalExpired, "slipway", now
 	a.Reason = fmt.Sprintf("no decision within %s", a.Expires.Sub(a.Created))
-	if err := e.settleApproval(ctx, tx, a, workflows.StatusCanceled, "approval expired", "slipway"); err != nil {
+	if err := e.settleApproval(ctx, tx, a, "slipway"); err != nil {
 		return err
 	}
 	return tx.Audit(ctx, AuditEntry{At: now, Actor: "slipway", Action: "expire", Subject: "job " + a.JobID, Detail: a.Reason})

@@ -3,13 +3,14 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/slipway-ci/slipway/workflows"
 )
 
 // Cancel stops a pipeline: nothing new starts, running attempts are
-// canceled, waiting jobs and approvals end canceled.
+// canceled, waiting jobs and approvals end canceled. Who may: MayControl.
 func (e *Engine) Cancel(ctx context.Context, pipelineID string, by Actor) (Decision, error) {
 	var d Decision
 	var attempts []string
@@ -20,15 +21,20 @@ func (e *Engine) Cancel(ctx context.Context, pipelineID string, by Actor) (Decis
 			return err
 		}
 		now := e.clock.Now()
-		if !st.Pipeline.Finished.IsZero() {
-			d.Message = fmt.Sprintf("pipeline %d already ended %s; nothing changed", st.Pipeline.Number, st.Pipeline.Status)
-		} else {
-			d = Decision{Applied: true, Message: fmt.Sprintf("pipeline %d canceled by %s", st.Pipeline.Number, by.ID)}
+		refusal := MayControl(by, e.apps[st.Pipeline.App], st.Pipeline.AuthorList(), deployEnvs(st.Jobs))
+		switch {
+		case by.ID != systemActor && refusal != nil:
+			d = *refusal
+		case !st.Pipeline.Finished.IsZero():
+			d.Code, d.Status = RefusedEnded, st.Pipeline.Status
+		default:
+			d = Decision{Applied: true, Status: workflows.StatusCanceled}
 			if err := e.cancelJobs(ctx, tx, st, now, by.ID, &attempts); err != nil {
 				return err
 			}
 		}
-		return tx.Audit(ctx, AuditEntry{At: now, Actor: by.ID, Action: "cancel", Subject: "pipeline " + pipelineID, Detail: d.Message})
+		d.Pipeline = st.Pipeline.Number
+		return tx.Audit(ctx, AuditEntry{At: now, Actor: by.ID, Action: "cancel", Subject: "pipeline " + pipelineID, Detail: d.String()})
 	})
 	if err != nil {
 		return Decision{}, fmt.Errorf("engine: cancel: %w", err)
@@ -62,7 +68,7 @@ func (e *Engine) cancelJobs(ctx context.Context, tx StoreTx, st *PipelineState, 
 				return err
 			}
 			a.Status, a.DecidedBy, a.Decided, a.Reason = ApprovalCanceled, actor, now, "pipeline canceled"
-			if err := e.settleApproval(ctx, tx, a, workflows.StatusCanceled, "pipeline canceled", actor); err != nil {
+			if err := e.settleApproval(ctx, tx, a, actor); err != nil {
 				return err
 			}
 		case StatusQueued, StatusBlocked:
@@ -103,7 +109,7 @@ func (e *Engine) CancelSuperseded(ctx context.Context, p *PipelineRecord) ([]int
 			o.Trigger.Deploy != nil {
 			continue
 		}
-		d, err := e.Cancel(ctx, id, Actor{ID: "slipway"})
+		d, err := e.Cancel(ctx, id, Actor{ID: systemActor})
 		if err != nil {
 			return canceled, err
 		}
@@ -112,4 +118,19 @@ func (e *Engine) CancelSuperseded(ctx context.Context, p *PipelineRecord) ([]int
 		}
 	}
 	return canceled, nil
+}
+
+// systemActor is slipway itself, acting on its own rules (a superseded
+// pipeline, an expired approval): the policy does not apply to it.
+const systemActor = "slipway"
+
+// deployEnvs lists the environments jobs deploy to.
+func deployEnvs(jobs []JobRecord) []string {
+	var envs []string
+	for _, j := range jobs {
+		if j.Env != "" && !slices.Contains(envs, j.Env) {
+			envs = append(envs, j.Env)
+		}
+	}
+	return envs
 }

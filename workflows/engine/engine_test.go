@@ -141,7 +141,7 @@ func TestSkippedJobs(t *testing.T) {
 		t.Errorf("pipeline = %s, want failed (by the test workflow alone)", st.Pipeline.Status)
 	}
 	d, err := h.engine.RerunJob(context.Background(), p.ID, "release", "rollback", engine.Actor{ID: "alice"})
-	if err != nil || d.Applied || !strings.Contains(d.Message, "ended skipped") {
+	if err != nil || d.Applied || d.Code != engine.RefusedNothingToRun || d.Status != workflows.StatusSkipped {
 		t.Errorf("rerun of a skipped job = %+v, %v", d, err)
 	}
 }
@@ -180,7 +180,8 @@ func TestApprovals(t *testing.T) {
 		who     engine.Actor
 		approve bool
 		applied bool
-		message string // a part of the Decision's message
+		code    engine.Code // why it changed nothing
+		status  string      // the Decision's
 	}
 	tests := []struct {
 		name       string
@@ -192,27 +193,27 @@ func TestApprovals(t *testing.T) {
 	}{
 		{
 			name: "approved by an approver", author: "alice",
-			presses:    []press{{engine.Actor{ID: "carol"}, true, true, "approved by carol"}},
+			presses:    []press{{engine.Actor{ID: "carol"}, true, true, "", "approved"}},
 			want:       map[string]string{"": "success", "hold": "success", "deploy-production": "success"},
 			approvedBy: "carol",
 		},
 		{
 			name: "approved through a group", author: "alice",
-			presses:    []press{{engine.Actor{ID: "dave", Groups: []string{"sre"}}, true, true, "approved by dave"}},
+			presses:    []press{{engine.Actor{ID: "dave", Groups: []string{"sre"}}, true, true, "", "approved"}},
 			want:       map[string]string{"": "success", "hold": "success", "deploy-production": "success"},
 			approvedBy: "dave",
 		},
 		{
 			name: "rejected", author: "alice",
-			presses: []press{{engine.Actor{ID: "carol"}, false, true, "rejected by carol"}},
+			presses: []press{{engine.Actor{ID: "carol"}, false, true, "", "rejected"}},
 			want:    map[string]string{"": "canceled", "hold": "canceled", "deploy-production": "not_run"},
 		},
 		{
 			name: "double press", author: "alice",
 			presses: []press{
-				{engine.Actor{ID: "carol"}, true, true, "approved by carol"},
-				{engine.Actor{ID: "dave", Groups: []string{"sre"}}, true, false, "already approved by carol"},
-				{engine.Actor{ID: "carol"}, false, false, "already approved by carol"},
+				{engine.Actor{ID: "carol"}, true, true, "", "approved"},
+				{engine.Actor{ID: "dave", Groups: []string{"sre"}}, true, false, engine.RefusedDecided, "approved"},
+				{engine.Actor{ID: "carol"}, false, false, engine.RefusedDecided, "approved"},
 			},
 			want:       map[string]string{"": "success", "hold": "success", "deploy-production": "success"},
 			approvedBy: "carol",
@@ -220,8 +221,8 @@ func TestApprovals(t *testing.T) {
 		{
 			name: "unauthorized press changes nothing", author: "alice",
 			presses: []press{
-				{engine.Actor{ID: "mallory"}, true, false, "only carol, sre may approve"},
-				{engine.Actor{ID: "carol"}, true, true, "approved by carol"},
+				{engine.Actor{ID: "mallory"}, true, false, engine.RefusedNotAllowed, ""},
+				{engine.Actor{ID: "carol"}, true, true, "", "approved"},
 			},
 			want:       map[string]string{"": "success", "hold": "success", "deploy-production": "success"},
 			approvedBy: "carol",
@@ -229,15 +230,15 @@ func TestApprovals(t *testing.T) {
 		{
 			name: "self-approval refused where the environment forbids it", author: "carol",
 			presses: []press{
-				{engine.Actor{ID: "carol"}, true, false, "needs someone else's approval"},
-				{engine.Actor{ID: "dave", Groups: []string{"sre"}}, true, true, "approved by dave"},
+				{engine.Actor{ID: "carol"}, true, false, engine.RefusedSelfApproval, ""},
+				{engine.Actor{ID: "dave", Groups: []string{"sre"}}, true, true, "", "approved"},
 			},
 			want:       map[string]string{"": "success", "hold": "success", "deploy-production": "success"},
 			approvedBy: "dave",
 		},
 		{
 			name: "expired, then a late press", author: "alice", expire: true,
-			presses: []press{{engine.Actor{ID: "carol"}, true, false, "already expired"}},
+			presses: []press{{engine.Actor{ID: "carol"}, true, false, engine.RefusedDecided, "expired"}},
 			want:    map[string]string{"": "canceled", "hold": "canceled", "deploy-production": "not_run"},
 		},
 	}
@@ -273,8 +274,8 @@ func TestApprovals(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if d.Applied != pr.applied || !strings.Contains(d.Message, pr.message) {
-					t.Errorf("press %d by %s = %+v, want applied %v and %q", i, pr.who.ID, d, pr.applied, pr.message)
+				if d.Applied != pr.applied || d.Code != pr.code || d.Status != pr.status || d.Pipeline != p.Number {
+					t.Errorf("press %d by %s = %+v, want applied %v, code %q, status %q", i, pr.who.ID, d, pr.applied, pr.code, pr.status)
 				}
 			}
 			st = h.wait(p.ID, func(st *engine.PipelineState) bool { return !st.Pipeline.Finished.IsZero() })
@@ -328,19 +329,19 @@ func TestApprovalGatingTwoEnvironmentsNeedsAnApproverOfEach(t *testing.T) {
 	for _, tt := range []struct {
 		who     engine.Actor
 		applied bool
-		message string
 	}{
-		{engine.Actor{ID: "mallory"}, false, "only an approver of each of eu (erin, sre) and us (uma, oncall) may approve"},
-		{engine.Actor{ID: "erin"}, false, "only an approver of each of"},
-		{engine.Actor{ID: "uma", Groups: []string{"dev"}}, false, "only an approver of each of"},
-		{engine.Actor{ID: "erin", Groups: []string{"oncall"}}, true, "approved by erin"},
+		{engine.Actor{ID: "mallory"}, false},
+		{engine.Actor{ID: "erin"}, false},
+		{engine.Actor{ID: "uma", Groups: []string{"dev"}}, false},
+		{engine.Actor{ID: "erin", Groups: []string{"oncall"}}, true},
 	} {
 		d, err := h.engine.Approve(ctx, hold.ID, tt.who)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.Applied != tt.applied || !strings.Contains(d.Message, tt.message) {
-			t.Errorf("%+v approves: %+v, want applied %v and %q", tt.who, d, tt.applied, tt.message)
+		wantApprovers := engine.Approvers{"eu": {"erin", "sre"}, "us": {"uma", "oncall"}}
+		if d.Applied != tt.applied || !tt.applied && (d.Code != engine.RefusedNotAllowed || !cmp.Equal(d.Approvers, wantApprovers)) {
+			t.Errorf("%+v approves: %+v, want applied %v", tt.who, d, tt.applied)
 		}
 	}
 	if st := h.settle(p.ID); st.Pipeline.Status != workflows.StatusSuccess {
@@ -348,16 +349,57 @@ func TestApprovalGatingTwoEnvironmentsNeedsAnApproverOfEach(t *testing.T) {
 	}
 }
 
-func TestDeployWithoutApprovalIsUnauthorized(t *testing.T) {
-	h := newHarness(t, nil)
-	p := h.submit("alice", wf("deploy", build("test"), withContext(build("deploy-production", "test"), "production")))
-	st := h.settle(p.ID)
-	j := jobStatus(st, "deploy-production")
-	if j.Status != workflows.StatusUnauthorized || !strings.Contains(j.Reason, "alice may not deploy to backend/production") {
-		t.Errorf("deploy-production = %s (%s), want unauthorized", j.Status, j.Reason)
-	}
-	if st.Pipeline.Status != workflows.StatusFailed {
-		t.Errorf("pipeline = %s, want failed", st.Pipeline.Status)
+// An environment with approvers is protected like a GitHub environment:
+// a deploy to it waits for one of them even when the workflow has no
+// approval job, so a push that edits its config cannot skip the gate;
+// being a deployer skips nothing.
+func TestProtectedEnvironmentGatesDeploysWithoutAnApprovalJob(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		author  string
+		presses []engine.Actor
+		approve bool
+		want    string
+	}{
+		{"approved by an approver", "alice", []engine.Actor{{ID: "carol"}}, true, "success"},
+		{"a deployer's own push waits too, and is not self-approved", "carol", []engine.Actor{{ID: "carol"}, {ID: "dave", Groups: []string{"sre"}}}, true, "success"},
+		{"rejected", "alice", []engine.Actor{{ID: "carol"}}, false, "canceled"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			ctx := context.Background()
+			p := h.submit(tt.author, wf("deploy", build("test"), withContext(build("deploy-production", "test"), "production")))
+			st := h.wait(p.ID, onHold)
+			j := jobStatus(st, "deploy-production")
+			if j.Status != engine.StatusOnHold || j.Reason != "waiting for approval to deploy to production" {
+				t.Fatalf("deploy-production = %s (%s), want on hold at the gate", j.Status, j.Reason)
+			}
+			ap, err := h.db.Approval(ctx, j.ID)
+			if err != nil || !cmp.Equal(ap.Approvers, engine.Approvers{"production": {"carol", "sre"}}) || ap.AllowSelf {
+				t.Fatalf("gate = %+v, %v", ap, err)
+			}
+			var d engine.Decision
+			for _, who := range tt.presses {
+				if tt.approve {
+					d, err = h.engine.Approve(ctx, j.ID, who)
+				} else {
+					d, err = h.engine.Reject(ctx, j.ID, who)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !d.Applied {
+				t.Fatalf("the last press changed nothing: %+v", d)
+			}
+			st = h.wait(p.ID, func(st *engine.PipelineState) bool { return !st.Pipeline.Finished.IsZero() })
+			if got := jobStatus(st, "deploy-production").Status; got != tt.want {
+				t.Errorf("deploy-production = %s, want %s (%s)", got, tt.want, describe(st))
+			}
+			if tt.want == "success" && h.script.attempts["deploy-production"] != 1 {
+				t.Errorf("deploy-production ran %d times", h.script.attempts["deploy-production"])
+			}
+		})
 	}
 }
 
@@ -401,25 +443,38 @@ func TestManualLockHoldsDeploysUntilUnlocked(t *testing.T) {
 		name    string
 		do      func() (engine.Decision, error)
 		applied bool
-		message string
+		code    engine.Code
+		actor   string
 	}{
 		{"stranger may not lock production", func() (engine.Decision, error) {
 			return h.engine.Lock(ctx, "backend", "production", engine.Actor{ID: "mallory"}, "mine")
-		}, false, "only carol may lock"},
+		}, false, engine.RefusedNotAllowed, ""},
+		{"an approver may lock production", func() (engine.Decision, error) {
+			return h.engine.Lock(ctx, "backend", "production", engine.Actor{ID: "dave", Groups: []string{"sre"}}, "incident")
+		}, true, "", "dave"},
 		{"lock staging", func() (engine.Decision, error) {
 			return h.engine.Lock(ctx, "backend", "staging", engine.Actor{ID: "bob"}, "db migration")
-		}, true, "backend/staging locked by bob: db migration"},
+		}, true, "", "bob"},
 		{"lock it again", func() (engine.Decision, error) {
 			return h.engine.Lock(ctx, "backend", "staging", engine.Actor{ID: "erin"}, "me too")
-		}, false, "already locked by bob"},
+		}, false, engine.RefusedLocked, "bob"},
+		{"a stranger may not unlock production", func() (engine.Decision, error) {
+			return h.engine.Unlock(ctx, "backend", "production", engine.Actor{ID: "mallory"})
+		}, false, engine.RefusedNotAllowed, ""},
+		{"unlock production", func() (engine.Decision, error) {
+			return h.engine.Unlock(ctx, "backend", "production", engine.Actor{ID: "carol"})
+		}, true, "", "dave"},
+		{"unlock what is not locked", func() (engine.Decision, error) {
+			return h.engine.Unlock(ctx, "backend", "production", engine.Actor{ID: "carol"})
+		}, false, engine.RefusedNotLocked, ""},
 	}
 	for _, tt := range tests {
 		d, err := tt.do()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d.Applied != tt.applied || !strings.Contains(d.Message, tt.message) {
-			t.Errorf("%s: %+v, want applied %v and %q", tt.name, d, tt.applied, tt.message)
+		if d.Applied != tt.applied || d.Code != tt.code || d.Actor != tt.actor {
+			t.Errorf("%s: %+v, want applied %v, code %q, actor %q", tt.name, d, tt.applied, tt.code, tt.actor)
 		}
 	}
 	p := h.submit("alice", wf("deploy", withContext(build("deploy-staging"), "staging")))
@@ -457,7 +512,7 @@ func TestCancelStopsRunningAndWaitingJobs(t *testing.T) {
 		t.Errorf("statuses (-want +got):\n%s", diff)
 	}
 	d, err = h.engine.Cancel(context.Background(), p.ID, engine.Actor{ID: "alice"})
-	if err != nil || d.Applied || !strings.Contains(d.Message, "already ended canceled") {
+	if err != nil || d.Applied || d.Code != engine.RefusedEnded || d.Status != workflows.StatusCanceled || d.Pipeline != p.Number {
 		t.Errorf("second cancel = %+v, %v", d, err)
 	}
 }
@@ -513,8 +568,24 @@ func TestRerunRefusals(t *testing.T) {
 	p := h.submit("alice", wf("build", build("a")))
 	h.settle(p.ID)
 	d, err := h.engine.RerunJob(context.Background(), p.ID, "build", "a", engine.Actor{ID: "alice"})
-	if err != nil || d.Applied || !strings.Contains(d.Message, "ended success") {
+	if err != nil || d.Applied || d.Code != engine.RefusedNothingToRun || d.Status != workflows.StatusSuccess {
 		t.Errorf("rerun of a successful job = %+v, %v", d, err)
+	}
+	// A pipeline that deploys to production is production's to control:
+	// its deployers, its approvers and the change's authors.
+	prod := h.submit("alice", wf("deploy", withContext(build("deploy-production"), "production")))
+	h.wait(prod.ID, onHold)
+	ctx := context.Background()
+	for _, who := range []engine.Actor{{ID: "mallory"}, {ID: "bob", Groups: []string{"dev"}}} {
+		if d, err := h.engine.Cancel(ctx, prod.ID, who); err != nil || d.Code != engine.RefusedNotAllowed {
+			t.Errorf("cancel by %s = %+v, %v", who.ID, d, err)
+		}
+		if d, err := h.engine.RerunWorkflow(ctx, prod.ID, "deploy", who); err != nil || d.Code != engine.RefusedNotAllowed {
+			t.Errorf("rerun by %s = %+v, %v", who.ID, d, err)
+		}
+	}
+	if d, err := h.engine.Cancel(ctx, prod.ID, engine.Actor{ID: "erin", Groups: []string{"sre"}}); err != nil || !d.Applied {
+		t.Errorf("cancel by an approver = %+v, %v", d, err)
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -39,7 +38,7 @@ func (a *advancer) takeLock(ctx context.Context, j *JobRecord) (bool, string, er
 }
 
 // Lock takes an environment's lock by hand: deploys to it wait, saying
-// who holds it and why, until Unlock. Its deployers may lock it.
+// who holds it and why, until Unlock. Who may: MayLock.
 func (e *Engine) Lock(ctx context.Context, app, env string, by Actor, reason string) (Decision, error) {
 	en, err := e.environment(app, env)
 	if err != nil {
@@ -53,20 +52,21 @@ func (e *Engine) Lock(ctx context.Context, app, env string, by Actor, reason str
 		if err != nil {
 			return err
 		}
+		refusal := MayLock(by, en)
 		switch {
-		case !by.allowed(en.Deployers):
-			d.Message = fmt.Sprintf("only %s may lock %s/%s; nothing changed", strings.Join(en.Deployers, ", "), app, env)
+		case by.ID != systemActor && refusal != nil:
+			d = *refusal
 		case l != nil && l.Manual:
-			d.Message = fmt.Sprintf("%s/%s is already locked by %s: %s; nothing changed", app, env, l.Holder, l.Reason)
+			d = Decision{Code: RefusedLocked, Actor: l.Holder, At: l.Since, Reason: l.Reason}
 		case l != nil:
-			d.Message = fmt.Sprintf("%s/%s is being deployed; lock it when the deploy ends; nothing changed", app, env)
+			d.Code = RefusedDeploying
 		default:
 			if err := tx.SetEnvLock(ctx, &EnvLock{App: app, Env: env, Holder: by.ID, Reason: reason, Manual: true, Since: now}); err != nil {
 				return err
 			}
-			d = Decision{Applied: true, Message: fmt.Sprintf("%s/%s locked by %s: %s", app, env, by.ID, reason)}
+			d = Decision{Applied: true, Actor: by.ID, At: now, Reason: reason}
 		}
-		return tx.Audit(ctx, AuditEntry{At: now, Actor: by.ID, Action: "lock", Subject: app + "/" + env, Detail: d.Message})
+		return tx.Audit(ctx, AuditEntry{At: now, Actor: by.ID, Action: "lock", Subject: app + "/" + env, Detail: d.String()})
 	})
 	if err != nil {
 		return Decision{}, fmt.Errorf("engine: lock: %w", err)
@@ -75,6 +75,7 @@ func (e *Engine) Lock(ctx context.Context, app, env string, by Actor, reason str
 }
 
 // Unlock releases a manual lock; queued deploys then go in arrival order.
+// The Decision says whose lock it was (Actor, At, Reason).
 func (e *Engine) Unlock(ctx context.Context, app, env string, by Actor) (Decision, error) {
 	en, err := e.environment(app, env)
 	if err != nil {
@@ -88,20 +89,21 @@ func (e *Engine) Unlock(ctx context.Context, app, env string, by Actor) (Decisio
 		if err != nil {
 			return err
 		}
+		refusal := MayLock(by, en)
 		switch {
-		case !by.allowed(en.Deployers):
-			d.Message = fmt.Sprintf("only %s may unlock %s/%s; nothing changed", strings.Join(en.Deployers, ", "), app, env)
+		case refusal != nil:
+			d = *refusal
 		case l == nil:
-			d.Message = fmt.Sprintf("%s/%s is not locked; nothing changed", app, env)
+			d.Code = RefusedNotLocked
 		case !l.Manual:
-			d.Message = fmt.Sprintf("%s/%s is held by a deploy in progress; it unlocks when the deploy ends; nothing changed", app, env)
+			d.Code = RefusedDeploying
 		default:
 			if err := tx.DeleteEnvLock(ctx, app, env); err != nil {
 				return err
 			}
-			d = Decision{Applied: true, Message: fmt.Sprintf("%s/%s unlocked by %s (was locked by %s: %s)", app, env, by.ID, l.Holder, l.Reason)}
+			d = Decision{Applied: true, Actor: l.Holder, At: l.Since, Reason: l.Reason}
 		}
-		return tx.Audit(ctx, AuditEntry{At: now, Actor: by.ID, Action: "unlock", Subject: app + "/" + env, Detail: d.Message})
+		return tx.Audit(ctx, AuditEntry{At: now, Actor: by.ID, Action: "unlock", Subject: app + "/" + env, Detail: d.String()})
 	})
 	if err != nil {
 		return Decision{}, fmt.Errorf("engine: unlock: %w", err)

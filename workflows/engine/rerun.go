@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/slipway-ci/slipway/workflows"
 )
@@ -29,6 +30,7 @@ func (e *Engine) rerun(ctx context.Context, pipelineID, workflow, job string, by
 		}
 		v := e.view(st)
 		now := e.clock.Now()
+		d.Pipeline = st.Pipeline.Number
 		var w *WorkflowRecord
 		for i := range st.Workflows {
 			if st.Workflows[i].Name == workflow {
@@ -39,9 +41,19 @@ func (e *Engine) rerun(ctx context.Context, pipelineID, workflow, job string, by
 			return fmt.Errorf("workflow %q of pipeline %s: %w", workflow, pipelineID, ErrNotFound)
 		}
 		var reset []*JobRecord
+		var envs []string
+		for _, j := range st.Jobs {
+			if j.WorkflowID == w.ID && j.Env != "" && (job == "" || j.Name == job || slices.ContainsFunc(v.upstream(&j), func(u *JobRecord) bool { return u.Name == job })) {
+				envs = append(envs, j.Env)
+			}
+		}
+		refusal := MayControl(by, e.apps[st.Pipeline.App], st.Pipeline.AuthorList(), envs)
 		switch {
+		case refusal != nil:
+			refusal.Pipeline = d.Pipeline
+			d = *refusal
 		case w.Finished.IsZero():
-			d.Message = fmt.Sprintf("workflow %s is still %s; nothing changed", workflow, w.Status)
+			d.Code, d.Status = RefusedRunning, w.Status
 		case job == "":
 			for i := range st.Jobs {
 				if st.Jobs[i].WorkflowID == w.ID {
@@ -54,7 +66,7 @@ func (e *Engine) rerun(ctx context.Context, pipelineID, workflow, job string, by
 				return fmt.Errorf("job %q of workflow %q: %w", job, workflow, ErrNotFound)
 			}
 			if j.Status == workflows.StatusSuccess || j.Status == workflows.StatusNotRun || j.Status == workflows.StatusSkipped {
-				d.Message = fmt.Sprintf("job %s ended %s; rerun the workflow to run it again; nothing changed", job, j.Status)
+				d.Code, d.Job, d.Status = RefusedNothingToRun, job, j.Status
 				break
 			}
 			reset = append([]*JobRecord{j}, v.downstream(j)...)
@@ -74,13 +86,13 @@ func (e *Engine) rerun(ctx context.Context, pipelineID, workflow, job string, by
 			if err := tx.SetPipelineStatus(ctx, pipelineID, StatusRunning, now); err != nil {
 				return err
 			}
-			d = Decision{Applied: true, Message: fmt.Sprintf("rerunning %d jobs of %s", len(reset), workflow)}
+			d = Decision{Applied: true, Pipeline: d.Pipeline, Job: job, Jobs: len(reset)}
 		}
 		subject := "workflow " + w.ID
 		if job != "" {
 			subject += " job " + job
 		}
-		return tx.Audit(ctx, AuditEntry{At: now, Actor: by.ID, Action: "rerun", Subject: subject, Detail: d.Message})
+		return tx.Audit(ctx, AuditEntry{At: now, Actor: by.ID, Action: "rerun", Subject: subject, Detail: d.String()})
 	})
 	if err != nil {
 		return Decision{}, fmt.Errorf("engine: rerun: %w", err)

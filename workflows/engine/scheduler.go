@@ -237,13 +237,18 @@ func (a *advancer) ready(ctx context.Context, j *JobRecord) error {
 		return a.setJob(ctx, j, workflows.StatusFailed, fmt.Sprintf("context %q is not defined", c))
 	}
 	if j.Env != "" {
-		ok, err := a.mayDeploy(ctx, j, app.Environments[j.Env])
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return a.setJob(ctx, j, workflows.StatusUnauthorized, fmt.Sprintf("%s may not deploy to %s/%s without an approval by its approvers",
-				a.st.Pipeline.Author, a.st.Pipeline.App, j.Env))
+		// A protected environment (one with approvers) is gated like a
+		// GitHub environment: whatever the pipeline's config says, its
+		// deploys wait for one of its approvers, so that a push cannot
+		// remove its own gate.
+		if env := app.Environments[j.Env]; len(env.Approvers) > 0 {
+			ok, err := a.approved(ctx, j)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return a.gate(ctx, j, []string{j.Env}, "waiting for approval to deploy to "+j.Env)
+			}
 		}
 		if err := a.tx.EnqueueDeploy(ctx, a.st.Pipeline.App, j.Env, j.ID, j.PipelineID, a.now); err != nil {
 			return err

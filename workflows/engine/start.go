@@ -41,6 +41,8 @@ type StartRequest struct {
 	App    string // may name no configured app: then nothing deploys
 	Repo   string // "owner/name"
 	Author string
+	// Authors are everyone the change is from (see NewPipeline.Authors).
+	Authors []string
 	// Trigger is what the plan sees; its ID and Number are the
 	// pipeline's, set here.
 	Trigger workflows.Trigger
@@ -91,7 +93,7 @@ func (e *Engine) StartPipeline(ctx context.Context, req StartRequest) (Started, 
 	}
 	t := req.Trigger
 	t.ID, t.Number = id, number
-	preq := PipelineRequest{ID: id, App: req.App, Repo: req.Repo, Author: req.Author, Trigger: t, Source: req.Source}
+	preq := PipelineRequest{ID: id, App: req.App, Repo: req.Repo, Author: req.Author, Authors: req.Authors, Trigger: t, Source: req.Source}
 	cfg, err := req.Config.LoadConfig(ctx)
 	if err == nil {
 		preq.Plan, err = cfg.Plan(t)
@@ -135,6 +137,7 @@ type PipelineRequest struct {
 	App     string // may name no configured app: then nothing deploys
 	Repo    string // "owner/name"
 	Author  string
+	Authors []string // see NewPipeline.Authors
 	Trigger workflows.Trigger
 	Source  Source
 	Plan    *workflows.Plan
@@ -157,7 +160,7 @@ func (e *Engine) Submit(ctx context.Context, req PipelineRequest) (*PipelineReco
 func (e *Engine) create(ctx context.Context, req PipelineRequest) (*PipelineRecord, error) {
 	now := e.clock.Now()
 	p := &NewPipeline{
-		ID: req.ID, App: req.App, Repo: req.Repo, Author: req.Author, Trigger: req.Trigger,
+		ID: req.ID, App: req.App, Repo: req.Repo, Author: req.Author, Authors: req.Authors, Trigger: req.Trigger,
 		Source: req.Source, Plan: req.Plan, Envs: map[string]string{}, Created: now, Error: req.Error,
 	}
 	if p.ID == "" {

@@ -267,3 +267,28 @@ func TestCancelSuperseded(t *testing.T) {
 	}
 	close(h.script.gates["a"])
 }
+
+// Self-approval is refused to everyone the change is from (the pusher
+// and the commit's author, as chat identities), and an author who could
+// not be matched makes an approval say so.
+func TestSelfApprovalCoversEveryAuthor(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	p, err := h.engine.Submit(ctx, engine.PipelineRequest{App: "backend", Repo: "acme/backend", Author: "carol",
+		Authors: []string{"carol", "dave", engine.UnknownAuthor("octocat")},
+		Trigger: workflows.Trigger{Branch: "main", Revision: "0123456789abcdef"},
+		Plan:    &workflows.Plan{Workflows: []*workflows.PlannedWorkflow{deployFlow()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := jobStatus(h.wait(p.ID, onHold), "hold")
+	for _, who := range []engine.Actor{{ID: "carol"}, {ID: "dave", Groups: []string{"sre"}}} {
+		if d, err := h.engine.Approve(ctx, hold.ID, who); err != nil || d.Code != engine.RefusedSelfApproval {
+			t.Errorf("%s approves their own change: %+v, %v", who.ID, d, err)
+		}
+	}
+	d, err := h.engine.Approve(ctx, hold.ID, engine.Actor{ID: "erin", Groups: []string{"sre"}})
+	if err != nil || !d.Applied || !d.AuthorUnknown {
+		t.Errorf("erin approves: %+v, %v; want applied, saying an author is unknown", d, err)
+	}
+}

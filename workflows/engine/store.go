@@ -56,7 +56,11 @@ type NewPipeline struct {
 	ID      string
 	App     string
 	Repo    string // "owner/name"
-	Author  string // who pushed or typed the command; approvals check it
+	Author  string // who pushed or typed the command
+	// Authors are everyone the change is from, as chat identities where
+	// they could be matched (UnknownAuthor where not); none of them may
+	// approve it where self-approval is forbidden. Default: Author.
+	Authors []string
 	Trigger workflows.Trigger
 	Source  Source
 	Plan    *workflows.Plan
@@ -79,12 +83,21 @@ type PipelineRecord struct {
 	Number   int
 	Repo     string
 	Author   string
+	Authors  []string // see NewPipeline.Authors
 	Trigger  workflows.Trigger
 	Source   Source
 	Status   string
 	Error    string // why it ended in StatusError
 	Created  time.Time
 	Finished time.Time
+}
+
+// AuthorList is everyone the change is from.
+func (p *PipelineRecord) AuthorList() []string {
+	if len(p.Authors) > 0 {
+		return p.Authors
+	}
+	return []string{p.Author}
 }
 
 // WorkflowRecord is a workflow of a pipeline as stored.
