@@ -53,10 +53,10 @@ func Terminal(status string) bool {
 
 // NewPipeline is what a trigger asks to run: the plan and who and what it is for.
 type NewPipeline struct {
-	ID      string
-	App     string
-	Repo    string // "owner/name"
-	Author  string // who pushed or typed the command
+	ID     string
+	App    string
+	Repo   string // "owner/name"
+	Author string // who pushed or typed the command
 	// Authors are everyone the change is from, as chat identities where
 	// they could be matched (UnknownAuthor where not); none of them may
 	// approve it where self-approval is forbidden. Default: Author.
