@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -310,4 +311,38 @@ func exec1(ctx context.Context, tx runner, what, id, query string, args ...any) 
 
 func logPath(dir, attemptID string) string {
 	return filepath.Join(dir, attemptID+".log")
+}
+
+func (t *tx) StartRelease(ctx context.Context, r *engine.Release) (*engine.Release, error) {
+	if got, err := t.Release(ctx, r.PipelineID, r.Env); err == nil {
+		return got, nil
+	} else if !errors.Is(err, engine.ErrNotFound) {
+		return nil, err
+	}
+	n, err := nextCounter(ctx, t.q, "release:"+r.App+"/"+r.Env)
+	if err != nil {
+		return nil, err
+	}
+	r.Number = n
+	if _, err := t.q.ExecContext(ctx, `INSERT INTO releases (id, app, env, number, pipeline_id, commit_sha, version,
+		started_by, approved_by, outcome, rollback, created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID, r.App, r.Env, r.Number, r.PipelineID, r.Commit, r.Version, r.StartedBy, r.ApprovedBy, r.Outcome, r.Rollback,
+		nanos(r.Created), nanos(r.Finished)); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (t *tx) Release(ctx context.Context, pipelineID, env string) (*engine.Release, error) {
+	var r releaseRow
+	if err := sqlx.GetContext(ctx, t.q, &r, `SELECT `+releaseCols+` FROM releases WHERE pipeline_id = ? AND env = ?`, pipelineID, env); err != nil {
+		return nil, notFound("release", pipelineID+"/"+env, err)
+	}
+	rec := r.record()
+	return &rec, nil
+}
+
+func (t *tx) FinishRelease(ctx context.Context, r *engine.Release) error {
+	return exec1(ctx, t.q, "release", r.ID, `UPDATE releases SET outcome = ?, approved_by = ?, finished_at = ? WHERE id = ?`,
+		r.Outcome, r.ApprovedBy, nanos(r.Finished), r.ID)
 }

@@ -7,6 +7,9 @@ type App struct {
 	Name         string
 	Repo         string // "owner/name"
 	Environments map[string]*Environment
+	// LockAfterRollback locks an environment once a rollback's release
+	// there succeeded, so that the next push does not roll forward again.
+	LockAfterRollback bool
 }
 
 // Environment is where an app is deployed, and who may do what there.

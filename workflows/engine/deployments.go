@@ -2,14 +2,18 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/slipway-ci/slipway/workflows"
 )
 
 // finishDeploy releases a deploy job's environment lock and, when it
-// succeeded, records the deployment.
+// succeeded, records the deployment; then it settles the pipeline's
+// release to that environment when this was the last of its deploy jobs
+// there, or failed.
 func (e *Engine) finishDeploy(ctx context.Context, tx StoreTx, j *JobRecord, a *AttemptRecord) ([]Event, error) {
 	st, err := e.jobState(ctx, tx, j.PipelineID, j.ID)
 	if err != nil {
@@ -25,38 +29,126 @@ func (e *Engine) finishDeploy(ctx context.Context, tx StoreTx, j *JobRecord, a *
 			return nil, err
 		}
 	}
-	if a.Status != workflows.StatusSuccess {
+	if a.Status == workflows.StatusSuccess {
+		approvedBy, err := approvedBy(ctx, tx, st, j)
+		if err != nil {
+			return nil, err
+		}
+		t := st.Pipeline.Trigger
+		if err := tx.RecordDeployment(ctx, &Deployment{
+			ID: e.ids.NewID(), App: app, Env: j.Env, Commit: t.Revision, Version: deployVersion(t),
+			PipelineID: j.PipelineID, JobID: j.ID, AttemptID: a.ID, StartedBy: st.Pipeline.Author,
+			ApprovedBy: approvedBy, Outcome: workflows.StatusSuccess, Created: a.Finished,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return e.settleRelease(ctx, tx, st, j.Env, a.Finished)
+}
+
+// deployVersion is what a pipeline deploys: the version /deploy named,
+// else the commit.
+func deployVersion(t workflows.Trigger) string {
+	if t.Deploy != nil && t.Deploy.Version != "" {
+		return t.Deploy.Version
+	}
+	return t.Revision
+}
+
+// startRelease records, as a pipeline's first deploy job to env starts,
+// its release there.
+func (e *Engine) startRelease(ctx context.Context, tx StoreTx, p *PipelineRecord, env string, now time.Time) error {
+	_, err := tx.StartRelease(ctx, &Release{ID: e.ids.NewID(), App: p.App, Env: env, PipelineID: p.ID,
+		Commit: p.Trigger.Revision, Version: deployVersion(p.Trigger), StartedBy: p.Author, Outcome: StatusRunning,
+		Rollback: p.Trigger.Deploy != nil && p.Trigger.Deploy.Rollback, Created: now})
+	return err
+}
+
+// settleRelease ends the pipeline's running release to env once its
+// deploy jobs there say how it went: failed as soon as one failed;
+// success once all succeeded, with a deployed event (and, after a
+// rollback, the environment locked where the app asks for it); canceled
+// when the others can no longer run.
+func (e *Engine) settleRelease(ctx context.Context, tx StoreTx, v *pipelineView, env string, now time.Time) ([]Event, error) {
+	r, err := tx.Release(ctx, v.Pipeline.ID, env)
+	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
-	approvedBy, err := approvedBy(ctx, tx, st, j)
-	if err != nil {
+	if err != nil || r.Outcome != StatusRunning {
 		return nil, err
 	}
-	t := st.Pipeline.Trigger
-	version := t.Revision
-	if t.Deploy != nil && t.Deploy.Version != "" {
-		version = t.Deploy.Version
+	outcome := workflows.StatusSuccess
+	var approvers []string
+	for i := range v.Jobs {
+		j := &v.Jobs[i]
+		if j.Env != env {
+			continue
+		}
+		switch {
+		case j.Status == workflows.StatusFailed || j.Status == workflows.StatusUnauthorized:
+			outcome = workflows.StatusFailed
+		case !Terminal(j.Status):
+			if outcome == workflows.StatusSuccess {
+				outcome = ""
+			}
+		case j.Status != workflows.StatusSuccess && outcome == workflows.StatusSuccess:
+			outcome = workflows.StatusCanceled
+		}
+		if j.Status == workflows.StatusSuccess {
+			who, err := approvedBy(ctx, tx, v, j)
+			if err != nil {
+				return nil, err
+			}
+			for _, w := range strings.Split(who, ",") {
+				if w != "" && !slices.Contains(approvers, w) {
+					approvers = append(approvers, w)
+				}
+			}
+		}
 	}
-	if err := tx.RecordDeployment(ctx, &Deployment{
-		ID: e.ids.NewID(), App: app, Env: j.Env, Commit: t.Revision, Version: version,
-		PipelineID: j.PipelineID, JobID: j.ID, AttemptID: a.ID, StartedBy: st.Pipeline.Author,
-		ApprovedBy: approvedBy, Outcome: workflows.StatusSuccess, Created: a.Finished,
-	}); err != nil {
+	if outcome == "" {
+		return nil, nil // deploy jobs to env still to come
+	}
+	r.Outcome, r.ApprovedBy, r.Finished = outcome, strings.Join(approvers, ","), now
+	if err := tx.FinishRelease(ctx, r); err != nil {
 		return nil, err
 	}
-	return []Event{{PipelineID: j.PipelineID, Kind: EventDeployed, At: a.Finished, Data: EventData{
-		Job: j.Name, JobID: j.ID, Env: j.Env, Actor: approvedBy,
+	if outcome != workflows.StatusSuccess {
+		return nil, nil
+	}
+	if a := e.apps[r.App]; r.Rollback && a != nil && a.LockAfterRollback {
+		l, err := tx.EnvLock(ctx, r.App, env)
+		if err != nil {
+			return nil, err
+		}
+		if l == nil {
+			if err := tx.SetEnvLock(ctx, &EnvLock{App: r.App, Env: env, Holder: r.StartedBy, Reason: LockedAfterRollback,
+				Manual: true, Since: now}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return []Event{{PipelineID: v.Pipeline.ID, Kind: EventDeployed, At: now, Data: EventData{
+		Env: env, Actor: r.ApprovedBy, Release: r.Number,
 	}}}, nil
 }
 
-// approvedBy names who approved the approval jobs upstream of j.
+// LockedAfterRollback is the reason of the lock a rollback leaves, so
+// that the next push does not roll forward again until someone unlocks.
+const LockedAfterRollback = "locked after rollback"
+
+// approvedBy names who approved the deploy of j: the approvals upstream
+// of it, and its own gate.
 func approvedBy(ctx context.Context, tx StoreTx, v *pipelineView, j *JobRecord) (string, error) {
 	var who []string
-	for _, up := range v.upstream(j) {
-		if up.Type != workflows.JobApproval || up.Status != workflows.StatusSuccess {
+	for _, up := range append([]*JobRecord{j}, v.upstream(j)...) {
+		if up != j && (up.Type != workflows.JobApproval || up.Status != workflows.StatusSuccess) {
 			continue
 		}
 		a, err := tx.Approval(ctx, up.ID)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
 		if err != nil {
 			return "", err
 		}

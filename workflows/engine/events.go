@@ -63,8 +63,9 @@ const (
 	// or canceled. Status is the decision (ApprovalApproved...), Actor
 	// who decided, Reason why when it was not a person.
 	EventApprovalDecided = "approval.decided"
-	// EventDeployed: a deploy job succeeded and its deployment was
-	// recorded. Env; Actor who approved it (comma-separated).
+	// EventDeployed: a pipeline's release to an environment succeeded,
+	// every deploy job there done. Env; Release its number there; Actor
+	// who approved it (comma-separated).
 	EventDeployed = "deployed"
 	// EventWorkflowFinished: a workflow ended. Status.
 	EventWorkflowFinished = "workflow.finished"
@@ -92,6 +93,7 @@ type EventData struct {
 	Approvers  Approvers `json:"approvers,omitempty"`
 	Actor      string    `json:"actor,omitempty"`
 	Message    string    `json:"message,omitempty"`
+	Release    int       `json:"release,omitempty"`
 	Channel    string    `json:"channel,omitempty"`
 }
 

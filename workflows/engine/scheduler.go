@@ -267,6 +267,11 @@ func (a *advancer) startJob(ctx context.Context, j *JobRecord) error {
 		return err
 	}
 	a.p.set(a.v, a.v.index(j), StatusRunning)
+	if j.Env != "" {
+		if err := a.e.startRelease(ctx, a.tx, &a.st.Pipeline, j.Env, a.now); err != nil {
+			return err
+		}
+	}
 	a.event(EventJobStarted, j, EventData{AttemptID: at.ID, Env: j.Env})
 	a.launches = append(a.launches, launch{attempt: at, job: *j, spec: spec, pipeline: a.st.Pipeline, workflow: a.v.workflow(j.WorkflowID).Name})
 	return nil
@@ -304,6 +309,14 @@ func (a *advancer) rollup(ctx context.Context) error {
 		return err
 	}
 	if s != StatusRunning && s != StatusOnHold {
+		// A release whose last deploy jobs never ran ends with the pipeline.
+		for _, env := range deployEnvs(a.st.Jobs) {
+			ev, err := a.e.settleRelease(ctx, a.tx, a.v, env, a.now)
+			if err != nil {
+				return err
+			}
+			a.events = append(a.events, ev...)
+		}
 		a.events = append(a.events, Event{PipelineID: a.st.Pipeline.ID, Kind: EventPipelineFinished, At: a.now,
 			Data: EventData{Status: s}})
 	}

@@ -182,6 +182,28 @@ type Deployment struct {
 	Created    time.Time
 }
 
+// Release is what one pipeline deployed to one environment, however many
+// deploy jobs it took; numbered per environment. History and rollback
+// work on releases.
+type Release struct {
+	ID         string
+	App        string
+	Env        string
+	Number     int
+	PipelineID string
+	Commit     string
+	Version    string
+	StartedBy  string
+	ApprovedBy string // comma-separated
+	// Outcome is StatusRunning while its deploy jobs run, then
+	// StatusSuccess when they all succeeded, else StatusFailed (one
+	// failed) or StatusCanceled (stopped before they all ran).
+	Outcome  string
+	Rollback bool // started by /rollback
+	Created  time.Time
+	Finished time.Time
+}
+
 // EnvLock is who holds an environment: a deploy job or a person.
 type EnvLock struct {
 	App    string
@@ -232,6 +254,8 @@ type Store interface {
 	Approval(ctx context.Context, jobID string) (*ApprovalRecord, error)
 	// Deployments lists an environment's deployments, newest first.
 	Deployments(ctx context.Context, app, env string) ([]Deployment, error)
+	// Releases lists an environment's releases, newest first.
+	Releases(ctx context.Context, app, env string) ([]Release, error)
 	// SetConsumers names the outbox's consumers: every event added from
 	// then on waits for each of them, on its own.
 	SetConsumers(ctx context.Context, names []string) error
@@ -282,6 +306,13 @@ type StoreTx interface {
 	Approval(ctx context.Context, jobID string) (*ApprovalRecord, error)
 	DecideApproval(ctx context.Context, a *ApprovalRecord) error
 	RecordDeployment(ctx context.Context, d *Deployment) error
+	// StartRelease records the release of a pipeline to an environment
+	// with the next number there, unless it exists; it returns it.
+	StartRelease(ctx context.Context, r *Release) (*Release, error)
+	// Release reads the release of a pipeline to an environment; ErrNotFound.
+	Release(ctx context.Context, pipelineID, env string) (*Release, error)
+	// FinishRelease records a release's outcome, who approved it, when.
+	FinishRelease(ctx context.Context, r *Release) error
 	EnvLock(ctx context.Context, app, env string) (*EnvLock, error) // nil when free
 	SetEnvLock(ctx context.Context, l *EnvLock) error
 	DeleteEnvLock(ctx context.Context, app, env string) error
