@@ -88,7 +88,9 @@ func TestReleases(t *testing.T) {
 	if d, err := h.engine.Approve(ctx, jobStatus(st, "after").ID, engine.Actor{ID: "carol"}); err != nil || !d.Applied {
 		t.Fatalf("approve: %+v, %v", d, err)
 	}
-	st = h.wait(next.ID, func(st *engine.PipelineState) bool { return jobStatus(st, "after").Reason != "" && jobStatus(st, "after").Status == engine.StatusQueued })
+	st = h.wait(next.ID, func(st *engine.PipelineState) bool {
+		return jobStatus(st, "after").Reason != "" && jobStatus(st, "after").Status == engine.StatusQueued
+	})
 	if r := jobStatus(st, "after").Reason; r != "backend/production is locked by bob since 2026-01-02T03:04:05Z: locked after rollback" {
 		t.Errorf("after the rollback, a deploy waits with %q", r)
 	}
