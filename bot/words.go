@@ -20,6 +20,8 @@ type Words struct {
 	// Mention renders a user or group ID: "<@U0ALICE>" on Slack, the
 	// name itself in a terminal. Default: the ID.
 	Mention func(id string) string
+	// Channel renders a channel ID: "<#C0DEPLOYS>" on Slack. Default: "#" and the ID.
+	Channel func(id string) string
 	// Now is the clock relative times are said against. Default: time.Now.
 	Now func() time.Time
 }
@@ -32,6 +34,23 @@ func (w Words) mention(id string) string {
 		return id
 	}
 	return w.Mention(id)
+}
+
+func (w Words) channel(id string) string {
+	if w.Channel == nil {
+		return "#" + id
+	}
+	return w.Channel(id)
+}
+
+// version names what was shipped: "`3f2a9c1`", or "v1.4.2 (`3f2a9c1`)"
+// when a ref other than the commit named it.
+func (w Words) version(sha, ref string) string {
+	s := "`" + short(sha) + "`"
+	if ref != "" && !strings.HasPrefix(sha, ref) {
+		s = ref + " (" + s + ")"
+	}
+	return s
 }
 
 func (w Words) mentions(ids []string) string {

@@ -39,14 +39,14 @@ func (t *tx) CreatePipeline(ctx context.Context, p *engine.NewPipeline) (*engine
 		return nil, err
 	}
 	pr := pipelineRow{ID: p.ID, App: p.App, Number: n, Repo: p.Repo, Author: p.Author, Authors: text[2], Trigger: text[0],
-		Source: text[1], Status: engine.StatusRunning, Error: p.Error, CreatedAt: nanos(p.Created)}
+		Source: text[1], Status: engine.StatusRunning, Error: p.Error, RerunOf: p.RerunOf, CreatedAt: nanos(p.Created)}
 	if p.Error != "" {
 		pr.Status, pr.FinishedAt = engine.StatusError, pr.CreatedAt
 	}
 	if _, err := t.q.ExecContext(ctx, `INSERT INTO pipelines
-		(id, app, number, repo, author, authors_json, trigger_json, source_json, status, error, created_at, finished_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		pr.ID, pr.App, pr.Number, pr.Repo, pr.Author, pr.Authors, pr.Trigger, pr.Source, pr.Status, pr.Error, pr.CreatedAt,
+		(id, app, number, repo, author, authors_json, trigger_json, source_json, status, error, rerun_of, created_at, finished_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		pr.ID, pr.App, pr.Number, pr.Repo, pr.Author, pr.Authors, pr.Trigger, pr.Source, pr.Status, pr.Error, pr.RerunOf, pr.CreatedAt,
 		pr.FinishedAt); err != nil {
 		return nil, err
 	}
@@ -164,6 +164,7 @@ type pipelineRow struct {
 	Source     string `db:"source_json"`
 	Status     string `db:"status"`
 	Error      string `db:"error"`
+	RerunOf    int    `db:"rerun_of"`
 	CreatedAt  int64  `db:"created_at"`
 	FinishedAt int64  `db:"finished_at"`
 }
@@ -199,8 +200,8 @@ type jobRow struct {
 
 func pipelineRecord(ctx context.Context, q sqlx.QueryerContext, id string) (*engine.PipelineRecord, error) {
 	var p pipelineRow
-	if err := sqlx.GetContext(ctx, q, &p, `SELECT id, app, number, repo, author, authors_json, trigger_json, source_json, status, error, created_at, finished_at
-		FROM pipelines WHERE id = ?`, id); err != nil {
+	if err := sqlx.GetContext(ctx, q, &p, `SELECT id, app, number, repo, author, authors_json, trigger_json, source_json, status, error, rerun_of, created_at,
+		finished_at FROM pipelines WHERE id = ?`, id); err != nil {
 		return nil, notFound("pipeline", id, err)
 	}
 	return p.record()
@@ -209,7 +210,7 @@ func pipelineRecord(ctx context.Context, q sqlx.QueryerContext, id string) (*eng
 func (p pipelineRow) record() (*engine.PipelineRecord, error) {
 	id := p.ID
 	rec := &engine.PipelineRecord{
-		ID: p.ID, App: p.App, Number: p.Number, Repo: p.Repo, Author: p.Author, Status: p.Status, Error: p.Error,
+		ID: p.ID, App: p.App, Number: p.Number, Repo: p.Repo, Author: p.Author, Status: p.Status, Error: p.Error, RerunOf: p.RerunOf,
 		Created: fromNanos(p.CreatedAt), Finished: fromNanos(p.FinishedAt),
 	}
 	if err := json.Unmarshal([]byte(p.Trigger), &rec.Trigger); err != nil {

@@ -715,6 +715,12 @@ func (p *patterns) match(s string) bool {
 // branch pushes; a tag push runs only jobs with a tags filter that admits
 // the tag, as in CircleCI.
 func (f *filters) match(t Trigger) bool {
+	// A pipeline started from chat (/deploy, /rollback) runs the workflow
+	// a person asked for at the commit they named: filters say which
+	// pushes run a job, and do not apply to it.
+	if t.Deploy != nil {
+		return true
+	}
 	if t.Tag != "" {
 		return f != nil && f.tags != nil && f.tags.match(t.Tag)
 	}

@@ -32,13 +32,14 @@ type PipelineRef struct {
 	Author   string `json:"author,omitempty"`   // who pushed, or typed the command
 	Source   string `json:"source"`             // pipeline.trigger_source: webhook, chat, api, local
 	Rollback bool   `json:"rollback,omitempty"` // started by /rollback
+	RerunOf  int    `json:"rerun_of,omitempty"` // the number of the pipeline it runs again
 }
 
 // Ref is the pipeline's identity.
 func (p *PipelineRecord) Ref() PipelineRef {
 	t := p.Trigger
 	return PipelineRef{ID: p.ID, Number: p.Number, App: p.App, Repo: p.Repo, Revision: t.Revision, Branch: t.Branch,
-		Tag: t.Tag, Author: p.Author, Source: t.Source, Rollback: t.Deploy != nil && t.Deploy.Rollback}
+		Tag: t.Tag, Author: p.Author, Source: t.Source, Rollback: t.Deploy != nil && t.Deploy.Rollback, RerunOf: p.RerunOf}
 }
 
 // Event kinds, with the fields of EventData each sets. Workflow, job and

@@ -51,6 +51,8 @@ type StartRequest struct {
 	// Workflows, when set, keeps only these workflows of the plan: the
 	// app's deploy workflow, for /deploy and /rollback.
 	Workflows []string
+	// RerunOf is the number of the pipeline this one runs again.
+	RerunOf int
 }
 
 // Started is what StartPipeline did.
@@ -93,7 +95,8 @@ func (e *Engine) StartPipeline(ctx context.Context, req StartRequest) (Started, 
 	}
 	t := req.Trigger
 	t.ID, t.Number = id, number
-	preq := PipelineRequest{ID: id, App: req.App, Repo: req.Repo, Author: req.Author, Authors: req.Authors, Trigger: t, Source: req.Source}
+	preq := PipelineRequest{ID: id, App: req.App, Repo: req.Repo, Author: req.Author, Authors: req.Authors, Trigger: t, Source: req.Source,
+		RerunOf: req.RerunOf}
 	cfg, err := req.Config.LoadConfig(ctx)
 	if err == nil {
 		preq.Plan, err = cfg.Plan(t)
@@ -144,6 +147,8 @@ type PipelineRequest struct {
 	// Error, when set, is why the config could not be planned: the
 	// pipeline is stored ended in StatusError, with no workflows.
 	Error string
+	// RerunOf is the number of the pipeline this one runs again.
+	RerunOf int
 }
 
 // Submit stores a new pipeline of a plan already made; it runs once the
@@ -161,7 +166,7 @@ func (e *Engine) create(ctx context.Context, req PipelineRequest) (*PipelineReco
 	now := e.clock.Now()
 	p := &NewPipeline{
 		ID: req.ID, App: req.App, Repo: req.Repo, Author: req.Author, Authors: req.Authors, Trigger: req.Trigger,
-		Source: req.Source, Plan: req.Plan, Envs: map[string]string{}, Created: now, Error: req.Error,
+		Source: req.Source, Plan: req.Plan, Envs: map[string]string{}, Created: now, Error: req.Error, RerunOf: req.RerunOf,
 	}
 	if p.ID == "" {
 		p.ID = e.ids.NewID()

@@ -74,6 +74,8 @@ type NewPipeline struct {
 	// Error, when set, is why the config could not be planned: the
 	// pipeline is stored ended, in StatusError, with no workflows.
 	Error string
+	// RerunOf is the number of the pipeline this one runs again.
+	RerunOf int
 }
 
 // PipelineRecord is a pipeline as stored.
@@ -88,6 +90,7 @@ type PipelineRecord struct {
 	Source   Source
 	Status   string
 	Error    string // why it ended in StatusError
+	RerunOf  int    // the number of the pipeline it runs again
 	Created  time.Time
 	Finished time.Time
 }
