@@ -62,7 +62,9 @@ func (f *fakeRepos) Config(app *App, sha string) engine.ConfigLoader {
 	})
 }
 
-func (f *fakeRepos) Source(app *App, sha string) engine.Source { return engine.Source{Repo: app.Repo, Revision: sha} }
+func (f *fakeRepos) Source(app *App, sha string) engine.Source {
+	return engine.Source{Repo: app.Repo, Revision: sha}
+}
 
 type groups map[string][]string
 
