@@ -1,8 +1,11 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -13,6 +16,19 @@ import (
 
 	"github.com/slipway-ci/slipway/workflows"
 )
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// exampleEnv are the variables testdata/server/slipway.yml references.
+var exampleEnv = map[string]string{
+	"GITHUB_TOKEN":          "github_pat_11EXAMPLE",
+	"GITHUB_WEBHOOK_SECRET": "webhook-secret-example",
+	"SLACK_APP_TOKEN":       "xapp-1-A0EXAMPLE",
+	"SLACK_BOT_TOKEN":       "xoxb-0000-EXAMPLE",
+	"AWS_ACCESS_KEY_ID":     "AKIAEXAMPLE",
+	"AWS_SECRET_ACCESS_KEY": "aws-secret-example",
+	"PROD_DB_PASSWORD":      "db-password-example",
+}
 
 func lookup(env map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) {
@@ -36,6 +52,70 @@ func mustParse(t *testing.T, src string, env map[string]string) *Config {
 		t.Fatalf("parse:\n%v", err)
 	}
 	return c
+}
+
+func loadExample(t *testing.T) *Config {
+	t.Helper()
+	src, err := os.ReadFile("../testdata/server/slipway.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Parse("slipway.yml", src, lookup(exampleEnv), "/etc/slipway")
+	if err != nil {
+		t.Fatalf("the example does not validate:\n%v", err)
+	}
+	return c
+}
+
+// TestExample checks that the documented example validates, and pins
+// down what it reads.
+func TestExample(t *testing.T) {
+	c := loadExample(t)
+	got := struct {
+		Config  *Config
+		Secrets []string
+	}{c, c.Secrets()}
+	b, err := json.MarshalIndent(got, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, '\n')
+	path := "../testdata/server/slipway.golden.json"
+	if *update {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./config -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(b)); diff != "" {
+		t.Errorf("%s differs (-want +got):\n%s", path, diff)
+	}
+}
+
+// TestExampleEveryKey checks that the example shows every key the
+// decoder knows, so that a key added to the code is documented there.
+func TestExampleEveryKey(t *testing.T) {
+	src, err := os.ReadFile("../testdata/server/slipway.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The app keys are commented out: they exclude token.
+	text := string(src)
+	for _, key := range []string{
+		"http:", "addr:", "public_url:", "store:", "path:", "data_dir:", "executor:", "parallelism:", "shutdown_grace:",
+		"github:", "token:", "app_id:", "private_key_path:", "installation_id:", "webhook_secret:", "api_url:",
+		"slack:", "app_token:", "bot_token:", "contexts:", "env:", "secrets:", "users:", "apps:", "repo:", "channel:",
+		"config_path:", "deploy_workflow:", "cancel_superseded:", "lock_after_rollback:", "environments:",
+		"deployers:", "approvers:", "self_approval:",
+	} {
+		if !strings.Contains(text, key) {
+			t.Errorf("the example has no %s", key)
+		}
+	}
 }
 
 func TestDefaults(t *testing.T) {
