@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // Defaults of the keys that have one.
@@ -549,6 +551,48 @@ func (c *Config) AppForRepo(repo string) *App {
 func (c *Config) SlackUser(login string) (string, bool) {
 	id, ok := c.Users[strings.ToLower(login)]
 	return id, ok
+}
+
+// EngineApps returns the apps as the engine sees them: each environment
+// a context of its app, with who may deploy and approve there. The maps
+// and lists are copies.
+func (c *Config) EngineApps() map[string]*engine.App {
+	out := make(map[string]*engine.App, len(c.Apps))
+	for name, a := range c.Apps {
+		ea := &engine.App{Name: name, Repo: a.Repo, Environments: make(map[string]*engine.Environment, len(a.Environments))}
+		for en, e := range a.Environments {
+			ea.Environments[en] = &engine.Environment{
+				Name:              en,
+				Context:           engineContext(en, e.Env, e.Secrets),
+				Approvers:         slices.Clone(e.Approvers),
+				AllowSelfApproval: e.SelfApproval,
+				Deployers:         slices.Clone(e.Deployers),
+			}
+		}
+		out[name] = ea
+	}
+	return out
+}
+
+// EngineContexts returns the server's contexts as the engine sees them.
+func (c *Config) EngineContexts() map[string]*engine.Context {
+	out := make(map[string]*engine.Context, len(c.Contexts))
+	for name, ctx := range c.Contexts {
+		ec := engineContext(name, ctx.Env, ctx.Secrets)
+		out[name] = &ec
+	}
+	return out
+}
+
+func engineContext(name string, env map[string]string, secrets map[string]Secret) engine.Context {
+	ec := engine.Context{Name: name, Env: make(map[string]string, len(env)), Secrets: make(map[string]string, len(secrets))}
+	for k, v := range env {
+		ec.Env[k] = v
+	}
+	for k, v := range secrets {
+		ec.Secrets[k] = string(v)
+	}
+	return ec
 }
 
 // Secrets returns every secret value of the config, sorted and each once,

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -68,13 +69,15 @@ func loadExample(t *testing.T) *Config {
 }
 
 // TestExample checks that the documented example validates, and pins
-// down what it reads.
+// down what it reads, the engine's view of it included.
 func TestExample(t *testing.T) {
 	c := loadExample(t)
 	got := struct {
-		Config  *Config
-		Secrets []string
-	}{c, c.Secrets()}
+		Config         *Config
+		Secrets        []string
+		EngineApps     map[string]*engine.App
+		EngineContexts map[string]*engine.Context
+	}{c, c.Secrets(), c.EngineApps(), c.EngineContexts()}
 	b, err := json.MarshalIndent(got, "", "  ")
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 var (
@@ -157,6 +159,43 @@ func TestPrivateKey(t *testing.T) {
 	}
 }
 
+func TestEngine(t *testing.T) {
+	c := loadExample(t)
+	apps := c.EngineApps()
+	want := map[string]*engine.App{"backend": {
+		Name: "backend", Repo: "acme/backend",
+		Environments: map[string]*engine.Environment{
+			"staging": {
+				Name:      "staging",
+				Context:   engine.Context{Name: "staging", Env: map[string]string{}, Secrets: map[string]string{}},
+				Deployers: []string{"U0ALICE", "S0DEVS"},
+			},
+			"production": {
+				Name: "production",
+				Context: engine.Context{Name: "production", Env: map[string]string{"DEPLOY_TARGET": "prod"},
+					Secrets: map[string]string{"DB_PASSWORD": "db-password-example"}},
+				Approvers: []string{"U0RELEASE", "S0SRE"},
+				Deployers: []string{"U0ALICE"},
+			},
+		},
+	}}
+	if diff := cmp.Diff(want, apps); diff != "" {
+		t.Errorf("EngineApps (-want +got):\n%s", diff)
+	}
+	wantCtx := map[string]*engine.Context{"aws": {Name: "aws", Env: map[string]string{"AWS_REGION": "us-east-1"},
+		Secrets: map[string]string{"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "aws-secret-example"}}}
+	if diff := cmp.Diff(wantCtx, c.EngineContexts()); diff != "" {
+		t.Errorf("EngineContexts (-want +got):\n%s", diff)
+	}
+	// The engine's copies are its own.
+	apps["backend"].Environments["production"].Approvers[0] = "U0MALLORY"
+	apps["backend"].Environments["production"].Context.Env["DEPLOY_TARGET"] = "elsewhere"
+	prod := c.Apps["backend"].Environments["production"]
+	if prod.Approvers[0] != "U0RELEASE" || prod.Env["DEPLOY_TARGET"] != "prod" {
+		t.Error("changing EngineApps changed the config")
+	}
+}
+
 func TestLookups(t *testing.T) {
 	c := mustParse(t, minimal+"users:\n  OctoCat: U0OCTOCAT\napps:\n  web: {repo: Acme/Web}\n", nil)
 	for _, repo := range []string{"Acme/Web", "acme/web", "ACME/WEB"} {
@@ -181,5 +220,25 @@ func TestLoadTooLarge(t *testing.T) {
 	_, err := Load(path)
 	if want := path + ": config is too large (over 1048576 bytes)"; err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
+	}
+}
+
+// TestEnvironmentShadowsContext checks that an environment may share its
+// name with a server context: the engine gives a job both, the server's
+// first.
+func TestEnvironmentShadowsContext(t *testing.T) {
+	c := mustParse(t, minimal+`contexts:
+  production: {env: {REGION: eu-west-1, TARGET: generic}}
+apps:
+  web:
+    repo: acme/web
+    environments:
+      production: {env: {TARGET: web-prod}}
+`, nil)
+	if got := c.EngineContexts()["production"].Env["TARGET"]; got != "generic" {
+		t.Errorf("server context TARGET = %q", got)
+	}
+	if got := c.EngineApps()["web"].Environments["production"].Context.Env["TARGET"]; got != "web-prod" {
+		t.Errorf("environment TARGET = %q", got)
 	}
 }
