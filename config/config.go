@@ -143,11 +143,13 @@ type App struct {
 // winning.
 type Environment struct {
 	Name string
-	// Deployers may deploy here without an approval by one of Approvers,
+	// Deployers may start a deploy here from chat (/deploy, /rollback)
 	// and lock or unlock the environment: Slack user IDs (U…, W…) or user
-	// group IDs (S…). Empty means anyone.
+	// group IDs (S…). Empty means anyone. It never skips an approval.
 	Deployers []string
-	// Approvers may approve a deploy here. Empty means anyone.
+	// Approvers may approve a deploy here. An environment with approvers
+	// is protected: every deploy to it waits for one of them. Empty: not
+	// protected.
 	Approvers []string
 	// SelfApproval lets the author of a change approve its deploy.
 	SelfApproval bool
@@ -559,7 +561,8 @@ func (c *Config) SlackUser(login string) (string, bool) {
 func (c *Config) EngineApps() map[string]*engine.App {
 	out := make(map[string]*engine.App, len(c.Apps))
 	for name, a := range c.Apps {
-		ea := &engine.App{Name: name, Repo: a.Repo, Environments: make(map[string]*engine.Environment, len(a.Environments))}
+		ea := &engine.App{Name: name, Repo: a.Repo, LockAfterRollback: a.LockAfterRollback,
+			Environments: make(map[string]*engine.Environment, len(a.Environments))}
 		for en, e := range a.Environments {
 			ea.Environments[en] = &engine.Environment{
 				Name:              en,

@@ -163,7 +163,7 @@ func TestEngine(t *testing.T) {
 	c := loadExample(t)
 	apps := c.EngineApps()
 	want := map[string]*engine.App{"backend": {
-		Name: "backend", Repo: "acme/backend",
+		Name: "backend", Repo: "acme/backend", LockAfterRollback: true,
 		Environments: map[string]*engine.Environment{
 			"staging": {
 				Name:      "staging",

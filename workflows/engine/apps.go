@@ -20,13 +20,14 @@ type Environment struct {
 	// Context holds the environment's variables and secrets (its Name is
 	// the environment's).
 	Context Context
-	// Approvers may approve an approval job upstream of a deploy here
-	// (Slack user IDs or user group names). Empty means anyone.
+	// Approvers may approve a deploy here (chat user or user group IDs).
+	// An environment with approvers is protected: every deploy to it
+	// waits for one of them (see advancer.ready). Empty: not protected.
 	Approvers []string
-	// AllowSelfApproval lets the pipeline's author approve it.
+	// AllowSelfApproval lets the change's authors approve its deploy.
 	AllowSelfApproval bool
-	// Deployers may start a deploy here without an approval by one of
-	// Approvers. Empty means anyone.
+	// Deployers may start a deploy here from chat and lock it (see
+	// MayDeploy, MayLock). Empty means anyone. It never skips an approval.
 	Deployers []string
 }
 
