@@ -46,7 +46,8 @@ type Options struct {
 	// header timeouts.
 	HTTPClient *http.Client
 	// DataDir holds what the Client caches: source tarballs and vendored
-	// orbs, by commit. Config and FetchSource need it.
+	// orbs, by commit. FetchSource needs it; without it, Config fetches
+	// a commit's orbs again at each load.
 	DataDir   string
 	Logger    *slog.Logger
 	UserAgent string // default "slipway"
