@@ -196,7 +196,7 @@ func (e *Engine) settleApproval(ctx context.Context, tx StoreTx, a *ApprovalReco
 	events := []Event{{PipelineID: a.PipelineID, Kind: EventApprovalDecided, At: a.Decided, Data: data}}
 	if Terminal(status) {
 		fin := data
-		fin.Status, fin.Reason, fin.Actor = status, reason, ""
+		fin.Status, fin.Reason, fin.Actor, fin.Env = status, reason, "", j.Env
 		events = append(events, Event{PipelineID: a.PipelineID, Kind: EventJobFinished, At: a.Decided, Data: fin})
 	}
 	return tx.AddEvents(ctx, events)
