@@ -1,5 +1,5 @@
-// Command slipway is the ChatOps deployment bot and its local tools:
-// validate, plan and run CircleCI-format workflows.
+// Command slipway is the ChatOps deployment bot (serve) and its local
+// tools: validate, plan and run CircleCI-format workflows.
 package main
 
 import (
@@ -14,6 +14,8 @@ import (
 const usage = `usage: slipway <command> [flags]
 
 commands:
+  serve --config FILE [--check]
+                              the bot: GitHub webhooks, pipelines, statuses; --check validates FILE
   validate FILE...            check config files; errors as file:line:col
   plan FILE --branch B | --tag T [--sha S] [--param k=v]... [--deploy-env E] [--json]
   run FILE [--branch B | --tag T] [--sha S] [--repo DIR] [--param k=v]... [--allow-machine]
@@ -42,6 +44,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return planCommand(ctx, rest, stdout, stderr)
 	case "run":
 		return runCommand(ctx, rest, stdin, stdout, stderr)
+	case "serve":
+		return serveCommand(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/docker/docker/client"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/slipway-ci/slipway/config"
+	"github.com/slipway-ci/slipway/executors/docker"
+	"github.com/slipway-ci/slipway/executors/local"
+	"github.com/slipway-ci/slipway/forge"
+	"github.com/slipway-ci/slipway/store"
+	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
+)
+
+// Server is `slipway serve`: the engine, its outbox consumers, the
+// webhook intake and one HTTP listener, under one owner. cmd wires it;
+// the end-to-end tests start it in-process.
+type Server struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	db       *store.DB
+	engine   *engine.Engine
+	exec     engine.Executor
+	closeExe func()
+	github   *forge.Client
+	intake   *forge.Intake
+	ln       net.Listener
+	http     *http.Server
+}
+
+// ServerOptions are what tests set beyond the config.
+type ServerOptions struct {
+	Logger *slog.Logger
+	// Executor replaces the one the config names.
+	Executor engine.Executor
+	// Listener replaces listening on http.addr (tests pass one on port 0).
+	Listener net.Listener
+	// RetryMin and RetryMax bound the outbox's and the intake's backoff.
+	RetryMin, RetryMax time.Duration
+}
+
+// NewServer opens the store and makes everything the config asks for;
+// Run runs it. It starts no work.
+func NewServer(ctx context.Context, cfg *config.Config, opts ServerOptions) (s *Server, err error) {
+	s = &Server{cfg: cfg, log: opts.Logger, exec: opts.Executor, closeExe: func() {}}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data_dir: %w", err)
+	}
+	if s.db, err = store.Open(ctx, cfg.Store.Path); err != nil {
+		return nil, err
+	}
+	if s.exec == nil {
+		if s.exec, s.closeExe, err = serverExecutor(ctx, cfg, s.log); err != nil {
+			return nil, err
+		}
+	}
+	gh := forge.Options{APIURL: cfg.GitHub.APIURL, Token: string(cfg.GitHub.Token), AppID: cfg.GitHub.AppID,
+		PrivateKey: []byte(cfg.GitHub.PrivateKey), InstallationID: cfg.GitHub.InstallationID,
+		DataDir: filepath.Join(cfg.DataDir, "github"), Logger: s.log.With("component", "github")}
+	if s.github, err = forge.New(gh); err != nil {
+		return nil, err
+	}
+	notifiers := map[string]engine.Notifier{
+		"github": forge.NewNotifier(s.github, s.db.KV("github"), forge.NotifierOptions{
+			TargetURL: func(ev engine.Event) string { return cfg.HTTP.PublicURL + "/pipelines/" + ev.PipelineID },
+			Logger:    s.log.With("component", "github"),
+		}),
+	}
+	s.engine = engine.New(engine.Options{
+		Store: s.db, Executor: s.exec, ExecutorName: executorName(cfg, opts.Executor), Notifiers: notifiers,
+		Logger: s.log.With("component", "engine"), Apps: cfg.EngineApps(), Contexts: cfg.EngineContexts(),
+		Parallelism: cfg.Parallelism, DataDir: cfg.DataDir, Sources: s.github,
+		RetryMin: opts.RetryMin, RetryMax: opts.RetryMax,
+	})
+	var apps []forge.App
+	for _, a := range cfg.Apps {
+		apps = append(apps, forge.App{Name: a.Name, Repo: a.Repo, ConfigPath: a.ConfigPath, CancelSuperseded: a.CancelSuperseded})
+	}
+	s.intake = forge.NewIntake(s.db, s.engine, s.github, apps, forge.IntakeOptions{
+		Load:   workflows.LoadOptions{OrbDirs: []string{filepath.Join(cfg.DataDir, "orbs")}},
+		Logger: s.log.With("component", "intake"), RetryMin: opts.RetryMin, RetryMax: opts.RetryMax,
+	})
+	receiver, err := forge.NewReceiver(string(cfg.GitHub.WebhookSecret), s.db, forge.ReceiverOptions{
+		Wake: s.intake.Wake, Logger: s.log.With("component", "webhooks"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /webhooks/github", receiver)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	s.ln = opts.Listener
+	if s.ln == nil {
+		if s.ln, err = net.Listen("tcp", cfg.HTTP.Addr); err != nil {
+			return nil, fmt.Errorf("http.addr: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// executorName is what attempts record as their executor.
+func executorName(cfg *config.Config, given engine.Executor) string {
+	if given != nil {
+		return "custom"
+	}
+	if cfg.Executor == "" {
+		return "auto"
+	}
+	return cfg.Executor
+}
+
+// serverExecutor makes the executor the config names; "" picks docker
+// when an engine answers, else local.
+func serverExecutor(ctx context.Context, cfg *config.Config, log *slog.Logger) (engine.Executor, func(), error) {
+	kind := cfg.Executor
+	var cli *client.Client
+	if kind == "" || kind == "docker" {
+		c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+		if err == nil {
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err = c.Ping(pctx)
+			cancel()
+		}
+		switch {
+		case err == nil:
+			cli, kind = c, "docker"
+		case kind == "docker":
+			return nil, nil, fmt.Errorf("executor docker: no Docker engine answers: %w", err)
+		default:
+			log.Warn("no Docker engine answers; jobs run on this host with the local executor", "err", err)
+			kind = "local"
+		}
+	}
+	if kind == "docker" {
+		opts := docker.Options{Logger: log.With("component", "docker"), NetworkPool: cfg.Parallelism}
+		if img, err := docker.EnsureHolderImage(ctx, cli, docker.DebianBusybox); err == nil {
+			opts.HolderImage = img
+		}
+		exe := docker.New(cli, opts)
+		return exe, func() {
+			cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			exe.Close(cctx)
+			cli.Close()
+		}, nil
+	}
+	exe, err := local.New(local.Options{Dir: filepath.Join(cfg.DataDir, "attempts"), Logger: log.With("component", "local")})
+	return exe, func() {}, err
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Run serves until ctx ends, then stops taking work, lets running jobs
+// finish for shutdown_grace, and returns; what is left is recovered at
+// the next start. Its goroutines (the HTTP listener, the intake, the
+// engine's loops) all end before it returns.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.close()
+	if err := s.engine.Start(ctx); err != nil {
+		return err
+	}
+	s.log.Info("slipway serving", "addr", s.Addr(), "apps", len(s.cfg.Apps), "public_url", s.cfg.HTTP.PublicURL)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.http.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return s.intake.Run(gctx) })
+	g.Go(func() error {
+		<-gctx.Done()
+		s.log.Info("slipway stopping: no new work; running jobs get the shutdown grace", "grace", s.cfg.ShutdownGrace)
+		hctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return s.http.Shutdown(hctx)
+	})
+	err := g.Wait()
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+	defer cancel()
+	if serr := s.engine.Shutdown(sctx); serr != nil {
+		s.log.Warn("jobs still running at the end of the shutdown grace were left to recovery", "err", serr)
+	}
+	return err
+}
+
+func (s *Server) close() {
+	if s.closeExe != nil {
+		s.closeExe()
+	}
+	if s.db != nil {
+		s.db.Close()
+	}
+}
