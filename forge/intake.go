@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,14 @@ type Configs interface {
 	Config(repo, sha, path string, opts workflows.LoadOptions) engine.ConfigLoader
 }
 
+// People matches GitHub people to chat identities, so that a pushed
+// change's authors are the people who press the chat's buttons.
+type People interface {
+	// Identify returns the chat identity of a GitHub person, by login or
+	// email; "" when none matches.
+	Identify(ctx context.Context, login, email string) (string, error)
+}
+
 // App is what the intake needs of an app: its repository, where its
 // config lives, and whether a push cancels the branch's older pipelines.
 type App struct {
@@ -46,7 +55,9 @@ type App struct {
 // IntakeOptions configure an Intake.
 type IntakeOptions struct {
 	// Load is how configs are loaded: the server's orb folder, machine jobs.
-	Load   workflows.LoadOptions
+	Load workflows.LoadOptions
+	// People, when set, names a push's authors as chat identities.
+	People People
 	Logger *slog.Logger
 	Now    func() time.Time
 	// RetryMin and RetryMax bound the wait before a delivery whose
@@ -66,6 +77,7 @@ type Intake struct {
 	configs Configs
 	apps    map[string]App // by lowercased repo
 	load    workflows.LoadOptions
+	people  People
 	log     *slog.Logger
 	now     func() time.Time
 	min     time.Duration
@@ -75,7 +87,7 @@ type Intake struct {
 
 // NewIntake returns an intake for apps.
 func NewIntake(st IntakeStore, starter Starter, configs Configs, apps []App, opts IntakeOptions) *Intake {
-	in := &Intake{store: st, starter: starter, configs: configs, apps: map[string]App{}, load: opts.Load,
+	in := &Intake{store: st, starter: starter, configs: configs, apps: map[string]App{}, load: opts.Load, people: opts.People,
 		log: opts.Logger, now: opts.Now, min: opts.RetryMin, max: opts.RetryMax, wake: make(chan struct{}, 1)}
 	for _, a := range apps {
 		if a.ConfigPath == "" {
@@ -196,11 +208,15 @@ func (in *Intake) handle(ctx context.Context, it engine.InboxItem, log *slog.Log
 	if before := ev.GetBefore(); before != zeroSHA && isSHA(before) {
 		t.BaseRevision = before
 	}
+	hc := ev.GetHeadCommit()
+	title, _, _ := strings.Cut(hc.GetMessage(), "\n")
+	authors := in.authors(ctx, &ev, log)
 	started, err := in.starter.StartPipeline(ctx, engine.StartRequest{
 		ID:  "gh-" + it.ID,
-		App: app.Name, Repo: app.Repo, Author: pusher(&ev), Trigger: t,
+		App: app.Name, Repo: app.Repo, Author: authors[0], Authors: authors, Trigger: t,
 		Source: engine.Source{Repo: app.Repo, Revision: sha},
 		Config: in.configs.Config(app.Repo, sha, app.ConfigPath, in.load),
+		Commit: engine.CommitInfo{Title: title, Author: hc.GetAuthor().GetName(), URL: hc.GetURL()},
 	})
 	if err != nil {
 		return "", err
@@ -226,6 +242,43 @@ func (in *Intake) handle(ctx context.Context, it engine.InboxItem, log *slog.Log
 		}
 	}
 	return result, nil
+}
+
+// authors are who a push's change is from: the pusher and the head
+// commit's author, as chat identities where People matches them, else as
+// engine.UnknownAuthor; without People, the pusher's login.
+func (in *Intake) authors(ctx context.Context, ev *github.PushEvent, log *slog.Logger) []string {
+	login := pusher(ev)
+	if in.people == nil {
+		return []string{login}
+	}
+	ca := ev.GetHeadCommit().GetAuthor()
+	var out []string
+	for _, p := range [][2]string{{login, ev.GetPusher().GetEmail()}, {ca.GetLogin(), ca.GetEmail()}} {
+		if p[0] == "" && p[1] == "" {
+			continue
+		}
+		id, err := in.people.Identify(ctx, p[0], p[1])
+		if err != nil {
+			// The chat being down delays no pipeline: the author counts
+			// as unknown, which the approval then says.
+			log.Warn("author not matched to a chat user", "login", p[0], "err", err)
+		}
+		if id == "" {
+			name := p[0]
+			if name == "" {
+				name = p[1]
+			}
+			id = engine.UnknownAuthor(name)
+		}
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{engine.UnknownAuthor(login)}
+	}
+	return out
 }
 
 // pusher is who pushed: the sender's login, else the pusher's name

@@ -115,10 +115,12 @@ func TestIntakeStartsThePushedCommit(t *testing.T) {
 	req := st.reqs[0]
 	sha := "6113728f27ae82c7b1a177c8d03f9e96e0adf246"
 	want := engine.StartRequest{
-		ID: "gh-72d3162e-cc78-11e3", App: "hello", Repo: "Codertocat/Hello-World", Author: "Codertocat",
+		ID: "gh-72d3162e-cc78-11e3", App: "hello", Repo: "Codertocat/Hello-World", Author: "Codertocat", Authors: []string{"Codertocat"},
 		Trigger: workflows.Trigger{Branch: "master", Revision: sha, Source: "webhook", ProjectURL: "https://github.com/Codertocat/Hello-World"},
 		Source:  engine.Source{Repo: "Codertocat/Hello-World", Revision: sha},
 		Config:  namedLoader("Codertocat/Hello-World@" + sha + ":ci/config.yml"),
+		Commit: engine.CommitInfo{Title: "Initial commit", Author: "Codertocat",
+			URL: "https://github.com/Codertocat/Hello-World/commit/" + sha},
 	}
 	if diff := cmp.Diff(want, req); diff != "" {
 		t.Errorf("start request (-want +got):\n%s", diff)
@@ -187,5 +189,46 @@ func TestIntakeConfigErrorsAndSuperseded(t *testing.T) {
 	}
 	if _, result, _ := db.InboxResult(context.Background(), "github", "d-2"); !strings.Contains(result, "canceled superseded pipelines [7]") {
 		t.Errorf("result %q", result)
+	}
+}
+
+// people matches GitHub people to chat users by login or email.
+type people map[string]string
+
+func (p people) Identify(ctx context.Context, login, email string) (string, error) {
+	if id, ok := p[login]; ok {
+		return id, nil
+	}
+	if email == "down@example.com" {
+		return "", errors.New("slack: 503")
+	}
+	return p[email], nil
+}
+
+// A push's authors (the pusher and the head commit's author) are named
+// as chat users where they can be matched, else as unknown: the engine
+// refuses each of them self-approval.
+func TestIntakeNamesAuthorsAsChatUsers(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		people people
+		want   []string
+	}{
+		{"matched by login", people{"Codertocat": "U0CAT"}, []string{"U0CAT"}},
+		{"matched by email", people{"21031067+Codertocat@users.noreply.github.com": "U0CAT"}, []string{"U0CAT"}},
+		{"not matched", people{}, []string{engine.UnknownAuthor("Codertocat")}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			db := openStore(t)
+			st := &fakeStarter{}
+			in := NewIntake(db, st, fakeConfigs{}, []App{helloWorld}, IntakeOptions{People: tt.people})
+			receive(t, in, db, "d-1", "push", corpus(t, "push.with-new-branch.json"))
+			if _, err := in.HandlePending(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if got := st.reqs[0].Authors; !cmp.Equal(got, tt.want) || st.reqs[0].Author != tt.want[0] {
+				t.Errorf("authors %v (author %s), want %v", got, st.reqs[0].Author, tt.want)
+			}
+		})
 	}
 }

@@ -23,7 +23,7 @@ func (t *tx) CreatePipeline(ctx context.Context, p *engine.NewPipeline) (*engine
 	if len(authors) == 0 {
 		authors = []string{p.Author}
 	}
-	text, err := jsonTexts(p.Trigger, p.Source, authors)
+	text, err := jsonTexts(p.Trigger, p.Source, authors, p.Commit)
 	if err != nil {
 		return nil, err
 	}
@@ -38,16 +38,16 @@ func (t *tx) CreatePipeline(ctx context.Context, p *engine.NewPipeline) (*engine
 	if err != nil {
 		return nil, err
 	}
-	pr := pipelineRow{ID: p.ID, App: p.App, Number: n, Repo: p.Repo, Author: p.Author, Authors: text[2], Trigger: text[0],
+	pr := pipelineRow{ID: p.ID, App: p.App, Number: n, Repo: p.Repo, Author: p.Author, Authors: text[2], Commit: text[3], Trigger: text[0],
 		Source: text[1], Status: engine.StatusRunning, Error: p.Error, RerunOf: p.RerunOf, CreatedAt: nanos(p.Created)}
 	if p.Error != "" {
 		pr.Status, pr.FinishedAt = engine.StatusError, pr.CreatedAt
 	}
 	if _, err := t.q.ExecContext(ctx, `INSERT INTO pipelines
-		(id, app, number, repo, author, authors_json, trigger_json, source_json, status, error, rerun_of, created_at, finished_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		pr.ID, pr.App, pr.Number, pr.Repo, pr.Author, pr.Authors, pr.Trigger, pr.Source, pr.Status, pr.Error, pr.RerunOf, pr.CreatedAt,
-		pr.FinishedAt); err != nil {
+		(id, app, number, repo, author, authors_json, commit_json, trigger_json, source_json, status, error, rerun_of, created_at,
+		finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		pr.ID, pr.App, pr.Number, pr.Repo, pr.Author, pr.Authors, pr.Commit, pr.Trigger, pr.Source, pr.Status, pr.Error, pr.RerunOf,
+		pr.CreatedAt, pr.FinishedAt); err != nil {
 		return nil, err
 	}
 	rec, err := pr.record()
@@ -160,6 +160,7 @@ type pipelineRow struct {
 	Repo       string `db:"repo"`
 	Author     string `db:"author"`
 	Authors    string `db:"authors_json"`
+	Commit     string `db:"commit_json"`
 	Trigger    string `db:"trigger_json"`
 	Source     string `db:"source_json"`
 	Status     string `db:"status"`
@@ -200,8 +201,8 @@ type jobRow struct {
 
 func pipelineRecord(ctx context.Context, q sqlx.QueryerContext, id string) (*engine.PipelineRecord, error) {
 	var p pipelineRow
-	if err := sqlx.GetContext(ctx, q, &p, `SELECT id, app, number, repo, author, authors_json, trigger_json, source_json, status, error, rerun_of, created_at,
-		finished_at FROM pipelines WHERE id = ?`, id); err != nil {
+	if err := sqlx.GetContext(ctx, q, &p, `SELECT id, app, number, repo, author, authors_json, commit_json, trigger_json, source_json, status, error, rerun_of,
+		created_at, finished_at FROM pipelines WHERE id = ?`, id); err != nil {
 		return nil, notFound("pipeline", id, err)
 	}
 	return p.record()
@@ -223,6 +224,9 @@ func (p pipelineRow) record() (*engine.PipelineRecord, error) {
 	}
 	if err := json.Unmarshal([]byte(p.Authors), &rec.Authors); err != nil {
 		return nil, fmt.Errorf("pipeline %s authors: %w", id, err)
+	}
+	if err := json.Unmarshal([]byte(p.Commit), &rec.Commit); err != nil {
+		return nil, fmt.Errorf("pipeline %s commit: %w", id, err)
 	}
 	return rec, nil
 }

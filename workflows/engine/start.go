@@ -53,6 +53,8 @@ type StartRequest struct {
 	Workflows []string
 	// RerunOf is the number of the pipeline this one runs again.
 	RerunOf int
+	// Commit describes the commit for people.
+	Commit CommitInfo
 }
 
 // Started is what StartPipeline did.
@@ -96,7 +98,7 @@ func (e *Engine) StartPipeline(ctx context.Context, req StartRequest) (Started, 
 	t := req.Trigger
 	t.ID, t.Number = id, number
 	preq := PipelineRequest{ID: id, App: req.App, Repo: req.Repo, Author: req.Author, Authors: req.Authors, Trigger: t, Source: req.Source,
-		RerunOf: req.RerunOf}
+		RerunOf: req.RerunOf, Commit: req.Commit}
 	cfg, err := req.Config.LoadConfig(ctx)
 	if err == nil {
 		preq.Plan, err = cfg.Plan(t)
@@ -149,6 +151,8 @@ type PipelineRequest struct {
 	Error string
 	// RerunOf is the number of the pipeline this one runs again.
 	RerunOf int
+	// Commit describes the commit for people.
+	Commit CommitInfo
 }
 
 // Submit stores a new pipeline of a plan already made; it runs once the
@@ -166,7 +170,7 @@ func (e *Engine) create(ctx context.Context, req PipelineRequest) (*PipelineReco
 	now := e.clock.Now()
 	p := &NewPipeline{
 		ID: req.ID, App: req.App, Repo: req.Repo, Author: req.Author, Authors: req.Authors, Trigger: req.Trigger,
-		Source: req.Source, Plan: req.Plan, Envs: map[string]string{}, Created: now, Error: req.Error, RerunOf: req.RerunOf,
+		Source: req.Source, Plan: req.Plan, Envs: map[string]string{}, Created: now, Error: req.Error, RerunOf: req.RerunOf, Commit: req.Commit,
 	}
 	if p.ID == "" {
 		p.ID = e.ids.NewID()

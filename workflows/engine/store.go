@@ -76,6 +76,15 @@ type NewPipeline struct {
 	Error string
 	// RerunOf is the number of the pipeline this one runs again.
 	RerunOf int
+	// Commit describes the commit for people.
+	Commit CommitInfo
+}
+
+// CommitInfo is what people see of a pipeline's commit.
+type CommitInfo struct {
+	Title  string `json:"title,omitempty"`  // the message's first line
+	Author string `json:"author,omitempty"` // the commit's author, as the forge names them
+	URL    string `json:"url,omitempty"`    // the commit's page
 }
 
 // PipelineRecord is a pipeline as stored.
@@ -91,6 +100,7 @@ type PipelineRecord struct {
 	Status   string
 	Error    string // why it ended in StatusError
 	RerunOf  int    // the number of the pipeline it runs again
+	Commit   CommitInfo
 	Created  time.Time
 	Finished time.Time
 }
