@@ -11,7 +11,8 @@ import (
 )
 
 // Message is a message of a channel as the fake keeps it: the bot's
-// posts.
+// posts, and what responses to commands and interactions posted in the
+// channel.
 type Message struct {
 	Channel string // the channel's ID
 	TS      string
@@ -30,6 +31,9 @@ type Message struct {
 	// itself is its current one.
 	Edits    []Version
 	EditedAt time.Time
+	// Deleted is set once a response deleted it (delete_original); the
+	// message stays listed.
+	Deleted bool
 	// Replies are a top-level message's replies, in order, as Messages
 	// and Message return it.
 	Replies []Message
@@ -316,7 +320,7 @@ func (f *Fake) chatUpdate(p url.Values) (map[string]any, *apiError) {
 		return nil, errCode("channel_not_found")
 	}
 	m := f.findLocked(ch.ID, p.Get("ts"))
-	if m == nil {
+	if m == nil || m.Deleted {
 		return nil, errCode("message_not_found")
 	}
 	if m.User != BotUserID {

@@ -16,7 +16,7 @@ import (
 // until ClearFaults.
 type Fault struct {
 	// Method is the Web API method it applies to ("chat.postMessage"), or
-	// "" for every method.
+	// "" for every method. It never applies to Socket Mode or response_url.
 	Method string
 	// Status is the HTTP status refused with: 429, or 500 and above. 0
 	// refuses nothing, for a fault that only delays.

@@ -1,19 +1,24 @@
 // Package slacktest is a fake Slack for tests of slipway's Slack adapter.
-// It speaks Slack's Web API over loopback as slack-go calls it, keeps the
-// state Slack would keep (messages per channel and thread with their
-// edits, ephemeral messages per user), refuses what Slack refuses, and
-// records everything for the test to assert on.
+// It speaks Slack's own protocols over loopback — the Web API as slack-go
+// calls it, Socket Mode over a real WebSocket — keeps the state Slack
+// would keep (messages per channel and thread with their edits, ephemeral
+// messages per user), refuses what Slack refuses, and records everything
+// for the test to assert on.
 //
 // One fake serves one test:
 //
 //	fake := slacktest.New(t)
 //	fake.AddChannel(slacktest.Channel{ID: "C0DEPLOYS", Name: "deploys"})
-//	api := slack.New(slacktest.BotToken, slack.OptionAPIURL(fake.URL()+"/api/"))
+//	api := slack.New(slacktest.BotToken,
+//		slack.OptionAPIURL(fake.URL()+"/api/"),
+//		slack.OptionAppLevelToken(slacktest.AppToken))
+//	client := socketmode.New(api)
 //
-// The test then makes the Web API fail or wait (Inject), and reads what
-// the adapter did (Messages, Thread, Ephemerals, Calls), waiting with
-// WaitFor where the adapter works in the background. Every method is safe
-// for concurrent use.
+// The test then plays Slack's side of Socket Mode (SendSlashCommand,
+// SendBlockAction, SendRaw, Disconnect, Drop), makes the Web API fail or
+// wait (Inject), and reads what the adapter did (Messages, Thread,
+// Ephemerals, Calls, Envelopes, Acks), waiting with WaitFor where the
+// adapter works in the background. Every method is safe for concurrent use.
 package slacktest
 
 import (
@@ -23,12 +28,17 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
 )
 
-// The workspace and the app the fake plays. BotToken is the only token it
-// accepts.
+// The workspace and the app the fake plays. The tokens are the only ones
+// it accepts: AppToken for apps.connections.open, BotToken for every other
+// method.
 const (
 	BotToken   = "xoxb-0000000001-0000000002-slacktestbottoken"
+	AppToken   = "xapp-1-A0SLIPWAY-0000000003-slacktestapptoken"
 	TeamID     = "T0SLIPWAY"
 	TeamDomain = "slipway-test"
 	TeamName   = "Slipway Test"
@@ -70,10 +80,26 @@ type Channel struct {
 	Private  bool
 }
 
+// Option configures a Fake.
+type Option func(*Fake)
+
+// PingInterval sets how often the fake sends a WebSocket ping on each
+// Socket Mode connection (default 5s; one is also sent right after hello).
+// slack-go drops a connection that has seen no ping for its own interval
+// (socketmode.OptionPingInterval, 30s by default).
+func PingInterval(d time.Duration) Option {
+	return func(f *Fake) { f.pingInterval = d }
+}
+
 // Fake is a fake Slack workspace with the slipway app installed.
 type Fake struct {
-	tb  testing.TB
-	srv *httptest.Server
+	tb           testing.TB
+	srv          *httptest.Server
+	upgrader     websocket.Upgrader
+	pingInterval time.Duration
+
+	// wg counts the goroutines of WebSocket connections; Close waits for them.
+	wg sync.WaitGroup
 
 	// done is closed by Close, ending the waits of delayed calls.
 	done chan struct{}
@@ -82,7 +108,8 @@ type Fake struct {
 	closed  bool
 	changed chan struct{} // closed and replaced at every change of state
 
-	seq int64 // message timestamps, see nextTS
+	seq     int64 // message timestamps, see nextTS
+	counter int   // envelope IDs, tickets, trigger IDs, response URLs
 
 	users    map[string]User
 	groups   map[string]UserGroup
@@ -92,25 +119,47 @@ type Fake struct {
 	ephemerals []Ephemeral
 	calls      []Call
 	faults     []*fault
+	responders map[string]responder // by response_url path
+
+	tickets   map[string]bool // apps.connections.open tickets not yet used
+	conns     []*conn         // open Socket Mode connections, oldest first
+	connects  int
+	envelopes []*delivery
+	pending   []*delivery // waiting for a connection
+	acks      []Ack
 }
 
 // New starts a fake Slack on a loopback port and stops it when tb ends.
 // The fake knows its bot user and nothing else: tests add the users,
 // groups and channels they need.
-func New(tb testing.TB) *Fake {
+func New(tb testing.TB, opts ...Option) *Fake {
 	tb.Helper()
 	f := &Fake{
-		tb:       tb,
-		changed:  make(chan struct{}),
-		done:     make(chan struct{}),
-		users:    map[string]User{},
-		groups:   map[string]UserGroup{},
-		messages: map[string][]*message{},
+		tb:           tb,
+		pingInterval: 5 * time.Second,
+		changed:      make(chan struct{}),
+		done:         make(chan struct{}),
+		users:        map[string]User{},
+		groups:       map[string]UserGroup{},
+		messages:     map[string][]*message{},
+		responders:   map[string]responder{},
+		tickets:      map[string]bool{},
+		upgrader: websocket.Upgrader{
+			// slack-go dials with Origin: https://api.slack.com, which is
+			// not the fake's origin; Slack accepts it, so must the fake.
+			CheckOrigin: func(*http.Request) bool { return true },
+		},
+	}
+	for _, opt := range opts {
+		opt(f)
 	}
 	f.users[BotUserID] = User{ID: BotUserID, Name: BotName, RealName: BotName, IsBot: true}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/", f.serveAPI)
+	mux.HandleFunc("/link/", f.serveLink)
+	mux.HandleFunc("/commands/", f.serveResponseURL)
+	mux.HandleFunc("/actions/", f.serveResponseURL)
 	f.srv = httptest.NewServer(mux)
 	tb.Cleanup(f.Close)
 	return f
@@ -120,7 +169,8 @@ func New(tb testing.TB) *Fake {
 // URL()+"/api/" as its API URL.
 func (f *Fake) URL() string { return f.srv.URL }
 
-// Close stops the server. New arranges for it to be called when the test ends; calling it
+// Close closes every Socket Mode connection abruptly and stops the
+// server. New arranges for it to be called when the test ends; calling it
 // again does nothing.
 func (f *Fake) Close() {
 	f.mu.Lock()
@@ -130,10 +180,16 @@ func (f *Fake) Close() {
 	}
 	f.closed = true
 	close(f.done)
+	conns := f.conns
+	f.conns = nil
 	f.notifyLocked()
 	f.mu.Unlock()
+	for _, c := range conns {
+		c.close()
+	}
 	f.srv.CloseClientConnections()
 	f.srv.Close()
+	f.wg.Wait()
 }
 
 // AddUser adds u to the workspace, or replaces the user with its ID.
@@ -166,7 +222,7 @@ func (f *Fake) AddChannel(c Channel) {
 }
 
 // WaitFor waits until cond reports true, checking it at once and again
-// after every change of the fake's state (a call...).
+// after every change of the fake's state (a call, a connection, an ack...).
 // cond may call the fake's methods. It returns ctx's error if ctx ends
 // first.
 func (f *Fake) WaitFor(ctx context.Context, cond func() bool) error {
@@ -198,6 +254,13 @@ func (f *Fake) nextTS() string {
 	f.seq++
 	us := f.seq * 100
 	return fmt.Sprintf("%d.%06d", 1700000000+us/1000000, us%1000000)
+}
+
+// nextID returns the next number of the fake's other identifiers. f.mu
+// must be held.
+func (f *Fake) nextID() int {
+	f.counter++
+	return f.counter
 }
 
 // logf logs to the test, whose output shows it when the test fails or

@@ -38,20 +38,32 @@ type apiError struct {
 
 func errCode(code string) *apiError { return &apiError{code: code} }
 
-// webMethod is a Web API method the fake models. It runs with f.mu held
-// and answers the fields of an ok answer or an error; an error changes
-// nothing.
-type webMethod func(f *Fake, p url.Values) (map[string]any, *apiError)
+// tokenKind is the kind of token a method accepts.
+type tokenKind int
+
+const (
+	botToken tokenKind = iota
+	appToken
+)
+
+// webMethod is a Web API method the fake models. Its handler runs with f.mu
+// held and answers the fields of an ok answer or an error; an error
+// changes nothing.
+type webMethod struct {
+	token  tokenKind
+	handle func(f *Fake, p url.Values) (map[string]any, *apiError)
+}
 
 var webMethods = map[string]webMethod{
-	"auth.test":             (*Fake).authTest,
-	"chat.postMessage":      (*Fake).chatPostMessage,
-	"chat.update":           (*Fake).chatUpdate,
-	"chat.postEphemeral":    (*Fake).chatPostEphemeral,
-	"users.info":            (*Fake).usersInfo,
-	"users.lookupByEmail":   (*Fake).usersLookupByEmail,
-	"usergroups.users.list": (*Fake).usergroupsUsersList,
-	"conversations.info":    (*Fake).conversationsInfo,
+	"auth.test":             {botToken, (*Fake).authTest},
+	"apps.connections.open": {appToken, (*Fake).appsConnectionsOpen},
+	"chat.postMessage":      {botToken, (*Fake).chatPostMessage},
+	"chat.update":           {botToken, (*Fake).chatUpdate},
+	"chat.postEphemeral":    {botToken, (*Fake).chatPostEphemeral},
+	"users.info":            {botToken, (*Fake).usersInfo},
+	"users.lookupByEmail":   {botToken, (*Fake).usersLookupByEmail},
+	"usergroups.users.list": {botToken, (*Fake).usergroupsUsersList},
+	"conversations.info":    {botToken, (*Fake).conversationsInfo},
 }
 
 // maxBody bounds the request bodies the fake reads; Slack's own limit is
@@ -122,14 +134,22 @@ func (f *Fake) answerLocked(name string, params url.Values, token string, decode
 	if decodeErr != nil {
 		return nil, decodeErr
 	}
+	want, other := BotToken, AppToken
+	if m.token == appToken {
+		want, other = AppToken, BotToken
+	}
 	switch token {
-	case BotToken:
+	case want:
 	case "":
 		return nil, errCode("not_authed")
+	case other:
+		// A good token of the wrong kind, as Slack tells it apart from
+		// a bad one.
+		return nil, errCode("not_allowed_token_type")
 	default:
 		return nil, errCode("invalid_auth")
 	}
-	return m(f, params)
+	return m.handle(f, params)
 }
 
 // encodeAnswer is the JSON body of an answer.
@@ -244,6 +264,15 @@ func (f *Fake) authTest(url.Values) (map[string]any, *apiError) {
 		"bot_id":                BotID,
 		"is_enterprise_install": false,
 	}, nil
+}
+
+// appsConnectionsOpen hands out a one-time URL of the fake's Socket Mode
+// endpoint, ws:// where Slack's is wss://.
+func (f *Fake) appsConnectionsOpen(url.Values) (map[string]any, *apiError) {
+	ticket := fmt.Sprintf("%08x-0000-4000-8000-%012x", 0x7ac4e7, f.nextID())
+	f.tickets[ticket] = true
+	u := "ws" + strings.TrimPrefix(f.srv.URL, "http") + "/link/?ticket=" + ticket + "&app_id=" + AppID
+	return map[string]any{"url": u}, nil
 }
 
 // Calls lists the Web API calls to method in the order they arrived, or

@@ -23,9 +23,9 @@ const (
 )
 
 // newFake is a fake workspace with two people and a #deploys channel.
-func newFake(t *testing.T) *slacktest.Fake {
+func newFake(t *testing.T, opts ...slacktest.Option) *slacktest.Fake {
 	t.Helper()
-	fake := slacktest.New(t)
+	fake := slacktest.New(t, opts...)
 	fake.AddUser(slacktest.User{ID: alice, Name: "alice", RealName: "Alice Liddell", Email: "alice@example.com"})
 	fake.AddUser(slacktest.User{ID: bob, Name: "bob", RealName: "Bob Dylan", Email: "bob@example.com"})
 	fake.AddChannel(slacktest.Channel{ID: deploys, Name: "deploys"})
@@ -37,6 +37,7 @@ func newFake(t *testing.T) *slacktest.Fake {
 func botAPI(fake *slacktest.Fake, opts ...slack.Option) *slack.Client {
 	opts = append([]slack.Option{
 		slack.OptionAPIURL(fake.URL() + "/api/"),
+		slack.OptionAppLevelToken(slacktest.AppToken),
 	}, opts...)
 	return slack.New(slacktest.BotToken, opts...)
 }
@@ -60,6 +61,7 @@ func TestTokens(t *testing.T) {
 		name, token, want string
 	}{
 		{"bot token", slacktest.BotToken, ""},
+		{"app token", slacktest.AppToken, "not_allowed_token_type"},
 		{"unknown token", "xoxb-1-2-wrong", "invalid_auth"},
 		{"no token", "", "not_authed"},
 	} {
@@ -74,6 +76,23 @@ func TestTokens(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("apps.connections.open", func(t *testing.T) {
+		for token, want := range map[string]string{
+			slacktest.AppToken: "",
+			slacktest.BotToken: "not_allowed_token_type",
+			"xapp-1-wrong":     "invalid_auth",
+		} {
+			api := slack.New(slacktest.BotToken, slack.OptionAPIURL(fake.URL()+"/api/"), slack.OptionAppLevelToken(token))
+			_, u, err := api.StartSocketModeContext(t.Context())
+			if got := slackError(t, err); got != want {
+				t.Errorf("apps.connections.open with %q: error %q, want %q", token, got, want)
+			}
+			if err == nil && !strings.HasPrefix(u, "ws://127.0.0.1:") {
+				t.Errorf("apps.connections.open URL %q, want ws://127.0.0.1:PORT/...", u)
+			}
+		}
+	})
 
 	for _, c := range fake.Calls("") {
 		for k, v := range c.Params {
