@@ -75,7 +75,14 @@ func (c *fakeChat) Find(ctx context.Context, channel, threadTS, key string) (str
 	return "", false, nil
 }
 
-// current is a message as it reads now.
+// now is a message as it reads now.
+func (c *fakeChat) now(cm *chatMessage) Message {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return cm.current()
+}
+
+// current is a message as it reads now; the chat's lock is held.
 func (cm *chatMessage) current() Message {
 	if len(cm.Edits) > 0 {
 		return cm.Edits[len(cm.Edits)-1]
@@ -131,7 +138,7 @@ type threadHarness struct {
 
 // newThreadHarness runs an engine whose "chat" consumer is a notifier
 // posting to a fake chat, with the edits' loop running.
-func newThreadHarness(t *testing.T, path string, x engine.Executor) *threadHarness {
+func newThreadHarness(t *testing.T, path string, x engine.Executor, editEvery time.Duration) *threadHarness {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, path)
@@ -140,7 +147,7 @@ func newThreadHarness(t *testing.T, path string, x engine.Executor) *threadHarne
 	}
 	app := backendApp()
 	chat := newFakeChat()
-	n := NewNotifier(NotifierOptions{Chat: chat, KV: db.KV("chat"), Store: db, Apps: []*App{app}, EditEvery: 50 * time.Millisecond,
+	n := NewNotifier(NotifierOptions{Chat: chat, KV: db.KV("chat"), Store: db, Apps: []*App{app}, EditEvery: editEvery,
 		Link: func(p, j string) string { return "https://slipway.example.com/pipelines/" + p }})
 	e := engine.New(engine.Options{Store: db, Executor: x, DataDir: t.TempDir(),
 		Apps: map[string]*engine.App{"backend": app.App}, Notifiers: map[string]engine.Notifier{"chat": n},
@@ -200,7 +207,7 @@ func job(name string, requires ...string) *workflows.PlannedJob {
 // in the same thread.
 func TestThreadPerCommit(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "slipway.db")
-	h := newThreadHarness(t, path, scriptExecutor{fail: map[string]bool{"lint": true}})
+	h := newThreadHarness(t, path, scriptExecutor{fail: map[string]bool{"lint": true}}, 50*time.Millisecond)
 	hold := job("hold", "test")
 	hold.Type, hold.Spec = workflows.JobApproval, nil
 	prod := job("ship", "hold")
@@ -211,13 +218,21 @@ func TestThreadPerCommit(t *testing.T) {
 		return len(ps) == 1 && len(h.chat.replies(ps[0].TS)) == 2
 	})
 	parent := h.chat.parents()[0]
-	replies := h.chat.replies(parent.TS)
-	if !strings.Contains(replies[0], "*lint* failed (exit 2)") || !strings.Contains(replies[1], "*hold* waits for approval") {
-		t.Fatalf("replies %q", replies)
-	}
+	// The failure and the request come in the order their jobs ended.
+	var failure, request *chatMessage
 	h.chat.mu.Lock()
-	failure, request := h.chat.messages[1], h.chat.messages[2]
+	for _, m := range h.chat.messages[1:] {
+		switch {
+		case strings.Contains(m.M.Title, "*lint* failed (exit 2)"):
+			failure = m
+		case strings.Contains(m.M.Title, "*hold* waits for approval"):
+			request = m
+		}
+	}
 	h.chat.mu.Unlock()
+	if failure == nil || request == nil {
+		t.Fatalf("replies %q", h.chat.replies(parent.TS))
+	}
 	if !strings.HasSuffix(failure.M.Code, "lint line 29") || strings.Count(failure.M.Code, "\n") != 19 || !strings.Contains(failure.M.Text, p.ID) {
 		t.Errorf("failure reply %+v", failure.M)
 	}
@@ -237,14 +252,15 @@ func TestThreadPerCommit(t *testing.T) {
 	}
 	h.settle("backend", 1)
 	h.waitChat("the deploy and the outcome", func() bool {
-		return len(h.chat.replies(parent.TS)) == 4 && strings.Contains(parent.current().Title, ":x:")
+		return len(h.chat.replies(parent.TS)) == 4 && strings.Contains(h.chat.now(parent).Title, ":x:")
 	})
-	replies = h.chat.replies(parent.TS)
-	if !strings.Contains(replies[1], "*hold* approved by U0SRE") || !strings.Contains(replies[2], ":rocket: Deploying `1111111` in production (pipeline 1)") ||
-		!strings.Contains(replies[3], "Deployed `1111111` to production: release #1") {
-		t.Errorf("replies %q", replies)
+	replies := strings.Join(h.chat.replies(parent.TS), "\n")
+	for _, want := range []string{"*hold* approved by U0SRE", ":rocket: Deploying `1111111` in production (pipeline 1)", "Deployed `1111111` to production: release #1"} {
+		if !strings.Contains(replies, want) {
+			t.Errorf("replies %q lack %q", replies, want)
+		}
 	}
-	cur := parent.current()
+	cur := h.chat.now(parent)
 	if want := ":x: *backend* · main · <https://github.com/acme/backend/commit/" + sha1 + "|1111111> Fix the login redirect"; cur.Title != want {
 		t.Errorf("parent title %q, want %q", cur.Title, want)
 	}
@@ -255,7 +271,7 @@ func TestThreadPerCommit(t *testing.T) {
 	// Another pipeline of the same commit, through a new notifier on the
 	// same store (a restart): the same thread.
 	h.cancel()
-	h2 := newThreadHarness(t, path, scriptExecutor{})
+	h2 := newThreadHarness(t, path, scriptExecutor{}, 50*time.Millisecond)
 	h2.push(sha1, &workflows.PlannedWorkflow{Name: "again", Jobs: []*workflows.PlannedJob{job("test")}})
 	time.Sleep(300 * time.Millisecond)
 	if ps := h2.chat.parents(); len(ps) != 0 {
@@ -290,8 +306,7 @@ func TestPostOnceAcrossACrash(t *testing.T) {
 // 100 jobs ending within a second cost a few edits of the parent, not
 // one per job (Slack allows about one edit a second per message).
 func TestParentEditsAreCoalesced(t *testing.T) {
-	h := newThreadHarness(t, filepath.Join(t.TempDir(), "slipway.db"), scriptExecutor{})
-	h.notifier.editEvery = time.Second
+	h := newThreadHarness(t, filepath.Join(t.TempDir(), "slipway.db"), scriptExecutor{}, time.Second)
 	var jobs []*workflows.PlannedJob
 	for i := range 100 {
 		jobs = append(jobs, job(fmt.Sprint("shard-", i)))
@@ -303,7 +318,7 @@ func TestParentEditsAreCoalesced(t *testing.T) {
 	}
 	h.waitChat("the outcome", func() bool {
 		ps := h.chat.parents()
-		return len(ps) == 1 && strings.HasPrefix(ps[0].current().Title, ":white_check_mark:")
+		return len(ps) == 1 && strings.HasPrefix(h.chat.now(ps[0]).Title, ":white_check_mark:")
 	})
 	h.chat.mu.Lock()
 	calls := h.chat.calls
@@ -312,7 +327,7 @@ func TestParentEditsAreCoalesced(t *testing.T) {
 	if calls > 5 {
 		t.Errorf("%d chat calls for a workflow of 100 jobs ending within a second", calls)
 	}
-	if lines := h.chat.parents()[0].current().Sections[0].Lines; lines[0] != "100 of 100 jobs done" {
+	if lines := h.chat.now(h.chat.parents()[0]).Sections[0].Lines; lines[0] != "100 of 100 jobs done" {
 		t.Errorf("a large workflow is listed as %q", lines)
 	}
 }
