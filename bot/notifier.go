@@ -312,6 +312,19 @@ func (n *Notifier) Run(ctx context.Context) error {
 	}
 }
 
+// Flush makes every pending edit now, due or not: a terminal session
+// shows a thread as it is before the next command.
+func (n *Notifier) Flush(ctx context.Context) {
+	n.mu.Lock()
+	for _, e := range n.pending {
+		if !e.due.IsZero() {
+			e.due = time.Now()
+		}
+	}
+	n.mu.Unlock()
+	n.flush(ctx)
+}
+
 // flush makes the edits that are due and says when the next one is.
 func (n *Notifier) flush(ctx context.Context) time.Time {
 	now := time.Now()

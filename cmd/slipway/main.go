@@ -14,6 +14,8 @@ import (
 const usage = `usage: slipway <command> [flags]
 
 commands:
+  console [--repo DIR] [--config FILE [--app NAME]] [--executor auto|local|docker]
+                              the bot in this terminal, on a local git repository
   serve --config FILE [--check]
                               the bot: GitHub webhooks, pipelines, statuses; --check validates FILE
   validate FILE...            check config files; errors as file:line:col
@@ -44,6 +46,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return planCommand(ctx, rest, stdout, stderr)
 	case "run":
 		return runCommand(ctx, rest, stdin, stdout, stderr)
+	case "console":
+		return consoleCommand(ctx, rest, stdin, stdout, stderr)
 	case "serve":
 		return serveCommand(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
