@@ -173,7 +173,9 @@ func newConsole(ctx context.Context, dir, cfgFile, appName, executor string, std
 // everyone puts every console user in the console's group.
 type everyone struct{}
 
-func (everyone) Groups(ctx context.Context, user string) ([]string, error) { return []string{consoleGroup}, nil }
+func (everyone) Groups(ctx context.Context, user string) ([]string, error) {
+	return []string{consoleGroup}, nil
+}
 
 // executor makes the executor asked for: auto is docker when an engine
 // answers and holds every image the repository's config names (none can
