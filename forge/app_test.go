@@ -29,8 +29,9 @@ func TestAppAuth(t *testing.T) {
 		{name: "token cached", ttl: time.Hour, tokens: 1},
 		{name: "enterprise server", ttl: time.Hour, api: "api/v3/", tokens: 1},
 		// ghinstallation refreshes a token a minute before it expires:
-		// one that lives 30s is refreshed on every call.
-		{name: "token refreshed", ttl: 30 * time.Second, tokens: 3},
+		// one that lives 30s is refreshed on every call, and resolving a
+		// branch takes two (the commit, then the ref's kind).
+		{name: "token refreshed", ttl: 30 * time.Second, tokens: 6},
 		{name: "wrong key", ttl: time.Hour, key: &other.PublicKey, err: "could not refresh installation id 42's token"},
 	}
 	for _, tt := range tests {

@@ -15,6 +15,9 @@ type Commit struct {
 	AuthorName  string
 	AuthorEmail string
 	URL         string // the commit's page on GitHub
+	// Branch or Tag is the ref when it named one (Branch for the default
+	// branch's head); both are empty for a SHA.
+	Branch, Tag string
 }
 
 // DefaultBranch returns the repository's default branch. A repository
@@ -44,10 +47,12 @@ func (c *Client) ResolveRef(ctx context.Context, repo, ref string) (Commit, erro
 	if err != nil {
 		return Commit{}, fmt.Errorf("%w: %w", err, ErrNoSuchRef)
 	}
+	var isBranch bool
 	if ref == "" {
 		if ref, err = c.DefaultBranch(ctx, repo); err != nil {
 			return Commit{}, err
 		}
+		isBranch = true
 	}
 	what := fmt.Sprintf("forge: resolve %s@%s", repo, ref)
 	escaped, ok := escapeRef(ref)
@@ -67,6 +72,23 @@ func (c *Client) ResolveRef(ctx context.Context, repo, ref string) (Commit, erro
 	}
 	if !shaRe.MatchString(cm.SHA) {
 		return Commit{}, fmt.Errorf("%s: GitHub answered a commit without a SHA", what)
+	}
+	switch {
+	case isBranch:
+		cm.Branch = ref
+	case strings.HasPrefix(cm.SHA, strings.ToLower(ref)):
+		// A SHA names no branch or tag.
+	default:
+		// The ref is a branch or a tag: GitHub's commits API takes both.
+		_, _, err := c.gh.Git.GetRef(ctx, owner, name, "heads/"+ref)
+		switch code := httpStatus(err); {
+		case err == nil:
+			cm.Branch = ref
+		case code == 404:
+			cm.Tag = ref
+		default:
+			return Commit{}, lookupError(what, err)
+		}
 	}
 	return cm, nil
 }

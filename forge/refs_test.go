@@ -66,10 +66,10 @@ func TestResolveRef(t *testing.T) {
 		ref  string
 		want forge.Commit
 	}{
-		{"default branch", "", bob},
-		{"branch", "main", bob},
-		{"branch with a slash and a hash", "feature/login#2", commit(feature, "Log in", "alice", "Alice Example", "alice@example.com")},
-		{"tag", "v1.4.2", alice},
+		{"default branch", "", withRef(bob, "main", "")},
+		{"branch", "main", withRef(bob, "main", "")},
+		{"branch with a slash and a hash", "feature/login#2", withRef(commit(feature, "Log in", "alice", "Alice Example", "alice@example.com"), "feature/login#2", "")},
+		{"tag", "v1.4.2", withRef(alice, "", "v1.4.2")},
 		{"short sha", first[:7], alice},
 		{"full sha", first, alice},
 	}
@@ -182,4 +182,9 @@ func TestDefaultBranch(t *testing.T) {
 	if diff := cmp.Diff(want, calls); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)
 	}
+}
+
+func withRef(c forge.Commit, branch, tag string) forge.Commit {
+	c.Branch, c.Tag = branch, tag
+	return c
 }

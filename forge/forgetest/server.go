@@ -365,6 +365,7 @@ func (s *Server) apiMux() http.Handler {
 	}
 	mux.HandleFunc("GET /repos/{owner}/{repo}", authed(s.getRepo))
 	mux.HandleFunc("GET /repos/{owner}/{repo}/commits/{ref...}", authed(s.getCommit))
+	mux.HandleFunc("GET /repos/{owner}/{repo}/git/ref/{ref...}", authed(s.getRef))
 	mux.HandleFunc("GET /repos/{owner}/{repo}/contents/{path...}", authed(s.getContents))
 	mux.HandleFunc("GET /repos/{owner}/{repo}/git/blobs/{sha}", authed(s.getBlob))
 	mux.HandleFunc("GET /repos/{owner}/{repo}/tarball", authed(s.getTarball))
@@ -444,6 +445,27 @@ func (s *Server) getRepo(w http.ResponseWriter, r *http.Request, rp *repo) {
 		"default_branch": rp.defaultBranch,
 		"visibility":     "private",
 	})
+}
+
+// getRef answers GitHub's "get a reference" for heads/<branch> and
+// tags/<tag>: the commit it points at, or 404 Not Found.
+func (s *Server) getRef(w http.ResponseWriter, r *http.Request, rp *repo) {
+	ref := r.PathValue("ref")
+	var sha string
+	var ok bool
+	switch {
+	case strings.HasPrefix(ref, "heads/"):
+		sha, ok = rp.branches[strings.TrimPrefix(ref, "heads/")]
+	case strings.HasPrefix(ref, "tags/"):
+		sha, ok = rp.tags[strings.TrimPrefix(ref, "tags/")]
+	}
+	if !ok {
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found",
+			"documentation_url": "https://docs.github.com/rest/git/refs#get-a-reference"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ref": "refs/" + ref,
+		"object": map[string]any{"sha": sha, "type": "commit", "url": s.apiURL("repos/%s/git/commits/%s", rp.fullName(), sha)}})
 }
 
 func (s *Server) user(login string) any {
