@@ -271,7 +271,7 @@ func (b *Bot) deploy(ctx context.Context, req Request, actor engine.Actor, app *
 	}
 	t := workflows.Trigger{Branch: commit.Branch, Tag: commit.Tag, Revision: commit.SHA, Source: "chat",
 		Deploy: &workflows.DeployValues{Environment: c.Env, Version: version}}
-	p, r, err := b.start(ctx, req, app, t, 0)
+	p, r, err := b.start(ctx, req, app, t, engine.CommitInfo{Title: commit.Title}, 0)
 	if r != nil || err != nil {
 		return deref(r), err
 	}
@@ -309,14 +309,14 @@ func (b *Bot) resolveFailed(app *App, ref string, err error) *Reply {
 }
 
 // start starts app's deploy workflow for t, once per request.
-func (b *Bot) start(ctx context.Context, req Request, app *App, t workflows.Trigger, rerunOf int) (*engine.PipelineRecord, *Reply, error) {
+func (b *Bot) start(ctx context.Context, req Request, app *App, t workflows.Trigger, info engine.CommitInfo, rerunOf int) (*engine.PipelineRecord, *Reply, error) {
 	wf := app.DeployWorkflow
 	if wf == "" {
 		wf = "deploy"
 	}
 	sreq := engine.StartRequest{
 		ID: "chat-" + req.ID, App: app.Name, Repo: app.Repo, Author: req.User, Authors: []string{req.User},
-		Trigger: t, Source: b.repos.Source(app, t.Revision), Config: b.repos.Config(app, t.Revision), RerunOf: rerunOf,
+		Trigger: t, Source: b.repos.Source(app, t.Revision), Config: b.repos.Config(app, t.Revision), RerunOf: rerunOf, Commit: info,
 	}
 	if rerunOf == 0 {
 		sreq.Workflows = []string{wf}
@@ -365,7 +365,11 @@ func (b *Bot) rollback(ctx context.Context, req Request, actor engine.Actor, app
 	}
 	t := workflows.Trigger{Revision: target.Commit, Source: "chat",
 		Deploy: &workflows.DeployValues{Environment: c.Env, Version: target.Version, Rollback: true}}
-	p, r, err := b.start(ctx, req, app, t, 0)
+	var info engine.CommitInfo
+	if old, err := b.store.Pipeline(ctx, target.PipelineID); err == nil {
+		info = old.Commit
+	}
+	p, r, err := b.start(ctx, req, app, t, info, 0)
 	if r != nil || err != nil {
 		return deref(r), err
 	}
@@ -486,7 +490,7 @@ func (b *Bot) control(ctx context.Context, req Request, actor engine.Actor, app 
 	}
 	t := p.Trigger
 	t.ID, t.Number = "", 0
-	np, r, err := b.start(ctx, req, app, t, p.Number)
+	np, r, err := b.start(ctx, req, app, t, p.Commit, p.Number)
 	if r != nil || err != nil {
 		return deref(r), err
 	}
