@@ -3,6 +3,8 @@ package workflows
 import (
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"testing"
 )
 
@@ -50,4 +52,31 @@ func hasJob(wf *PlannedWorkflow, name string) bool {
 		}
 	}
 	return false
+}
+
+// reference is the pattern that references writes out.
+var reference = regexp.MustCompile(`<<\s*(parameters|pipeline|matrix)\.([A-Za-z0-9_.\-]+)\s*>>`)
+
+// FuzzReferences checks that references finds what the regexp it
+// replaces finds.
+func FuzzReferences(f *testing.F) {
+	for _, s := range []string{
+		"echo << parameters.x >>", "<<parameters.a-b.c>><< pipeline.git.branch\t>>", "<<<< matrix.x >>>>",
+		"cat <<EOF\nx\nEOF", "<< parameters. >>", "<< parameters.x >", "<< pipelines.x >>", "<<\n matrix.os\r\n>>x",
+		"<< parameters.x y >>", "<<parameters.x>><<parameters.y>>", "<< parameter.x >>", "", "<", "<<",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := reference.FindAllStringSubmatchIndex(s, -1)
+		got := references(s, nil)
+		if len(got) != len(want) {
+			t.Fatalf("%q: got %v, want %v", s, got, want)
+		}
+		for i := range got {
+			if !slices.Equal(got[i][:], want[i]) {
+				t.Fatalf("%q: got %v, want %v", s, got, want)
+			}
+		}
+	})
 }

@@ -144,10 +144,79 @@ func bindParams(what string, at *node, specs []*paramSpec, args map[string]*node
 	return out, nil
 }
 
-// reference matches `<< parameters.x >>`, `<< pipeline.git.branch >>` and
-// `<< matrix.x >>`. Other `<< ... >>` text (shell heredocs, say) is left
-// alone.
-var reference = regexp.MustCompile(`<<\s*(parameters|pipeline|matrix)\.([A-Za-z0-9_.\-]+)\s*>>`)
+// references finds, left to right, the references in s: `<<
+// parameters.x >>`, `<< pipeline.git.branch >>` and `<< matrix.x >>`,
+// which is to say the matches of
+//
+//	<<\s*(parameters|pipeline|matrix)\.([A-Za-z0-9_.\-]+)\s*>>
+//
+// Other `<< ... >>` text (shell heredocs, say) is left alone. Each match
+// is appended to locs as regexp's FindAllStringSubmatchIndex gives it:
+// the match, the namespace, the name. It is written out rather than left
+// to the regexp package, which allocates for each string searched: a
+// matrix interpolates its entry once per instance.
+func references(s string, locs [][6]int) [][6]int {
+	for i := 0; ; {
+		j := strings.Index(s[i:], "<<")
+		if j < 0 {
+			return locs
+		}
+		if loc, ok := referenceAt(s, i+j); ok {
+			locs = append(locs, loc)
+			i = loc[1]
+		} else {
+			i += j + 1
+		}
+	}
+}
+
+// referenceAt matches a reference that starts at s[start:], which begins
+// with <<. The name's characters are neither spaces nor '>', so the
+// longest name is the only one that can be followed by the closing >>.
+func referenceAt(s string, start int) ([6]int, bool) {
+	p := skipSpace(s, start+2)
+	var ns string
+	for _, n := range [...]string{"parameters", "pipeline", "matrix"} {
+		if strings.HasPrefix(s[p:], n) && len(s) > p+len(n) && s[p+len(n)] == '.' {
+			ns = n
+			break
+		}
+	}
+	if ns == "" {
+		return [6]int{}, false
+	}
+	nameStart := p + len(ns) + 1
+	q := nameStart
+	for q < len(s) && isNameByte(s[q]) {
+		q++
+	}
+	if q == nameStart {
+		return [6]int{}, false
+	}
+	end := skipSpace(s, q)
+	if !strings.HasPrefix(s[end:], ">>") {
+		return [6]int{}, false
+	}
+	return [6]int{start, end + 2, p, p + len(ns), nameStart, q}, true
+}
+
+// skipSpace skips what \s matches: tab, newline, form feed, carriage
+// return and space.
+func skipSpace(s string, i int) int {
+	for i < len(s) {
+		switch s[i] {
+		case '\t', '\n', '\f', '\r', ' ':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+func isNameByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-'
+}
 
 // vars resolves the references of one interpolation scope.
 type vars struct {
@@ -245,7 +314,8 @@ func (v *vars) interpolate(n *node) (*node, error) {
 	if !strings.Contains(n.value, "<<") {
 		return n, nil
 	}
-	locs := reference.FindAllStringSubmatchIndex(n.value, -1)
+	var locBuf [4][6]int
+	locs := references(n.value, locBuf[:0])
 	if len(locs) == 0 {
 		return n, nil
 	}
