@@ -89,7 +89,7 @@ func (l *orbLoader) scope(name string, body *node, depth int) (*scope, error) {
 	}
 	// Every missing orb is reported at once, so that vendoring is one
 	// round trip.
-	var errs ErrorList
+	var errs errorSet
 	for i, k := range orbs.keys {
 		v := orbs.vals[i]
 		var o *scope
@@ -99,13 +99,13 @@ func (l *orbLoader) scope(name string, body *node, depth int) (*scope, error) {
 			o, err = l.resolve(k.value, v, depth)
 		}
 		if err != nil {
-			errs = appendErrors(errs, err)
+			errs.add(err)
 			continue
 		}
 		s.orbs[k.value] = o
 	}
-	if len(errs) > 0 {
-		return nil, errs
+	if err := errs.err(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

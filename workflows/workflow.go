@@ -45,41 +45,21 @@ func (c *Config) plan(t Trigger, all bool) (*Plan, error) {
 	}
 	cc := &compiler{cfg: c, pipeline: pv}
 	plan := &Plan{Workflows: []*PlannedWorkflow{}}
-	var errs ErrorList
+	var errs errorSet
 	for _, wf := range c.workflows {
 		pw, err := cc.workflow(wf, t, all)
 		if err != nil {
-			errs = appendErrors(errs, err)
+			errs.add(err)
 			continue
 		}
 		if pw != nil && len(pw.Jobs) > 0 {
 			plan.Workflows = append(plan.Workflows, pw)
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errs
+	if err := errs.err(); err != nil {
+		return nil, err
 	}
 	return plan, nil
-}
-
-// appendErrors adds err's problems, skipping repeats: one broken job
-// definition invoked by many entries is reported once.
-func appendErrors(errs ErrorList, err error) ErrorList {
-	var add []*Error
-	switch e := err.(type) {
-	case ErrorList:
-		add = e
-	case *Error:
-		add = []*Error{e}
-	default:
-		add = []*Error{{Msg: err.Error()}}
-	}
-	for _, a := range add {
-		if !slices.ContainsFunc(errs, func(x *Error) bool { return *x == *a }) {
-			errs = append(errs, a)
-		}
-	}
-	return errs
 }
 
 // workflow plans one workflow; nil when its conditions exclude it.
@@ -134,17 +114,17 @@ func (cc *compiler) workflow(wf *workflowDef, t Trigger, all bool) (*PlannedWork
 		return nil, errorf(wf.key, "workflow %q needs a list of jobs", wf.name)
 	}
 	var insts []*instance
-	var errs ErrorList
+	var errs errorSet
 	for _, entry := range jobs.items {
 		is, err := cc.entry(entry)
 		if err != nil {
-			errs = appendErrors(errs, err)
+			errs.add(err)
 			continue
 		}
 		insts = append(insts, is...)
 	}
-	if len(errs) > 0 {
-		return nil, errs
+	if err := errs.err(); err != nil {
+		return nil, err
 	}
 	nameInstances(insts)
 	if err := link(wf, insts); err != nil {
