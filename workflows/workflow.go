@@ -522,27 +522,21 @@ func link(wf *workflowDef, insts []*instance) error {
 // whose requirements were all filtered out is dropped too; requirements on
 // dropped jobs are forgotten (CircleCI's rules).
 func filterInstances(insts []*instance, t Trigger) []*instance {
-	kept := map[string]bool{}
-	for _, in := range insts {
-		kept[in.job.Name] = in.filters.match(t)
-	}
-	for changed := true; changed; {
-		changed = false
-		for _, in := range insts {
-			if !kept[in.job.Name] || len(in.job.Requires) == 0 {
-				continue
-			}
-			any := false
+	// Taken in dependency order, a job's requirements are decided before
+	// it is: one pass decides them all.
+	kept := make(map[string]bool, len(insts))
+	for _, in := range sortInstances(insts) {
+		k := in.filters.match(t)
+		if k && len(in.job.Requires) > 0 {
+			k = false
 			for r := range in.job.Requires {
 				if kept[r] {
-					any = true
+					k = true
+					break
 				}
 			}
-			if !any {
-				kept[in.job.Name] = false
-				changed = true
-			}
 		}
+		kept[in.job.Name] = k
 	}
 	var out []*instance
 	for _, in := range insts {
@@ -559,9 +553,21 @@ func filterInstances(insts []*instance, t Trigger) []*instance {
 	return out
 }
 
-// order sorts jobs so that each comes after what it requires, otherwise
-// in file order (Kahn's algorithm with the ready jobs in a heap).
+// order lists the jobs of insts so that each comes after what it
+// requires, otherwise in file order.
 func order(insts []*instance) []*PlannedJob {
+	sorted := sortInstances(insts)
+	out := make([]*PlannedJob, len(sorted))
+	for i, in := range sorted {
+		out[i] = in.job
+	}
+	return out
+}
+
+// sortInstances sorts instances so that each comes after what it
+// requires, otherwise in file order (Kahn's algorithm with the ready jobs
+// in a heap).
+func sortInstances(insts []*instance) []*instance {
 	indeg := make(map[string]int, len(insts))
 	down := map[string][]*instance{}
 	for _, in := range insts {
@@ -577,10 +583,10 @@ func order(insts []*instance) []*PlannedJob {
 		}
 	}
 	heap.Init(ready)
-	out := make([]*PlannedJob, 0, len(insts))
+	out := make([]*instance, 0, len(insts))
 	for ready.Len() > 0 {
 		in := heap.Pop(ready).(*instance)
-		out = append(out, in.job)
+		out = append(out, in)
 		for _, d := range down[in.job.Name] {
 			indeg[d.job.Name]--
 			if indeg[d.job.Name] == 0 {
