@@ -113,13 +113,28 @@ func (p *paramSpec) check(v *node) error {
 // declarations. args maps argument names to values; keys lists the
 // argument key nodes for positions. Unknown arguments and missing required
 // ones are errors.
-func bindParams(what string, at *node, specs []*paramSpec, args map[string]*node, argKeys map[string]*node) (map[string]*node, error) {
-	out := make(map[string]*node, len(specs))
-	for name, k := range argKeys {
-		if !slices.ContainsFunc(specs, func(p *paramSpec) bool { return p.name == name }) {
-			return nil, errorf(k, "%s has no parameter %q", what, name)
+func bindParams(b *budget, what string, at *node, specs []*paramSpec, args map[string]*node, argKeys map[string]*node) (map[string]*node, error) {
+	// Each invocation binds every declared parameter.
+	if err := b.addBytes(len(specs)*entryBytes, at); err != nil {
+		return nil, err
+	}
+	known := 0
+	for _, p := range specs {
+		if _, ok := argKeys[p.name]; ok {
+			known++
 		}
 	}
+	if known < len(argKeys) {
+		// Report the first unknown argument in the file.
+		var first *node
+		for name, k := range argKeys {
+			if !slices.ContainsFunc(specs, func(p *paramSpec) bool { return p.name == name }) && (first == nil || before(k, first)) {
+				first = k
+			}
+		}
+		return nil, errorf(first, "%s has no parameter %q", what, first.value)
+	}
+	out := make(map[string]*node, len(specs))
 	for _, p := range specs {
 		v, ok := args[p.name]
 		if !ok || v == nil {
@@ -224,6 +239,7 @@ type vars struct {
 	pipeline map[string]*node
 	matrix   map[string]*node // nil outside a matrix entry
 	what     string           // "job build", for messages
+	budget   *budget          // charged for every value expanded
 }
 
 func (v *vars) lookup(ns, name string, at *node) (*node, error) {
@@ -260,6 +276,9 @@ func (v *vars) interpolate(n *node) (*node, error) {
 	if n == nil {
 		return nil, nil
 	}
+	if err := v.budget.addBytes(valueBytes, n); err != nil {
+		return nil, err
+	}
 	// Copy on write: a subtree without references is shared, not copied.
 	switch n.kind {
 	case mapNode:
@@ -277,6 +296,9 @@ func (v *vars) interpolate(n *node) (*node, error) {
 				return nil, err
 			}
 			if c == nil && (k != n.keys[i] || val != n.vals[i]) {
+				if err := v.budget.addBytes(nodeBytes+16*len(n.keys), n); err != nil {
+					return nil, err
+				}
 				cp := *n
 				cp.keys = append([]*node(nil), n.keys...)
 				cp.vals = append([]*node(nil), n.vals...)
@@ -298,6 +320,9 @@ func (v *vars) interpolate(n *node) (*node, error) {
 				return nil, err
 			}
 			if c == nil && r != it {
+				if err := v.budget.addBytes(nodeBytes+8*len(n.items), n); err != nil {
+					return nil, err
+				}
 				cp := *n
 				cp.items = append([]*node(nil), n.items...)
 				c = &cp
@@ -325,12 +350,18 @@ func (v *vars) interpolate(n *node) (*node, error) {
 		if err != nil {
 			return nil, err
 		}
+		if val.kind != scalarNode {
+			if err := v.budget.addValue(val, n); err != nil {
+				return nil, err
+			}
+		}
 		return val, nil
 	}
-	var b strings.Builder
-	last := 0
+	// Look the values up and charge the text before building it.
+	var buf [4]*node
+	vals := buf[:0]
+	size := len(s)
 	for _, loc := range locs {
-		b.WriteString(s[last:loc[0]])
 		val, err := v.lookup(s[loc[2]:loc[3]], s[loc[4]:loc[5]], n)
 		if err != nil {
 			return nil, err
@@ -338,7 +369,18 @@ func (v *vars) interpolate(n *node) (*node, error) {
 		if val.kind != scalarNode {
 			return nil, errorf(n, "%s is %s and cannot be placed inside text", s[loc[0]:loc[1]], val.kind)
 		}
-		b.WriteString(val.str())
+		vals = append(vals, val)
+		size += len(val.str()) - (loc[1] - loc[0])
+	}
+	if err := v.budget.addBytes(nodeBytes+size, n); err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	b.Grow(size)
+	last := 0
+	for i, loc := range locs {
+		b.WriteString(s[last:loc[0]])
+		b.WriteString(vals[i].str())
 		last = loc[1]
 	}
 	b.WriteString(s[last:])
@@ -347,6 +389,11 @@ func (v *vars) interpolate(n *node) (*node, error) {
 	c.tag = "!!str"
 	c.quoted = true
 	return &c, nil
+}
+
+// before reports whether a comes before b in the file.
+func before(a, b *node) bool {
+	return a.line < b.line || a.line == b.line && a.col < b.col
 }
 
 // typedScalar makes a node for a value given outside YAML (a command-line

@@ -39,17 +39,29 @@ type requirement struct {
 }
 
 func (c *Config) plan(t Trigger, all bool) (*Plan, error) {
+	p, _, err := c.compile(t, all)
+	return p, err
+}
+
+// compile plans for t, or for every workflow and job when all is set, and
+// says what the plan cost.
+func (c *Config) compile(t Trigger, all bool) (*Plan, *budget, error) {
 	pv, err := c.pipelineValues(t)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	cc := &compiler{cfg: c, pipeline: pv}
+	cc := &compiler{cfg: c, pipeline: pv, budget: &budget{limits: c.limits}}
 	plan := &Plan{Workflows: []*PlannedWorkflow{}}
 	var errs errorSet
 	for _, wf := range c.workflows {
 		pw, err := cc.workflow(wf, t, all)
 		if err != nil {
 			errs.add(err)
+			if cc.budget.err != nil {
+				// Past a limit every charge fails: going on would
+				// only repeat it.
+				break
+			}
 			continue
 		}
 		if pw != nil && len(pw.Jobs) > 0 {
@@ -57,15 +69,18 @@ func (c *Config) plan(t Trigger, all bool) (*Plan, error) {
 		}
 	}
 	if err := errs.err(); err != nil {
-		return nil, err
+		return nil, cc.budget, err
 	}
-	return plan, nil
+	return plan, cc.budget, nil
 }
 
 // workflow plans one workflow; nil when its conditions exclude it.
 func (cc *compiler) workflow(wf *workflowDef, t Trigger, all bool) (*PlannedWorkflow, error) {
 	pw := &PlannedWorkflow{Name: wf.name, Jobs: []*PlannedJob{}}
 	if wf.body == nil {
+		if err := cc.budget.addJobs(1, wf.key); err != nil {
+			return nil, err
+		}
 		el, _ := cc.lookup(cc.cfg.root, "jobs", "build")
 		typ, spec, err := cc.job(cc.cfg.root, el, wf.key, nil, nil, nil, nil)
 		if err != nil {
@@ -74,7 +89,7 @@ func (cc *compiler) workflow(wf *workflowDef, t Trigger, all bool) (*PlannedWork
 		pw.Jobs = append(pw.Jobs, &PlannedJob{Name: "build", Job: "build", Type: typ, Requires: map[string][]string{}, Context: []string{}, Spec: spec})
 		return pw, nil
 	}
-	pipe := &vars{pipeline: cc.pipeline}
+	pipe := &vars{pipeline: cc.pipeline, budget: cc.budget}
 	body, err := pipe.interpolateExcept(wf.body, "jobs")
 	if err != nil {
 		return nil, err
@@ -119,6 +134,9 @@ func (cc *compiler) workflow(wf *workflowDef, t Trigger, all bool) (*PlannedWork
 		is, err := cc.entry(entry)
 		if err != nil {
 			errs.add(err)
+			if cc.budget.err != nil {
+				break
+			}
 			continue
 		}
 		insts = append(insts, is...)
@@ -127,7 +145,7 @@ func (cc *compiler) workflow(wf *workflowDef, t Trigger, all bool) (*PlannedWork
 		return nil, err
 	}
 	nameInstances(insts)
-	if err := link(wf, insts); err != nil {
+	if err := link(wf, insts, cc.budget); err != nil {
 		return nil, err
 	}
 	if !all {
@@ -194,9 +212,12 @@ func (cc *compiler) entry(entry *node) ([]*instance, error) {
 			return nil, errorf(kn, "job %q: %s is not supported", name, k)
 		}
 	}
-	pipe := &vars{pipeline: cc.pipeline}
+	pipe := &vars{pipeline: cc.pipeline, budget: cc.budget}
 	m := args.get("matrix")
 	if m == nil {
+		if err := cc.budget.addJobs(1, nameNode); err != nil {
+			return nil, err
+		}
 		a, err := pipe.interpolate(args)
 		if err != nil {
 			return nil, err
@@ -215,11 +236,18 @@ func (cc *compiler) entry(entry *node) ([]*instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := cc.budget.addJobs(len(combos), nameNode); err != nil {
+		return nil, err
+	}
 	var out []*instance
 	for _, combo := range combos {
-		mv := &vars{pipeline: cc.pipeline, matrix: combo}
+		mv := &vars{pipeline: cc.pipeline, matrix: combo, budget: cc.budget}
 		a, err := mv.interpolate(withoutKey(args, "matrix"))
 		if err != nil {
+			return nil, err
+		}
+		// A key for each matrix parameter and the name.
+		if err := cc.budget.addBytes((len(order)+2)*nodeBytes+16*(len(a.keys)+len(order)+1), m); err != nil {
 			return nil, err
 		}
 		for _, p := range order {
@@ -228,8 +256,13 @@ func (cc *compiler) entry(entry *node) ([]*instance, error) {
 		}
 		if a.get("name") == nil {
 			parts := []string{name}
+			size := len(name)
 			for _, p := range order {
 				parts = append(parts, combo[p].str())
+				size += 1 + len(combo[p].str())
+			}
+			if err := cc.budget.addBytes(size, nameNode); err != nil {
+				return nil, err
 			}
 			a.keys = append(a.keys, scalar("name", nameNode))
 			a.vals = append(a.vals, scalar(strings.Join(parts, "-"), nameNode))
@@ -372,7 +405,7 @@ func (cc *compiler) instance(name string, nameNode, a *node) (*instance, error) 
 		}
 		return nil, errorf(nameNode, "workflow invokes unknown job %q", name)
 	}
-	args, argKeys, err := invocationArgs(a, entryKeys)
+	args, argKeys, err := invocationArgs(cc.budget, a, entryKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -449,8 +482,9 @@ func nameInstances(insts []*instance) {
 }
 
 // link resolves requires to instance names (matrix aliases to all their
-// instances) and rejects unknown names and cycles.
-func link(wf *workflowDef, insts []*instance) error {
+// instances) and rejects unknown names and cycles. Each edge is charged to
+// b before it is made: requiring a matrix makes one per instance.
+func link(wf *workflowDef, insts []*instance, b *budget) error {
 	byName := map[string]*instance{}
 	aliases := map[string][]*instance{}
 	for i, in := range insts {
@@ -472,6 +506,9 @@ func link(wf *workflowDef, insts []*instance) error {
 			}
 			if len(targets) == 0 {
 				return errorf(r.at, "job %q requires %q, which is not a job of workflow %q", in.job.Name, r.name, wf.name)
+			}
+			if err := b.addRequires(len(targets), r.at); err != nil {
+				return err
 			}
 			for _, t := range targets {
 				if t == in {

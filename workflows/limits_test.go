@@ -1,0 +1,238 @@
+package workflows
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// The generators below write the small configs of the "small configs
+// exhaust memory" reports. Each expands to far more than the default
+// limits allow; compiling them must be refused at the construct that
+// crosses a limit, having allocated little.
+
+// nestedCommands has commands that each invoke the next twice, depth
+// deep: 2^depth steps from a few hundred bytes.
+func nestedCommands(depth int) string {
+	var b strings.Builder
+	b.WriteString("version: 2.1\ncommands:\n")
+	for i := range depth {
+		fmt.Fprintf(&b, "  c%d: {steps: [c%d, c%d]}\n", i, i+1, i+1)
+	}
+	fmt.Fprintf(&b, "  c%d: {steps: [{run: \"true\"}]}\n", depth)
+	b.WriteString("jobs:\n  a: {docker: [{image: x}], steps: [c0]}\nworkflows:\n  w: {jobs: [a]}\n")
+	return b.String()
+}
+
+// doubledString passes a string parameter down depth commands, each
+// doubling it: 16 * 2^depth bytes of text.
+func doubledString(depth int) string {
+	var b strings.Builder
+	b.WriteString("version: 2.1\ncommands:\n")
+	for i := range depth {
+		fmt.Fprintf(&b, "  c%d:\n    parameters: {s: {type: string}}\n    steps: [{c%d: {s: \"<< parameters.s >><< parameters.s >>\"}}]\n", i, i+1)
+	}
+	fmt.Fprintf(&b, "  c%d:\n    parameters: {s: {type: string}}\n    steps: [{run: \"echo << parameters.s >>\"}]\n", depth)
+	b.WriteString("jobs:\n  a: {docker: [{image: x}], steps: [{c0: {s: 0123456789abcdef}}]}\nworkflows:\n  w: {jobs: [a]}\n")
+	return b.String()
+}
+
+// doubledSteps passes a steps parameter down depth commands, each
+// splicing it twice: 2^depth steps.
+func doubledSteps(depth int) string {
+	var b strings.Builder
+	b.WriteString("version: 2.1\ncommands:\n")
+	for i := range depth {
+		fmt.Fprintf(&b, "  c%d:\n    parameters: {s: {type: steps}}\n    steps: [{c%d: {s: [{steps: << parameters.s >>}, {steps: << parameters.s >>}]}}]\n", i, i+1)
+	}
+	fmt.Fprintf(&b, "  c%d:\n    parameters: {s: {type: steps}}\n    steps: [{steps: << parameters.s >>}]\n", depth)
+	b.WriteString("jobs:\n  a: {docker: [{image: x}], steps: [{c0: {s: [{run: \"true\"}]}}]}\nworkflows:\n  w: {jobs: [a]}\n")
+	return b.String()
+}
+
+// matrices has n matrix entries of side*side instances each in one
+// workflow; when chained, each matrix requires the one before it, every
+// instance of it requiring every instance of the other.
+func matrices(n, side int, chained bool) string {
+	var b strings.Builder
+	b.WriteString("version: 2.1\njobs:\n  a:\n    parameters: {x: {type: integer}, y: {type: integer}}\n    docker: [{image: x}]\n    steps: [{run: \"true\"}]\nworkflows:\n  w:\n    jobs:\n")
+	values := make([]string, side)
+	for i := range values {
+		values[i] = fmt.Sprint(i)
+	}
+	for i := range n {
+		fmt.Fprintf(&b, "      - a:\n          name: m%d-<< matrix.x >>-<< matrix.y >>\n", i)
+		if chained && i > 0 {
+			fmt.Fprintf(&b, "          requires: [m%d]\n", i-1)
+		}
+		if i == 0 {
+			fmt.Fprintf(&b, "          matrix: {alias: m0, parameters: {x: &v [%s], y: *v}}\n", strings.Join(values, ", "))
+		} else {
+			fmt.Fprintf(&b, "          matrix: {alias: m%d, parameters: {x: *v, y: *v}}\n", i)
+		}
+	}
+	return b.String()
+}
+
+// doubledCondition passes a map down depth commands as an executor
+// parameter (the one type that takes any map), each nesting it twice,
+// and compares it in a condition: 2^depth values to print and compare.
+func doubledCondition(depth int) string {
+	var b strings.Builder
+	b.WriteString("version: 2.1\ncommands:\n")
+	for i := range depth {
+		fmt.Fprintf(&b, "  c%d:\n    parameters: {e: {type: executor}}\n    steps: [{c%d: {e: {a: << parameters.e >>, b: << parameters.e >>}}}]\n", i, i+1)
+	}
+	fmt.Fprintf(&b, "  c%d:\n    parameters: {e: {type: executor}}\n    steps: [{when: {condition: {equal: [<< parameters.e >>, x]}, steps: [{run: \"true\"}]}}]\n", depth)
+	b.WriteString("jobs:\n  a: {docker: [{image: x}], steps: [{c0: {e: x}}]}\nworkflows:\n  w: {jobs: [a]}\n")
+	return b.String()
+}
+
+// manyArguments has a command that declares n parameters, invoked with
+// all n arguments by a command that commands invoking the next twice
+// invoke 2^depth times.
+func manyArguments(n, depth int) string {
+	var b strings.Builder
+	b.WriteString("version: 2.1\ncommands:\n")
+	for i := range depth {
+		fmt.Fprintf(&b, "  c%d: {steps: [c%d, c%d]}\n", i, i+1, i+1)
+	}
+	fmt.Fprintf(&b, "  c%d:\n    steps:\n      - many:\n", depth)
+	for i := range n {
+		fmt.Fprintf(&b, "          p%d: v\n", i)
+	}
+	b.WriteString("  many:\n    parameters:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "      p%d: {type: string}\n", i)
+	}
+	b.WriteString("    steps: [{run: \"true\"}]\njobs:\n  a: {docker: [{image: x}], steps: [c0]}\nworkflows:\n  w: {jobs: [a]}\n")
+	return b.String()
+}
+
+// allocated reports the bytes f allocates on the heap: an upper bound of
+// the memory it adds at its peak, which unlike time a busy machine does
+// not change.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestLimitsRefuseExpansion runs each report's config through Load,
+// Validate and Plan with the default limits: both compilations are
+// refused with a message that names the limit, at the construct where it
+// was crossed, each having allocated under 64 MB. Validate's garbage is
+// garbage by the time Plan runs, so the peak is that of the larger.
+func TestLimitsRefuseExpansion(t *testing.T) {
+	const maxAlloc = 64 << 20
+	tests := []struct {
+		name string
+		src  string
+		want string // file:line:col: message prefix
+	}{
+		// The step counted past the limit: c22's run, reached through
+		// c0 ... c21 for the 200,001st time.
+		{"commands invoking the next twice", nestedCommands(22), "c.yml:25:17: plan too large: more than 200000 steps, counting each command and the steps it expands to (limit MaxSteps)"},
+		// The text that would take it past: c21 doubling 2^21 copies.
+		{"string parameter doubled", doubledString(24), "c.yml:65:23: plan too large: more than 67108864 bytes to expand its jobs, commands, executors and parameters (limit MaxBytes)"},
+		// The substitution that would take it past, in c16.
+		{"steps parameter doubled", doubledSteps(22), "c.yml:53:61: plan too large: more than 67108864 bytes"},
+		{"map parameter doubled into a condition", doubledCondition(24), "c.yml:56:50: plan too large: more than 67108864 bytes"},
+		// The third matrix: 30,000 jobs.
+		{"100 matrices", matrices(100, 100, false), "c.yml:16:9: plan too large: more than 20000 jobs, counting each matrix instance (limit MaxJobs)"},
+		// Each invocation binds 30,000 parameters.
+		// The arguments of the invocation of many that would take it past.
+		{"many arguments to many invocations", manyArguments(15_000, 10), "c.yml:16:11: plan too large: more than 67108864 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var c *Config
+			var err error
+			phases := []struct {
+				name string
+				run  func() error
+			}{
+				{"load", func() error { c, err = Load("c.yml", []byte(tt.src), LoadOptions{}); return err }},
+				{"validate", func() error { return c.Validate() }},
+				{"plan", func() error { _, err := c.Plan(Trigger{Branch: "main"}); return err }},
+			}
+			total := uint64(0)
+			for _, p := range phases {
+				var perr error
+				n := allocated(func() { perr = p.run() })
+				total += n
+				if n > maxAlloc {
+					t.Errorf("%s allocated %d MB, want under %d MB", p.name, n>>20, maxAlloc>>20)
+				}
+				switch {
+				case p.name == "load" && perr != nil:
+					t.Fatalf("load: %v", perr)
+				case p.name != "load" && (perr == nil || !strings.HasPrefix(perr.Error(), tt.want)):
+					t.Errorf("%s: got %v, want %s", p.name, perr, tt.want)
+				}
+			}
+			t.Logf("%d bytes of config; load, validate and plan allocated %.1f MB", len(tt.src), float64(total)/(1<<20))
+		})
+	}
+}
+
+// TestLimitsOptions checks that each limit admits a plan exactly at it and
+// refuses the next job, step, edge or byte, and that Validate counts
+// every workflow where Plan counts those that run.
+func TestLimitsOptions(t *testing.T) {
+	c, err := Load("c.yml", []byte("version: 2.1\njobs:\n  a: {docker: [{image: x}], steps: [checkout]}\nworkflows:\n  w: {jobs: [a]}\n"), LoadOptions{Limits: Limits{MaxSteps: 7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Limits{MaxJobs: DefaultMaxJobs, MaxSteps: 7, MaxRequires: DefaultMaxRequires, MaxBytes: DefaultMaxBytes}
+	if c.limits != want {
+		t.Errorf("limits %+v, want %+v: a zero field takes its default", c.limits, want)
+	}
+
+	const jobs = "version: 2.1\ncommands:\n  two: {steps: [checkout, checkout]}\njobs:\n  a: {docker: [{image: x}], steps: [checkout, two]}\n  m: {parameters: {p: {type: integer}}, docker: [{image: x}], steps: [checkout]}\n"
+	tests := []struct {
+		name   string
+		limits Limits
+		src    string
+		want   string // "" when the plan fits
+	}{
+		{"jobs at the limit", Limits{MaxJobs: 3}, jobs + "workflows:\n  w:\n    jobs: [a, {a: {name: b}}, {a: {name: c}}]\n", ""},
+		{"one job more", Limits{MaxJobs: 3}, jobs + "workflows:\n  w:\n    jobs: [a, {a: {name: b}}, {a: {name: c}}, {a: {name: d}}]\n", "c.yml:9:48: plan too large: more than 3 jobs"},
+		{"a matrix past the limit", Limits{MaxJobs: 3}, jobs + "workflows:\n  w:\n    jobs:\n      - m: {matrix: {parameters: {p: [1, 2]}}}\n      - m: {matrix: {alias: b, parameters: {p: [3, 4]}}}\n", "c.yml:11:9: plan too large: more than 3 jobs"},
+		{"jobs of every workflow", Limits{MaxJobs: 3}, jobs + "workflows:\n  w: {jobs: [a, {a: {name: b}}]}\n  v: {when: false, jobs: [a, {a: {name: b}}]}\n", "c.yml:9:31: plan too large: more than 3 jobs"},
+		// checkout, two, and two's two steps: four.
+		{"steps at the limit", Limits{MaxSteps: 8}, jobs + "workflows:\n  w:\n    jobs: [a, {a: {name: b}}]\n", ""},
+		{"one step more", Limits{MaxSteps: 7}, jobs + "workflows:\n  w:\n    jobs: [a, {a: {name: b}}]\n", "c.yml:3:27: plan too large: more than 7 steps"},
+		{"requires at the limit", Limits{MaxRequires: 4}, jobs + "workflows:\n  w:\n    jobs:\n      - m: {matrix: {parameters: {p: [1, 2]}}}\n      - a: {name: b, requires: [m]}\n      - a: {name: c, requires: [m]}\n", ""},
+		{"one edge more", Limits{MaxRequires: 4}, jobs + "workflows:\n  w:\n    jobs:\n      - m: {matrix: {parameters: {p: [1, 2]}}}\n      - a: {name: b, requires: [m]}\n      - a: {name: c, requires: [m, b]}\n", "c.yml:12:36: plan too large: more than 4 requires edges"},
+		{"bytes", Limits{MaxBytes: 1000}, jobs + "workflows:\n  w:\n    jobs: [a, {a: {name: b}}, {a: {name: c}}, {a: {name: d}}]\n", "c.yml:3:17: plan too large: more than 1000 bytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load("c.yml", []byte(tt.src), LoadOptions{Limits: tt.limits})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("validate: %v", err)
+			case tt.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.want)):
+				t.Errorf("validate: got %v, want %s", err, tt.want)
+			}
+		})
+	}
+
+	// Plan compiles only the workflows that run.
+	c, err = Load("c.yml", []byte(jobs+"workflows:\n  w: {jobs: [a, {a: {name: b}}]}\n  v: {when: false, jobs: [a, {a: {name: b}}]}\n"), LoadOptions{Limits: Limits{MaxJobs: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Plan(Trigger{Branch: "main"}); err != nil {
+		t.Errorf("plan: %v", err)
+	}
+}
