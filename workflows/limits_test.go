@@ -89,6 +89,21 @@ func doubledCondition(depth int) string {
 	return b.String()
 }
 
+// matrixExcluding has a matrix of side*side combinations and n exclude
+// entries.
+func matrixExcluding(side, n int) string {
+	var b strings.Builder
+	values := make([]string, side)
+	for i := range values {
+		values[i] = fmt.Sprint(i)
+	}
+	fmt.Fprintf(&b, "version: 2.1\njobs:\n  a:\n    parameters: {x: {type: integer}, y: {type: integer}}\n    docker: [{image: x}]\n    steps: [{run: \"true\"}]\nworkflows:\n  w:\n    jobs:\n      - a:\n          matrix:\n            parameters: {x: &v [%s], y: *v}\n            exclude:\n", strings.Join(values, ", "))
+	for i := range n {
+		fmt.Fprintf(&b, "              - {x: %d, y: %d}\n", i%side, i/side%side)
+	}
+	return b.String()
+}
+
 // manyArguments has a command that declares n parameters, invoked with
 // all n arguments by a command that commands invoking the next twice
 // invoke 2^depth times.
@@ -234,5 +249,64 @@ func TestLimitsOptions(t *testing.T) {
 	}
 	if _, err := c.Plan(Trigger{Branch: "main"}); err != nil {
 		t.Errorf("plan: %v", err)
+	}
+}
+
+// TestMatrixExclusions checks that excluding is linear: half of a
+// 10,000-combination matrix excluded by 5,000 entries (and one that
+// excludes nothing for naming too few parameters) plans the other half.
+func TestMatrixExclusions(t *testing.T) {
+	src := matrixExcluding(100, 5000) + "              - {x: 99}\n"
+	var plan *Plan
+	var err error
+	n := allocated(func() {
+		var c *Config
+		if c, err = Load("c.yml", []byte(src), LoadOptions{}); err == nil {
+			plan, err = c.Plan(Trigger{Branch: "main"})
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(plan.Workflows[0].Jobs); got != 5000 {
+		t.Errorf("%d jobs, want 5000", got)
+	}
+	if j := plan.Workflows[0].Jobs[0].Name; j != "a-0-50" {
+		t.Errorf("first job %s, want a-0-50", j)
+	}
+	if n > 64<<20 {
+		t.Errorf("allocated %d MB, want under 64 MB", n>>20)
+	}
+}
+
+// TestMatrixManyParameters plans a matrix of one combination over 10,000
+// parameters: each combination is built once, not copied as each
+// parameter is added.
+func TestMatrixManyParameters(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("version: 2.1\njobs:\n  a:\n    parameters:\n")
+	for i := range 10_000 {
+		fmt.Fprintf(&b, "      p%d: {type: integer}\n", i)
+	}
+	b.WriteString("    docker: [{image: x}]\n    steps: [checkout]\nworkflows:\n  w:\n    jobs:\n      - a:\n          name: a\n          matrix:\n            parameters:\n")
+	for i := range 10_000 {
+		fmt.Fprintf(&b, "              p%d: [%d]\n", i, i)
+	}
+	var plan *Plan
+	var err error
+	n := allocated(func() {
+		var c *Config
+		if c, err = Load("c.yml", []byte(b.String()), LoadOptions{}); err == nil {
+			plan, err = c.Plan(Trigger{Branch: "main"})
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(plan.Workflows[0].Jobs); got != 1 {
+		t.Errorf("%d jobs, want 1", got)
+	}
+	if n > 64<<20 {
+		t.Errorf("allocated %d MB, want under 64 MB", n>>20)
 	}
 }

@@ -232,46 +232,65 @@ func (cc *compiler) entry(entry *node) ([]*instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	combos, order, alias, err := matrix(m, name)
+	x, err := matrix(m, name)
 	if err != nil {
 		return nil, err
 	}
-	if err := cc.budget.addJobs(len(combos), nameNode); err != nil {
+	if err := cc.budget.addJobs(len(x.kept), nameNode); err != nil {
 		return nil, err
 	}
-	var out []*instance
-	for _, combo := range combos {
-		mv := &vars{pipeline: cc.pipeline, matrix: combo, budget: cc.budget}
-		a, err := mv.interpolate(withoutKey(args, "matrix"))
+	base := withoutKey(args, "matrix")
+	// One map holds each combination in turn: it is read only while the
+	// entry is interpolated.
+	combo := make(map[string]*node, len(x.params))
+	mv := &vars{pipeline: cc.pipeline, matrix: combo, budget: cc.budget}
+	// The keys added to each instance's settings are shared.
+	keys := make([]*node, len(x.params))
+	for i, p := range x.params {
+		keys[i] = scalar(p, m)
+	}
+	nameKey := scalar("name", nameNode)
+	out := make([]*instance, 0, len(x.kept))
+	for _, c := range x.kept {
+		for i, p := range x.params {
+			combo[p] = x.value(c, i)
+		}
+		a, err := mv.interpolate(base)
 		if err != nil {
 			return nil, err
 		}
-		// A key for each matrix parameter and the name.
-		if err := cc.budget.addBytes((len(order)+2)*nodeBytes+16*(len(a.keys)+len(order)+1), m); err != nil {
+		// The instance's own settings: the entry's, then the matrix's
+		// values as arguments, then the name, unless the entry gives one.
+		n := len(a.keys) + len(x.params) + 1
+		if err := cc.budget.addBytes(nodeBytes+16*n, m); err != nil {
 			return nil, err
 		}
-		for _, p := range order {
-			a.keys = append(a.keys, scalar(p, m))
-			a.vals = append(a.vals, combo[p])
+		own := *a
+		own.keys = append(make([]*node, 0, n), a.keys...)
+		own.vals = append(make([]*node, 0, n), a.vals...)
+		for i, p := range x.params {
+			own.keys = append(own.keys, keys[i])
+			own.vals = append(own.vals, combo[p])
 		}
-		if a.get("name") == nil {
-			parts := []string{name}
-			size := len(name)
-			for _, p := range order {
+		if own.get("name") == nil {
+			parts := make([]string, 0, len(x.params)+1)
+			parts = append(parts, name)
+			size := nodeBytes + len(name)
+			for _, p := range x.params {
 				parts = append(parts, combo[p].str())
 				size += 1 + len(combo[p].str())
 			}
 			if err := cc.budget.addBytes(size, nameNode); err != nil {
 				return nil, err
 			}
-			a.keys = append(a.keys, scalar("name", nameNode))
-			a.vals = append(a.vals, scalar(strings.Join(parts, "-"), nameNode))
+			own.keys = append(own.keys, nameKey)
+			own.vals = append(own.vals, scalar(strings.Join(parts, "-"), nameNode))
 		}
-		inst, err := cc.instance(name, nameNode, a)
+		inst, err := cc.instance(name, nameNode, &own)
 		if err != nil {
 			return nil, err
 		}
-		inst.alias = alias
+		inst.alias = x.alias
 		out = append(out, inst)
 	}
 	return out, nil
@@ -280,72 +299,146 @@ func (cc *compiler) entry(entry *node) ([]*instance, error) {
 // maxMatrix bounds a matrix's combinations.
 const maxMatrix = 10000
 
-// matrix expands a matrix stanza into its parameter combinations, in
-// CircleCI's order (the last parameter varies fastest), without the
-// excluded ones.
-func matrix(m *node, job string) ([]map[string]*node, []string, string, error) {
+// expansion is a matrix's combinations: numbered in CircleCI's order,
+// the last parameter varying fastest, and kept unless excluded.
+type expansion struct {
+	alias  string
+	params []string
+	values [][]*node // each parameter's values
+	stride []int     // combination c has value c / stride[i] % len(values[i]) of parameter i
+	kept   []int
+}
+
+// value is parameter i's value in combination c.
+func (x *expansion) value(c, i int) *node {
+	return x.values[i][c/x.stride[i]%len(x.values[i])]
+}
+
+// matrix reads a matrix stanza.
+func matrix(m *node, job string) (*expansion, error) {
 	if m.kind != mapNode {
-		return nil, nil, "", errorf(m, "matrix must be a map with parameters")
+		return nil, errorf(m, "matrix must be a map with parameters")
 	}
 	if err := onlyKeys(m, "matrix", "parameters", "exclude", "alias"); err != nil {
-		return nil, nil, "", err
+		return nil, err
 	}
-	alias := job
+	x := &expansion{alias: job}
 	if a := m.get("alias"); a != nil {
-		alias = a.str()
+		x.alias = a.str()
 	}
 	params := m.get("parameters")
 	if params == nil || params.kind != mapNode || len(params.keys) == 0 {
-		return nil, nil, "", errorf(m, "matrix needs parameters")
+		return nil, errorf(m, "matrix needs parameters")
 	}
-	combos := []map[string]*node{{}}
-	var order []string
+	total := 1
 	for i, k := range params.keys {
 		vals := params.vals[i]
 		if vals.kind != seqNode || len(vals.items) == 0 {
-			return nil, nil, "", errorf(vals, "matrix parameter %q needs a list of values", k.value)
+			return nil, errorf(vals, "matrix parameter %q needs a list of values", k.value)
 		}
-		order = append(order, k.value)
-		next := make([]map[string]*node, 0, len(combos)*len(vals.items))
-		for _, c := range combos {
-			for _, v := range vals.items {
-				nc := make(map[string]*node, len(c)+1)
-				for ck, cv := range c {
-					nc[ck] = cv
-				}
-				nc[k.value] = v
-				next = append(next, nc)
-			}
+		if slices.Contains(x.params, k.value) {
+			// Only interpolated keys can repeat.
+			return nil, errorf(k, "matrix parameter %q is named twice", k.value)
 		}
-		if len(next) > maxMatrix {
-			return nil, nil, "", errorf(m, "matrix has more than %d combinations", maxMatrix)
+		x.params = append(x.params, k.value)
+		x.values = append(x.values, vals.items)
+		total *= len(vals.items)
+		if total > maxMatrix {
+			return nil, errorf(m, "matrix has more than %d combinations", maxMatrix)
 		}
-		combos = next
 	}
-	if ex := m.get("exclude"); ex != nil {
-		if ex.kind != seqNode {
-			return nil, nil, "", errorf(ex, "exclude must be a list of parameter maps")
+	excluded, class, err := matrixExclusions(m.get("exclude"), x.params, x.values)
+	if err != nil {
+		return nil, err
+	}
+	x.stride = make([]int, len(x.values))
+	for i, s := len(x.values)-1, 1; i >= 0; i-- {
+		x.stride[i] = s
+		s *= len(x.values[i])
+	}
+	x.kept = make([]int, 0, total)
+	for c := range total {
+		if excluded != nil {
+			n := 0
+			for i, l := range x.values {
+				n += class[i][c/x.stride[i]%len(l)] * x.stride[i]
+			}
+			if excluded[n] {
+				continue
+			}
 		}
-		for _, e := range ex.items {
-			if e.kind != mapNode {
-				return nil, nil, "", errorf(e, "exclude entries are maps of matrix parameters")
+		x.kept = append(x.kept, c)
+	}
+	return x, nil
+}
+
+// matrixExclusions reads a matrix's exclude list. An entry excludes the
+// combinations whose values print as the entry's do, for every parameter:
+// values are compared by their printed form, as CircleCI compares them.
+// Rather than compare each entry with each combination, it prints each
+// value once: class[i][j] is the first position in parameter i's list of a
+// value that prints as value j does, and a combination's class is its
+// number (as matrix numbers them) once each value is replaced by its
+// class. The result is the set of excluded classes, nil when there are
+// none.
+func matrixExclusions(ex *node, order []string, lists [][]*node) (map[int]bool, [][]int, error) {
+	if ex == nil {
+		return nil, nil, nil
+	}
+	if ex.kind != seqNode {
+		return nil, nil, errorf(ex, "exclude must be a list of parameter maps")
+	}
+	var first []map[string]int // printed value → first position, per parameter
+	var class [][]int
+	var excluded map[int]bool
+	for _, e := range ex.items {
+		if e.kind != mapNode {
+			return nil, nil, errorf(e, "exclude entries are maps of matrix parameters")
+		}
+		for j, k := range e.keys {
+			if !slices.Contains(order, k.value) {
+				return nil, nil, errorf(k, "exclude names %q, which is not a matrix parameter", k.value)
 			}
-			for _, k := range e.keys {
-				if !slices.Contains(order, k.value) {
-					return nil, nil, "", errorf(k, "exclude names %q, which is not a matrix parameter", k.value)
-				}
+			if slices.ContainsFunc(e.keys[:j], func(x *node) bool { return x.value == k.value }) {
+				// Only interpolated keys can repeat.
+				return nil, nil, errorf(k, "exclude names %q twice", k.value)
 			}
-			combos = slices.DeleteFunc(combos, func(c map[string]*node) bool {
-				for i, k := range e.keys {
-					if fmt.Sprint(c[k.value].toAny()) != fmt.Sprint(e.vals[i].toAny()) {
-						return false
+		}
+		if len(e.keys) != len(order) {
+			// An entry that leaves a parameter out excludes nothing.
+			continue
+		}
+		if class == nil {
+			first = make([]map[string]int, len(lists))
+			class = make([][]int, len(lists))
+			for i, l := range lists {
+				first[i] = make(map[string]int, len(l))
+				class[i] = make([]int, len(l))
+				for j, v := range l {
+					p := fmt.Sprint(v.toAny())
+					if _, ok := first[i][p]; !ok {
+						first[i][p] = j
 					}
+					class[i][j] = first[i][p]
 				}
-				return len(e.keys) == len(order)
-			})
+			}
+			excluded = map[int]bool{}
+		}
+		n, stride := 0, 1
+		for i := len(order) - 1; i >= 0; i-- {
+			j, ok := first[i][fmt.Sprint(e.get(order[i]).toAny())]
+			if !ok {
+				n = -1 // no combination has this value
+				break
+			}
+			n += j * stride
+			stride *= len(lists[i])
+		}
+		if n >= 0 {
+			excluded[n] = true
 		}
 	}
-	return combos, order, alias, nil
+	return excluded, class, nil
 }
 
 // instance compiles one (already interpolated) workflow job entry.
