@@ -157,6 +157,9 @@ func TestLimitsRefuseExpansion(t *testing.T) {
 		// The substitution that would take it past, in c16.
 		{"steps parameter doubled", doubledSteps(22), "c.yml:53:61: plan too large: more than 67108864 bytes"},
 		{"map parameter doubled into a condition", doubledCondition(24), "c.yml:56:50: plan too large: more than 67108864 bytes"},
+		// requires: [m0], which makes 10,000 edges for each of m1's
+		// instances: the 11th instance crosses.
+		{"matrix requiring a matrix", matrices(2, 100, true), "c.yml:15:22: plan too large: more than 100000 requires edges, counting an edge to each instance of a required matrix (limit MaxRequires)"},
 		// The third matrix: 30,000 jobs.
 		{"100 matrices", matrices(100, 100, false), "c.yml:16:9: plan too large: more than 20000 jobs, counting each matrix instance (limit MaxJobs)"},
 		// Each invocation binds 30,000 parameters.
@@ -224,7 +227,7 @@ func TestLimitsOptions(t *testing.T) {
 		{"one step more", Limits{MaxSteps: 7}, jobs + "workflows:\n  w:\n    jobs: [a, {a: {name: b}}]\n", "c.yml:3:27: plan too large: more than 7 steps"},
 		{"requires at the limit", Limits{MaxRequires: 4}, jobs + "workflows:\n  w:\n    jobs:\n      - m: {matrix: {parameters: {p: [1, 2]}}}\n      - a: {name: b, requires: [m]}\n      - a: {name: c, requires: [m]}\n", ""},
 		{"one edge more", Limits{MaxRequires: 4}, jobs + "workflows:\n  w:\n    jobs:\n      - m: {matrix: {parameters: {p: [1, 2]}}}\n      - a: {name: b, requires: [m]}\n      - a: {name: c, requires: [m, b]}\n", "c.yml:12:36: plan too large: more than 4 requires edges"},
-		{"bytes", Limits{MaxBytes: 1000}, jobs + "workflows:\n  w:\n    jobs: [a, {a: {name: b}}, {a: {name: c}}, {a: {name: d}}]\n", "c.yml:3:17: plan too large: more than 1000 bytes"},
+		{"bytes", Limits{MaxBytes: 1000}, jobs + "workflows:\n  w:\n    jobs: [a, {a: {name: b}}, {a: {name: c}}, {a: {name: d}}]\n", "c.yml:5:24: plan too large: more than 1000 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

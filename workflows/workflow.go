@@ -25,11 +25,15 @@ var requireStatuses = []string{StatusSuccess, StatusFailed, StatusCanceled, Stat
 type instance struct {
 	job      *PlannedJob
 	at       *node  // the entry, for positions
+	entry    int    // the entry's index in the workflow's jobs
 	alias    string // matrix alias; empty outside a matrix
 	requires []*requirement
 	filters  *filters
 	index    int
-	reqAt    map[string]*node // requires entry of each upstream job
+	// The job to compile and the entry's settings; el.def and el.native
+	// are nil for approval and no-op entries, and once compiled.
+	el   element
+	args *node
 }
 
 type requirement struct {
@@ -75,6 +79,13 @@ func (c *Config) compile(t Trigger, all bool) (*Plan, *budget, error) {
 }
 
 // workflow plans one workflow; nil when its conditions exclude it.
+//
+// Its entries are expanded into instances first, then their requires are
+// linked, and only then are their jobs compiled: the counts of jobs and
+// requires edges are known, and checked against the budget, before the
+// bulk of the work. Problems are reported as if each entry were compiled
+// in turn and linked last: an entry's first problem, in file order, and
+// problems of linking only when every job compiled.
 func (cc *compiler) workflow(wf *workflowDef, t Trigger, all bool) (*PlannedWorkflow, error) {
 	pw := &PlannedWorkflow{Name: wf.name, Jobs: []*PlannedJob{}}
 	if wf.body == nil {
@@ -129,24 +140,52 @@ func (cc *compiler) workflow(wf *workflowDef, t Trigger, all bool) (*PlannedWork
 		return nil, errorf(wf.key, "workflow %q needs a list of jobs", wf.name)
 	}
 	var insts []*instance
-	var errs errorSet
-	for _, entry := range jobs.items {
-		is, err := cc.entry(entry)
+	entryErrs := make([]error, len(jobs.items)) // each entry's first problem
+	failed := func() error {
+		var errs errorSet
+		for _, err := range entryErrs {
+			if err != nil {
+				errs.add(err)
+			}
+		}
+		return errs.err()
+	}
+	declared := true
+	for i, entry := range jobs.items {
+		is, err := cc.entry(entry, i)
 		if err != nil {
-			errs.add(err)
+			entryErrs[i], declared = err, false
 			if cc.budget.err != nil {
-				break
+				return nil, failed()
 			}
 			continue
 		}
 		insts = append(insts, is...)
 	}
-	if err := errs.err(); err != nil {
-		return nil, err
+	var linkErr error
+	if declared {
+		nameInstances(insts)
+		if linkErr = link(wf, insts, cc.budget); cc.budget.err != nil {
+			return nil, cc.budget.err
+		}
 	}
-	nameInstances(insts)
-	if err := link(wf, insts, cc.budget); err != nil {
-		return nil, err
+	ok := declared
+	for _, in := range insts {
+		if entryErrs[in.entry] != nil {
+			continue
+		}
+		if err := cc.compile(in); err != nil {
+			entryErrs[in.entry], ok = err, false
+			if cc.budget.err != nil {
+				break
+			}
+		}
+	}
+	if !ok {
+		return nil, failed()
+	}
+	if linkErr != nil {
+		return nil, linkErr
 	}
 	if !all {
 		insts = filterInstances(insts, t)
@@ -188,9 +227,9 @@ func checkTriggers(tr *node) error {
 	return nil
 }
 
-// entry expands one item of a workflow's jobs list: one instance, or one
-// per matrix combination.
-func (cc *compiler) entry(entry *node) ([]*instance, error) {
+// entry expands item pos of a workflow's jobs list: one instance, or one
+// per matrix combination. Their jobs are compiled later, by compile.
+func (cc *compiler) entry(entry *node, pos int) ([]*instance, error) {
 	var name string
 	var nameNode, args *node
 	switch entry.kind {
@@ -226,6 +265,7 @@ func (cc *compiler) entry(entry *node) ([]*instance, error) {
 		if err != nil {
 			return nil, err
 		}
+		inst.entry = pos
 		return []*instance{inst}, nil
 	}
 	m, err := pipe.interpolate(m)
@@ -290,7 +330,7 @@ func (cc *compiler) entry(entry *node) ([]*instance, error) {
 		if err != nil {
 			return nil, err
 		}
-		inst.alias = x.alias
+		inst.alias, inst.entry = x.alias, pos
 		out = append(out, inst)
 	}
 	return out, nil
@@ -441,7 +481,8 @@ func matrixExclusions(ex *node, order []string, lists [][]*node) (map[int]bool, 
 	return excluded, class, nil
 }
 
-// instance compiles one (already interpolated) workflow job entry.
+// instance reads one (already interpolated) workflow job entry and finds
+// the job it invokes, which compile compiles.
 func (cc *compiler) instance(name string, nameNode, a *node) (*instance, error) {
 	if a.isNull() {
 		a = &node{kind: mapNode}
@@ -498,16 +539,28 @@ func (cc *compiler) instance(name string, nameNode, a *node) (*instance, error) 
 		}
 		return nil, errorf(nameNode, "workflow invokes unknown job %q", name)
 	}
+	inst.el, inst.args = el, a
+	return inst, nil
+}
+
+// compile compiles the job an instance invokes, with the entry's
+// arguments.
+func (cc *compiler) compile(in *instance) error {
+	if in.args == nil {
+		return nil // an approval or no-op entry
+	}
+	a := in.args
+	in.args = nil // compiled once; its nodes may go
 	args, argKeys, err := invocationArgs(cc.budget, a, entryKeys)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	typ, spec, err := cc.job(el.scope, el, nameNode, args, argKeys, a.get("pre-steps"), a.get("post-steps"))
+	typ, spec, err := cc.job(in.el.scope, in.el, in.at, args, argKeys, a.get("pre-steps"), a.get("post-steps"))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	pj.Type, pj.Spec = typ, spec
-	return inst, nil
+	in.job.Type, in.job.Spec = typ, spec
+	return nil
 }
 
 // requirements reads `requires`: names, or maps from a name to the
@@ -578,11 +631,10 @@ func nameInstances(insts []*instance) {
 // instances) and rejects unknown names and cycles. Each edge is charged to
 // b before it is made: requiring a matrix makes one per instance.
 func link(wf *workflowDef, insts []*instance, b *budget) error {
-	byName := map[string]*instance{}
+	byName := make(map[string]*instance, len(insts))
 	aliases := map[string][]*instance{}
 	for i, in := range insts {
 		in.index = i
-		in.reqAt = map[string]*node{}
 		if prev, dup := byName[in.job.Name]; dup {
 			return errorf(in.at, "workflow %q has two jobs named %q (the other at line %d)", wf.name, in.job.Name, prev.at.line)
 		}
@@ -591,24 +643,35 @@ func link(wf *workflowDef, insts []*instance, b *budget) error {
 			aliases[in.alias] = append(aliases[in.alias], in)
 		}
 	}
+	targets := func(r *requirement) []*instance {
+		if t, ok := byName[r.name]; ok {
+			return []*instance{t}
+		}
+		return aliases[r.name]
+	}
 	for _, in := range insts {
+		if len(in.requires) == 0 {
+			continue
+		}
+		// Charge the instance's edges and make its map once.
+		n := 0
 		for _, r := range in.requires {
-			targets := aliases[r.name]
-			if t, ok := byName[r.name]; ok {
-				targets = []*instance{t}
-			}
-			if len(targets) == 0 {
+			ts := targets(r)
+			if len(ts) == 0 {
 				return errorf(r.at, "job %q requires %q, which is not a job of workflow %q", in.job.Name, r.name, wf.name)
 			}
-			if err := b.addRequires(len(targets), r.at); err != nil {
+			if err := b.addRequires(len(ts), r.at); err != nil {
 				return err
 			}
-			for _, t := range targets {
-				if t == in {
-					return errorf(r.at, "job %q requires itself", in.job.Name)
-				}
+			if slices.Contains(ts, in) {
+				return errorf(r.at, "job %q requires itself", in.job.Name)
+			}
+			n += len(ts)
+		}
+		in.job.Requires = make(map[string][]string, n)
+		for _, r := range in.requires {
+			for _, t := range targets(r) {
 				in.job.Requires[t.job.Name] = r.statuses
-				in.reqAt[t.job.Name] = r.at
 			}
 		}
 	}
@@ -628,7 +691,7 @@ func link(wf *workflowDef, insts []*instance, b *budget) error {
 			t := byName[name]
 			switch state[t] {
 			case 1:
-				return errorf(in.reqAt[name], "workflow %q has a cycle: %s -> %s", wf.name, strings.Join(path, " -> "), name)
+				return errorf(requiresEntry(in, t, byName), "workflow %q has a cycle: %s -> %s", wf.name, strings.Join(path, " -> "), name)
 			case 0:
 				if err := visit(t, path); err != nil {
 					return err
@@ -646,6 +709,18 @@ func link(wf *workflowDef, insts []*instance, b *budget) error {
 		}
 	}
 	return nil
+}
+
+// requiresEntry finds the requires entry of in that made its edge to t:
+// the last that names t, or t's matrix alias when no job has that name.
+func requiresEntry(in, t *instance, byName map[string]*instance) *node {
+	var at *node
+	for _, r := range in.requires {
+		if byName[r.name] == t || byName[r.name] == nil && t.alias != "" && r.name == t.alias {
+			at = r.at
+		}
+	}
+	return at
 }
 
 // filterInstances keeps the jobs whose filters match the trigger. A job
