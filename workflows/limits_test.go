@@ -2,6 +2,9 @@ package workflows
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -198,6 +201,69 @@ func TestLimitsRefuseExpansion(t *testing.T) {
 	}
 }
 
+// nearLimits writes a config whose plan comes close to every default
+// limit at once: two matrices of side*(side-1) jobs, each with steps
+// commands and env rendered environment variables, and fanIns jobs that
+// each require every instance of the first matrix.
+func nearLimits(side, steps, env, fanIns int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "version: 2.1\ncommands:\n  c:\n    steps: [{run: \"make test\"}]\njobs:\n  test:\n    parameters: {x: {type: integer}, y: {type: string}}\n    docker: [{image: busybox}]\n    environment:\n")
+	for i := range env {
+		fmt.Fprintf(&b, "      V%d: \"<< parameters.x >>-<< parameters.y >>\"\n", i)
+	}
+	fmt.Fprintf(&b, "    steps: [checkout%s]\n", strings.Repeat(", c", steps))
+	b.WriteString("  fan-in: {docker: [{image: busybox}], steps: [{run: \"true\"}]}\nworkflows:\n  w:\n    jobs:\n")
+	xs := make([]string, side)
+	ys := make([]string, side-1)
+	for i := range xs {
+		xs[i] = fmt.Sprint(i)
+	}
+	for i := range ys {
+		ys[i] = fmt.Sprintf("v%d", i)
+	}
+	fmt.Fprintf(&b, "      - test: {name: a-<< matrix.x >>-<< matrix.y >>, matrix: {alias: a, parameters: {x: &x [%s], y: &y [%s]}}}\n", strings.Join(xs, ", "), strings.Join(ys, ", "))
+	b.WriteString("      - test: {name: b-<< matrix.x >>-<< matrix.y >>, matrix: {alias: b, parameters: {x: *x, y: *y}}}\n")
+	for i := range fanIns {
+		fmt.Fprintf(&b, "      - fan-in: {name: f%d, requires: [a]}\n", i)
+	}
+	return b.String()
+}
+
+// usage prints what a compilation counted against each limit.
+func usage(b *budget) string {
+	l := b.limits
+	return fmt.Sprintf("%d jobs (%.1f%% of MaxJobs), %d steps (%.1f%%), %d requires edges (%.1f%%), %d bytes (%.1f%%)",
+		b.jobs, 100*float64(b.jobs)/float64(l.MaxJobs), b.steps, 100*float64(b.steps)/float64(l.MaxSteps),
+		b.requires, 100*float64(b.requires)/float64(l.MaxRequires), b.bytes, 100*float64(b.bytes)/float64(l.MaxBytes))
+}
+
+// TestLimitsDefaults validates a config near every default limit at once:
+// the defaults admit it, and what it costs is what they let a config cost.
+func TestLimitsDefaults(t *testing.T) {
+	c, err := Load("c.yml", []byte(nearLimits(100, 4, 3, 10)), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var b *budget
+	n := allocated(func() { _, b, err = c.compile(Trigger{Branch: "main"}, true) })
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("validate: %s; allocated %.1f MB, heap grew %.1f MB", usage(b), float64(n)/(1<<20), float64(after.HeapSys-before.HeapSys)/(1<<20))
+	for what, f := range map[string]float64{"jobs": float64(b.jobs) / DefaultMaxJobs, "steps": float64(b.steps) / DefaultMaxSteps, "requires": float64(b.requires) / DefaultMaxRequires, "bytes": float64(b.bytes) / DefaultMaxBytes} {
+		if f < 0.85 {
+			t.Errorf("%s at %.0f%% of its limit: the config should come close to every limit", what, 100*f)
+		}
+	}
+	if n > 200<<20 {
+		t.Errorf("allocated %d MB, want under 200 MB", n>>20)
+	}
+}
+
 // TestLimitsOptions checks that each limit admits a plan exactly at it and
 // refuses the next job, step, edge or byte, and that Validate counts
 // every workflow where Plan counts those that run.
@@ -253,6 +319,40 @@ func TestLimitsOptions(t *testing.T) {
 	if _, err := c.Plan(Trigger{Branch: "main"}); err != nil {
 		t.Errorf("plan: %v", err)
 	}
+}
+
+// TestLimitsCorpusHeadroom validates each config of the corpus that slipway
+// can load (macOS executors swapped for docker, as in BenchmarkPlanSnyk)
+// and prints what it counts against each default limit: real configs stay
+// at a fiftieth of each, or less.
+func TestLimitsCorpusHeadroom(t *testing.T) {
+	files, _ := filepath.Glob("../../shared/corpus/circleci/configs/*.yml")
+	if len(files) == 0 {
+		t.Skip("no corpus")
+	}
+	files = append(files, "../testdata/seed/.circleci/config.yml")
+	macos := regexp.MustCompile(`macos:\n(\s*#[^\n]*\n)?\s*xcode: '[^']*'`)
+	var lines []string
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src = macos.ReplaceAll(src, []byte("docker: [{image: macos-stand-in}]"))
+		c, err := Load(filepath.Base(f), src, LoadOptions{OrbDirs: []string{"../testdata/orbs"}, AllowMachine: true})
+		if err != nil {
+			continue // an orb that is not vendored
+		}
+		_, b, _ := c.compile(Trigger{Branch: "main", Revision: strings.Repeat("0", 40)}, true)
+		if b == nil {
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("%-48s %s", filepath.Base(f), usage(b)))
+		if b.jobs*50 > b.limits.MaxJobs || b.steps*50 > b.limits.MaxSteps || b.requires*50 > b.limits.MaxRequires || b.bytes*50 > b.limits.MaxBytes {
+			t.Errorf("%s comes within a fiftieth of a default limit: %s", filepath.Base(f), usage(b))
+		}
+	}
+	t.Logf("what validating each config counts against the default limits:\n%s", strings.Join(lines, "\n"))
 }
 
 // TestMatrixExclusions checks that excluding is linear: half of a

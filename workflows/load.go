@@ -50,10 +50,13 @@ type Limits struct {
 
 // The default limits. The largest config of the corpus in
 // shared/corpus/circleci (snyk/cli, 70 KB) validates with 66 jobs, 904
-// steps and under a megabyte of expanded config; a config refused at any
-// limit is refused having allocated under 64 MB
-// (TestLimitsRefuseExpansion). MaxJobs admits two matrices of the largest
-// size a matrix may have.
+// steps, 94 requires edges and 0.8 MB of expansion, under 2% of each
+// limit (TestLimitsCorpusHeadroom prints the table). A plan close to all
+// four at once is accepted having allocated about 125 MB, its process
+// peaking at about 95 MB resident (TestLimitsDefaults); a config refused
+// at any of them is refused having allocated under 64 MB in each of
+// Validate and Plan (TestLimitsRefuseExpansion). MaxJobs admits two
+// matrices of the largest size a matrix may have.
 const (
 	DefaultMaxJobs     = 20_000
 	DefaultMaxSteps    = 200_000
