@@ -413,3 +413,36 @@ func TestMatrixManyParameters(t *testing.T) {
 		t.Errorf("allocated %d MB, want under 64 MB", n>>20)
 	}
 }
+
+// TestUnknownArgumentsLinear validates 1,000 entries of a job that
+// passes a command its 10,000 parameters and one it does not declare.
+// Each entry finds the unknown argument without comparing every argument
+// with every parameter; each failed attempt is charged to the budget too,
+// which ends the validation after about 50.
+func TestUnknownArgumentsLinear(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("version: 2.1\ncommands:\n  many:\n    parameters:\n")
+	for i := range 10_000 {
+		fmt.Fprintf(&b, "      p%d: {type: string}\n", i)
+	}
+	b.WriteString("    steps: [checkout]\njobs:\n  a:\n    docker: [{image: x}]\n    steps:\n      - many:\n")
+	for i := range 10_000 {
+		fmt.Fprintf(&b, "          p%d: v\n", i)
+	}
+	b.WriteString("          nope: v\nworkflows:\n  w:\n    jobs:\n")
+	for i := range 1000 {
+		fmt.Fprintf(&b, "      - a: {name: a%d}\n", i)
+	}
+	c, err := Load("c.yml", []byte(b.String()), LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := allocated(func() { err = c.Validate() })
+	want := []string{`c.yml:20011:11: command "many" has no parameter "nope"`, "plan too large: more than 67108864 bytes"}
+	if err == nil || !strings.HasPrefix(err.Error(), want[0]) || !strings.Contains(err.Error(), want[1]) {
+		t.Errorf("got %v, want %s and %s", err, want[0], want[1])
+	}
+	if n > 64<<20 {
+		t.Errorf("allocated %d MB, want under 64 MB", n>>20)
+	}
+}

@@ -126,9 +126,13 @@ func bindParams(b *budget, what string, at *node, specs []*paramSpec, args map[s
 	}
 	if known < len(argKeys) {
 		// Report the first unknown argument in the file.
+		declared := make(map[string]bool, len(specs))
+		for _, p := range specs {
+			declared[p.name] = true
+		}
 		var first *node
 		for name, k := range argKeys {
-			if !slices.ContainsFunc(specs, func(p *paramSpec) bool { return p.name == name }) && (first == nil || before(k, first)) {
+			if !declared[name] && (first == nil || before(k, first)) {
 				first = k
 			}
 		}
