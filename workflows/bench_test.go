@@ -23,6 +23,16 @@ func BenchmarkPlanSnyk(b *testing.B) {
 	benchPlan(b, src, opts, t)
 }
 
+// BenchmarkPlanSeed loads, compiles and plans the seed pipeline for a
+// push of main, the path every webhook of the product takes.
+func BenchmarkPlanSeed(b *testing.B) {
+	src, err := os.ReadFile("../testdata/seed/.circleci/config.yml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchPlan(b, src, LoadOptions{}, Trigger{Branch: "main", Revision: strings.Repeat("a", 40)})
+}
+
 // BenchmarkPlanMatrix2000 plans a workflow whose matrix expands to 2,000
 // jobs, each with a parameterised executor, a command and a fan-in.
 func BenchmarkPlanMatrix2000(b *testing.B) {

@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // compiler turns job invocations into JobSpecs for one trigger's pipeline
@@ -12,6 +13,109 @@ type compiler struct {
 	cfg      *Config
 	pipeline map[string]*node
 	specs    map[*node][]*paramSpec // parsed `parameters:` of each definition
+	budget   *budget
+}
+
+// budget counts what one compilation builds against the config's Limits,
+// as it builds it: each count is charged before the thing counted is made,
+// so that a config whose expansion outgrows a limit is refused where it
+// crosses it, having allocated about what the limit allows rather than
+// what the config asks for. Once a limit is crossed every charge fails
+// with the same error, and compilation stops.
+type budget struct {
+	limits                       Limits
+	jobs, steps, requires, bytes int
+	err                          error // the first limit crossed
+}
+
+func (b *budget) addJobs(n int, at *node) error {
+	b.jobs += n
+	if b.jobs > b.limits.MaxJobs {
+		return b.exceeded(at, "more than %d jobs, counting each matrix instance (limit MaxJobs)", b.limits.MaxJobs)
+	}
+	return nil
+}
+
+func (b *budget) addSteps(n int, at *node) error {
+	b.steps += n
+	if b.steps > b.limits.MaxSteps {
+		return b.exceeded(at, "more than %d steps, counting each command and the steps it expands to (limit MaxSteps)", b.limits.MaxSteps)
+	}
+	return nil
+}
+
+func (b *budget) addRequires(n int, at *node) error {
+	b.requires += n
+	if b.requires > b.limits.MaxRequires {
+		return b.exceeded(at, "more than %d requires edges, counting an edge to each instance of a required matrix (limit MaxRequires)", b.limits.MaxRequires)
+	}
+	return nil
+}
+
+// addBytes charges n bytes of expanded config.
+func (b *budget) addBytes(n int, at *node) error {
+	b.bytes += n
+	if b.bytes > b.limits.MaxBytes {
+		return b.exceeded(at, "more than %d bytes to expand its jobs, commands, executors and parameters (limit MaxBytes)", b.limits.MaxBytes)
+	}
+	return nil
+}
+
+// What expanding a config allocates, as charged against MaxBytes.
+const (
+	// valueBytes is charged for each value that compilation reads from
+	// an expanded definition or a substituted parameter: about what
+	// reading it into a job allocates (an environment entry, a list
+	// element, a value compared in a condition).
+	valueBytes = 32
+	// nodeBytes is the size of a node that interpolation copies or
+	// makes; the slices of a copied list or map cost 8 bytes an entry.
+	nodeBytes = int(unsafe.Sizeof(node{}))
+	// entryBytes is an entry of a map from names that compilation makes
+	// (an invocation's arguments, its bound parameters), measured.
+	entryBytes = 64
+)
+
+// addValue charges a list or map substituted for a parameter as if it
+// were copied, each time it is substituted: a parameter passed on twice
+// at each level of nested commands costs what its expansion would,
+// although its nodes are shared. The walk stops where the budget does.
+func (b *budget) addValue(v, at *node) error {
+	left := (b.limits.MaxBytes - b.bytes) / valueBytes
+	n := countValues(v, left+1)
+	return b.addBytes(n*valueBytes, at)
+}
+
+// countValues counts the values of a tree, shared subtrees once per
+// reference, stopping once it has counted max.
+func countValues(v *node, max int) int {
+	n := 1
+	for _, c := range v.keys {
+		if n >= max {
+			return n
+		}
+		n += countValues(c, max-n)
+	}
+	for _, c := range v.vals {
+		if n >= max {
+			return n
+		}
+		n += countValues(c, max-n)
+	}
+	for _, c := range v.items {
+		if n >= max {
+			return n
+		}
+		n += countValues(c, max-n)
+	}
+	return n
+}
+
+func (b *budget) exceeded(at *node, format string, args ...any) error {
+	if b.err == nil {
+		b.err = errorf(at, "plan too large: "+format, args...)
+	}
+	return b.err
 }
 
 // paramSpecs parses a definition's parameters once per plan: a matrix
@@ -92,15 +196,18 @@ func (s *scope) elements(kind string) map[string]*node {
 }
 
 // invocationArgs splits an invocation's map into its arguments, leaving out
-// the keys the caller handles itself.
-func invocationArgs(n *node, reserved map[string]bool) (map[string]*node, map[string]*node, error) {
-	args, keys := map[string]*node{}, map[string]*node{}
+// the keys the caller handles itself. Each argument costs two map entries.
+func invocationArgs(b *budget, n *node, reserved map[string]bool) (map[string]*node, map[string]*node, error) {
 	if n.isNull() {
-		return args, keys, nil
+		return nil, nil, nil
 	}
 	if n.kind != mapNode {
 		return nil, nil, errorf(n, "arguments must be a map, not %s", n.kind)
 	}
+	if err := b.addBytes(2*entryBytes*len(n.keys), n); err != nil {
+		return nil, nil, err
+	}
+	args, keys := make(map[string]*node, len(n.keys)), make(map[string]*node, len(n.keys))
 	for i, k := range n.keys {
 		if reserved[k.value] {
 			continue
@@ -124,7 +231,7 @@ func (cc *compiler) job(sc *scope, el element, at *node, args, argKeys map[strin
 	if el.native != nil {
 		// A native orb's job (circleci/slack/on-hold) has nothing to run:
 		// slipway posts approval requests to the thread itself.
-		if _, err := bindParams("job "+el.name, at, el.native.jobs[strings.SplitN(el.name, "/", 2)[1]], args, argKeys); err != nil {
+		if _, err := bindParams(cc.budget, "job "+el.name, at, el.native.jobs[strings.SplitN(el.name, "/", 2)[1]], args, argKeys); err != nil {
 			return "", nil, err
 		}
 		return JobNoOp, nil, nil
@@ -143,11 +250,11 @@ func (cc *compiler) job(sc *scope, el element, at *node, args, argKeys map[strin
 		return "", nil, err
 	}
 	what := "job " + strconv.Quote(el.name)
-	bound, err := bindParams(what, at, specs, args, argKeys)
+	bound, err := bindParams(cc.budget, what, at, specs, args, argKeys)
 	if err != nil {
 		return "", nil, err
 	}
-	v := &vars{params: bound, pipeline: cc.pipeline, what: what}
+	v := &vars{params: bound, pipeline: cc.pipeline, what: what, budget: cc.budget}
 	body, err := v.interpolate(withoutKey(def, "parameters"))
 	if err != nil {
 		return "", nil, err
@@ -223,6 +330,10 @@ func withoutKey(n *node, key string) *node {
 	return &c
 }
 
+// executorArgKeys are the keys of an executor invocation that are not
+// arguments.
+var executorArgKeys = map[string]bool{"name": true}
+
 var executorKeys = map[string]bool{
 	"docker": true, "machine": true, "macos": true, "resource_class": true, "shell": true,
 	"working_directory": true, "environment": true, "parameters": true, "description": true,
@@ -274,7 +385,7 @@ func (cc *compiler) executor(sc *scope, body *node, spec *JobSpec, what string, 
 	case mapNode:
 		name = val.get("name").str()
 		var err error
-		if args, argKeys, err = invocationArgs(val, map[string]bool{"name": true}); err != nil {
+		if args, argKeys, err = invocationArgs(cc.budget, val, executorArgKeys); err != nil {
 			return err
 		}
 	default:
@@ -297,11 +408,11 @@ func (cc *compiler) executor(sc *scope, body *node, spec *JobSpec, what string, 
 		return err
 	}
 	ewhat := "executor " + strconv.Quote(name)
-	bound, err := bindParams(ewhat, val, specs, args, argKeys)
+	bound, err := bindParams(cc.budget, ewhat, val, specs, args, argKeys)
 	if err != nil {
 		return err
 	}
-	v := &vars{params: bound, pipeline: cc.pipeline, what: ewhat}
+	v := &vars{params: bound, pipeline: cc.pipeline, what: ewhat, budget: cc.budget}
 	eb, err := v.interpolate(withoutKey(el.def, "parameters"))
 	if err != nil {
 		return err
@@ -450,6 +561,9 @@ func (cc *compiler) steps(sc *scope, list *node, out *[]Step, depth int) error {
 		return errorf(list, "steps must be a list")
 	}
 	for _, it := range list.items {
+		if err := cc.budget.addSteps(1, it); err != nil {
+			return err
+		}
 		if it.kind == seqNode {
 			if err := cc.steps(sc, it, out, depth+1); err != nil {
 				return err
@@ -643,14 +757,14 @@ func (cc *compiler) command(sc *scope, name string, at, arg *node, out *[]Step, 
 		}
 		return errorf(at, "unknown step or command %q", name)
 	}
-	args, argKeys, err := invocationArgs(arg, nil)
+	args, argKeys, err := invocationArgs(cc.budget, arg, nil)
 	if err != nil {
 		return err
 	}
 	what := "command " + strconv.Quote(name)
 	if el.native != nil {
 		cmd := name[strings.Index(name, "/")+1:]
-		bound, err := bindParams(what, at, el.native.commands[cmd], args, argKeys)
+		bound, err := bindParams(cc.budget, what, at, el.native.commands[cmd], args, argKeys)
 		if err != nil {
 			return err
 		}
@@ -683,11 +797,11 @@ func (cc *compiler) command(sc *scope, name string, at, arg *node, out *[]Step, 
 	if err != nil {
 		return err
 	}
-	bound, err := bindParams(what, at, specs, args, argKeys)
+	bound, err := bindParams(cc.budget, what, at, specs, args, argKeys)
 	if err != nil {
 		return err
 	}
-	v := &vars{params: bound, pipeline: cc.pipeline, what: what}
+	v := &vars{params: bound, pipeline: cc.pipeline, what: what, budget: cc.budget}
 	steps, err := v.interpolate(def.get("steps"))
 	if err != nil {
 		return err

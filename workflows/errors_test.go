@@ -46,6 +46,8 @@ func TestErrors(t *testing.T) {
 		{"unknown logic", head + "workflows:\n  w:\n    when: {xor: [a, b]}\n    jobs: [a]\n", "c.yml:8:12: unknown logic operator \"xor\""},
 		{"duplicate names", head + "workflows:\n  w:\n    jobs:\n      - a\n      - a\n      - a: {name: a-1}\n", "c.yml:11:9: workflow \"w\" has two jobs named \"a-1\""},
 		{"alias bomb", "version: 2.1\na: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n", "config too large after expanding aliases"},
+		{"large config without aliases", "version: 2.1\nx: [" + strings.Repeat("1,", 200_000) + "]\n", "c.yml:2:399995: config too large: over 200000 values (keys, scalars, lists and maps) in one file"},
+		{"config over a megabyte", "version: 2.1\n" + strings.Repeat("# padding\n", 110_000), "c.yml: config too large: 1100013 bytes, over the limit of 1048576 bytes (1 MB) for one file"},
 		{"no workflows", "version: 2.1\njobs:\n  a:\n    docker: [{image: x}]\n    steps: [checkout]\n", "c.yml:1:1: no workflows"},
 		{"unknown pipeline parameter default missing", "version: 2.1\nparameters:\n  p: {type: string}\n" + head[13:] + "workflows:\n  w:\n    jobs: [a]\n", "c.yml:3:3: pipeline parameter \"p\" has no default"},
 	}

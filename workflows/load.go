@@ -13,6 +13,68 @@ type LoadOptions struct {
 	OrbDirs []string
 	// AllowMachine lets `machine` jobs run on the host.
 	AllowMachine bool
+	// Limits bound what compiling one plan may build.
+	Limits Limits
+}
+
+// Limits bound the plan that one compilation builds: the config's
+// workflows for one trigger (Plan), or all of them whatever their
+// conditions and filters (Validate). Commands, parameters and matrices let
+// a few hundred bytes of config expand without end; compilation counts
+// what it builds as it builds it, and refuses a config at the construct
+// where it crosses a limit, having spent about what the limits allow
+// rather than what the config asks for. A field left zero takes its
+// default.
+type Limits struct {
+	// MaxJobs bounds the jobs of a plan, over all its workflows; each
+	// matrix instance is a job. A job costs about 2.5 KB to compile,
+	// besides its steps and text.
+	MaxJobs int
+	// MaxSteps bounds the steps compiled for a plan, over all its jobs.
+	// Each entry of a steps list counts: a command invocation as well as
+	// the steps it expands to, a when or unless step, a spliced steps
+	// parameter. A step costs about 250 bytes, besides its text.
+	MaxSteps int
+	// MaxRequires bounds the requires edges of a plan. Requiring a matrix
+	// by its alias makes an edge to each of its instances, so a matrix
+	// that requires another has instances × instances edges. An edge
+	// costs about 85 bytes.
+	MaxRequires int
+	// MaxBytes bounds what expanding the config for a plan allocates:
+	// the text that << >> interpolation renders, the values it copies,
+	// the arguments it binds, and 32 bytes for each value of a definition
+	// it expands or of a list or map it substitutes, counted again at
+	// each use.
+	MaxBytes int
+}
+
+// The default limits. The largest config of the corpus in
+// shared/corpus/circleci (snyk/cli, 70 KB) validates with 66 jobs, 904
+// steps, 94 requires edges and 0.8 MB of expansion, under 2% of each
+// limit (TestLimitsCorpusHeadroom prints the table). A plan close to all
+// four at once is accepted having allocated about 125 MB, its process
+// peaking at about 95 MB resident (TestLimitsDefaults); a config refused
+// at any of them is refused having allocated under 64 MB in each of
+// Validate and Plan (TestLimitsRefuseExpansion). MaxJobs admits two
+// matrices of the largest size a matrix may have.
+const (
+	DefaultMaxJobs     = 20_000
+	DefaultMaxSteps    = 200_000
+	DefaultMaxRequires = 100_000
+	DefaultMaxBytes    = 64 << 20
+)
+
+// withDefaults fills in the zero fields.
+func (l Limits) withDefaults() Limits {
+	for _, f := range []struct {
+		v   *int
+		def int
+	}{{&l.MaxJobs, DefaultMaxJobs}, {&l.MaxSteps, DefaultMaxSteps}, {&l.MaxRequires, DefaultMaxRequires}, {&l.MaxBytes, DefaultMaxBytes}} {
+		if *f.v <= 0 {
+			*f.v = f.def
+		}
+	}
+	return l
 }
 
 // Config is a loaded config file, ready to be planned for triggers. It is
@@ -24,6 +86,7 @@ type Config struct {
 	pipelineParams []*paramSpec
 	workflows      []*workflowDef
 	allowMachine   bool
+	limits         Limits
 }
 
 // scope holds the reusable elements visible from one place: the config's
@@ -57,7 +120,7 @@ func Load(name string, src []byte, opts LoadOptions) (*Config, error) {
 	if root.kind != mapNode {
 		return nil, errorf(root, "a config is a map with version, jobs and workflows")
 	}
-	c := &Config{file: name, allowMachine: opts.AllowMachine}
+	c := &Config{file: name, allowMachine: opts.AllowMachine, limits: opts.Limits.withDefaults()}
 	for _, k := range root.keys {
 		if !topLevelKeys[k.value] && !anchored[k.value] {
 			return nil, errorf(k, "unknown top-level key %q", k.value)

@@ -62,6 +62,39 @@ var orbRef = regexp.MustCompile(`^([a-z0-9][a-z0-9_-]*)/([a-z0-9][a-z0-9_-]*)(?:
 
 type orbLoader struct {
 	dirs []string
+	// loaded holds what each vendored orb file or folder gave at each
+	// depth: an orb referenced many times by orbs that are themselves
+	// referenced many times is read once a depth, not once a path to it.
+	loaded map[orbSource]orbLoad
+}
+
+type orbSource struct {
+	path  string
+	depth int
+}
+
+type orbLoad struct {
+	scope *scope
+	err   error
+}
+
+// cached returns a remembered orb under its local name.
+func (l *orbLoader) cached(src orbSource, local string) (*scope, bool, error) {
+	r, ok := l.loaded[src]
+	if !ok || r.err != nil {
+		return nil, ok, r.err
+	}
+	s := *r.scope
+	s.name = local
+	return &s, true, nil
+}
+
+func (l *orbLoader) remember(src orbSource, s *scope, err error) (*scope, error) {
+	if l.loaded == nil {
+		l.loaded = map[orbSource]orbLoad{}
+	}
+	l.loaded[src] = orbLoad{s, err}
+	return s, err
 }
 
 // scope builds the scope of a config or orb body, resolving its `orbs:`.
@@ -89,7 +122,7 @@ func (l *orbLoader) scope(name string, body *node, depth int) (*scope, error) {
 	}
 	// Every missing orb is reported at once, so that vendoring is one
 	// round trip.
-	var errs ErrorList
+	var errs errorSet
 	for i, k := range orbs.keys {
 		v := orbs.vals[i]
 		var o *scope
@@ -99,13 +132,13 @@ func (l *orbLoader) scope(name string, body *node, depth int) (*scope, error) {
 			o, err = l.resolve(k.value, v, depth)
 		}
 		if err != nil {
-			errs = appendErrors(errs, err)
+			errs.add(err)
 			continue
 		}
 		s.orbs[k.value] = o
 	}
-	if len(errs) > 0 {
-		return nil, errs
+	if err := errs.err(); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -133,26 +166,36 @@ func (l *orbLoader) resolve(local string, ref *node, depth int) (*scope, error) 
 			if m[3] == "" && strings.HasSuffix(f, "@.yml") {
 				continue
 			}
+			key := orbSource{f, depth}
+			if s, ok, err := l.cached(key, local); ok {
+				return s, err
+			}
 			src, err := os.ReadFile(f)
 			if err != nil {
 				continue
 			}
 			body, _, err := parseYAML(f, src)
 			if err != nil {
-				return nil, err
+				return l.remember(key, nil, err)
 			}
 			if body.kind != mapNode {
-				return nil, errorf(body, "orb %s: want a map of commands, jobs and executors", full)
+				return l.remember(key, nil, errorf(body, "orb %s: want a map of commands, jobs and executors", full))
 			}
-			return l.scope(local, body, depth+1)
+			sc, err := l.scope(local, body, depth+1)
+			return l.remember(key, sc, err)
 		}
 		srcDir := filepath.Join(dir, m[1], m[2], "src")
+		key := orbSource{srcDir, depth}
+		if s, ok, err := l.cached(key, local); ok {
+			return s, err
+		}
 		if st, err := os.Stat(filepath.Join(srcDir, "@orb.yml")); err == nil && !st.IsDir() {
 			body, err := unpackedOrb(srcDir)
 			if err != nil {
-				return nil, err
+				return l.remember(key, nil, err)
 			}
-			return l.scope(local, body, depth+1)
+			sc, err := l.scope(local, body, depth+1)
+			return l.remember(key, sc, err)
 		}
 	}
 	where := ".circleci/orbs"

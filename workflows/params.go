@@ -113,13 +113,32 @@ func (p *paramSpec) check(v *node) error {
 // declarations. args maps argument names to values; keys lists the
 // argument key nodes for positions. Unknown arguments and missing required
 // ones are errors.
-func bindParams(what string, at *node, specs []*paramSpec, args map[string]*node, argKeys map[string]*node) (map[string]*node, error) {
-	out := make(map[string]*node, len(specs))
-	for name, k := range argKeys {
-		if !slices.ContainsFunc(specs, func(p *paramSpec) bool { return p.name == name }) {
-			return nil, errorf(k, "%s has no parameter %q", what, name)
+func bindParams(b *budget, what string, at *node, specs []*paramSpec, args map[string]*node, argKeys map[string]*node) (map[string]*node, error) {
+	// Each invocation binds every declared parameter.
+	if err := b.addBytes(len(specs)*entryBytes, at); err != nil {
+		return nil, err
+	}
+	known := 0
+	for _, p := range specs {
+		if _, ok := argKeys[p.name]; ok {
+			known++
 		}
 	}
+	if known < len(argKeys) {
+		// Report the first unknown argument in the file.
+		declared := make(map[string]bool, len(specs))
+		for _, p := range specs {
+			declared[p.name] = true
+		}
+		var first *node
+		for name, k := range argKeys {
+			if !declared[name] && (first == nil || before(k, first)) {
+				first = k
+			}
+		}
+		return nil, errorf(first, "%s has no parameter %q", what, first.value)
+	}
+	out := make(map[string]*node, len(specs))
 	for _, p := range specs {
 		v, ok := args[p.name]
 		if !ok || v == nil {
@@ -144,10 +163,79 @@ func bindParams(what string, at *node, specs []*paramSpec, args map[string]*node
 	return out, nil
 }
 
-// reference matches `<< parameters.x >>`, `<< pipeline.git.branch >>` and
-// `<< matrix.x >>`. Other `<< ... >>` text (shell heredocs, say) is left
-// alone.
-var reference = regexp.MustCompile(`<<\s*(parameters|pipeline|matrix)\.([A-Za-z0-9_.\-]+)\s*>>`)
+// references finds, left to right, the references in s: `<<
+// parameters.x >>`, `<< pipeline.git.branch >>` and `<< matrix.x >>`,
+// which is to say the matches of
+//
+//	<<\s*(parameters|pipeline|matrix)\.([A-Za-z0-9_.\-]+)\s*>>
+//
+// Other `<< ... >>` text (shell heredocs, say) is left alone. Each match
+// is appended to locs as regexp's FindAllStringSubmatchIndex gives it:
+// the match, the namespace, the name. It is written out rather than left
+// to the regexp package, which allocates for each string searched: a
+// matrix interpolates its entry once per instance.
+func references(s string, locs [][6]int) [][6]int {
+	for i := 0; ; {
+		j := strings.Index(s[i:], "<<")
+		if j < 0 {
+			return locs
+		}
+		if loc, ok := referenceAt(s, i+j); ok {
+			locs = append(locs, loc)
+			i = loc[1]
+		} else {
+			i += j + 1
+		}
+	}
+}
+
+// referenceAt matches a reference that starts at s[start:], which begins
+// with <<. The name's characters are neither spaces nor '>', so the
+// longest name is the only one that can be followed by the closing >>.
+func referenceAt(s string, start int) ([6]int, bool) {
+	p := skipSpace(s, start+2)
+	var ns string
+	for _, n := range [...]string{"parameters", "pipeline", "matrix"} {
+		if strings.HasPrefix(s[p:], n) && len(s) > p+len(n) && s[p+len(n)] == '.' {
+			ns = n
+			break
+		}
+	}
+	if ns == "" {
+		return [6]int{}, false
+	}
+	nameStart := p + len(ns) + 1
+	q := nameStart
+	for q < len(s) && isNameByte(s[q]) {
+		q++
+	}
+	if q == nameStart {
+		return [6]int{}, false
+	}
+	end := skipSpace(s, q)
+	if !strings.HasPrefix(s[end:], ">>") {
+		return [6]int{}, false
+	}
+	return [6]int{start, end + 2, p, p + len(ns), nameStart, q}, true
+}
+
+// skipSpace skips what \s matches: tab, newline, form feed, carriage
+// return and space.
+func skipSpace(s string, i int) int {
+	for i < len(s) {
+		switch s[i] {
+		case '\t', '\n', '\f', '\r', ' ':
+			i++
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+func isNameByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-'
+}
 
 // vars resolves the references of one interpolation scope.
 type vars struct {
@@ -155,6 +243,7 @@ type vars struct {
 	pipeline map[string]*node
 	matrix   map[string]*node // nil outside a matrix entry
 	what     string           // "job build", for messages
+	budget   *budget          // charged for every value expanded
 }
 
 func (v *vars) lookup(ns, name string, at *node) (*node, error) {
@@ -191,6 +280,9 @@ func (v *vars) interpolate(n *node) (*node, error) {
 	if n == nil {
 		return nil, nil
 	}
+	if err := v.budget.addBytes(valueBytes, n); err != nil {
+		return nil, err
+	}
 	// Copy on write: a subtree without references is shared, not copied.
 	switch n.kind {
 	case mapNode:
@@ -208,6 +300,9 @@ func (v *vars) interpolate(n *node) (*node, error) {
 				return nil, err
 			}
 			if c == nil && (k != n.keys[i] || val != n.vals[i]) {
+				if err := v.budget.addBytes(nodeBytes+16*len(n.keys), n); err != nil {
+					return nil, err
+				}
 				cp := *n
 				cp.keys = append([]*node(nil), n.keys...)
 				cp.vals = append([]*node(nil), n.vals...)
@@ -229,6 +324,9 @@ func (v *vars) interpolate(n *node) (*node, error) {
 				return nil, err
 			}
 			if c == nil && r != it {
+				if err := v.budget.addBytes(nodeBytes+8*len(n.items), n); err != nil {
+					return nil, err
+				}
 				cp := *n
 				cp.items = append([]*node(nil), n.items...)
 				c = &cp
@@ -245,7 +343,8 @@ func (v *vars) interpolate(n *node) (*node, error) {
 	if !strings.Contains(n.value, "<<") {
 		return n, nil
 	}
-	locs := reference.FindAllStringSubmatchIndex(n.value, -1)
+	var locBuf [4][6]int
+	locs := references(n.value, locBuf[:0])
 	if len(locs) == 0 {
 		return n, nil
 	}
@@ -255,12 +354,18 @@ func (v *vars) interpolate(n *node) (*node, error) {
 		if err != nil {
 			return nil, err
 		}
+		if val.kind != scalarNode {
+			if err := v.budget.addValue(val, n); err != nil {
+				return nil, err
+			}
+		}
 		return val, nil
 	}
-	var b strings.Builder
-	last := 0
+	// Look the values up and charge the text before building it.
+	var buf [4]*node
+	vals := buf[:0]
+	size := len(s)
 	for _, loc := range locs {
-		b.WriteString(s[last:loc[0]])
 		val, err := v.lookup(s[loc[2]:loc[3]], s[loc[4]:loc[5]], n)
 		if err != nil {
 			return nil, err
@@ -268,7 +373,18 @@ func (v *vars) interpolate(n *node) (*node, error) {
 		if val.kind != scalarNode {
 			return nil, errorf(n, "%s is %s and cannot be placed inside text", s[loc[0]:loc[1]], val.kind)
 		}
-		b.WriteString(val.str())
+		vals = append(vals, val)
+		size += len(val.str()) - (loc[1] - loc[0])
+	}
+	if err := v.budget.addBytes(nodeBytes+size, n); err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	b.Grow(size)
+	last := 0
+	for i, loc := range locs {
+		b.WriteString(s[last:loc[0]])
+		b.WriteString(vals[i].str())
 		last = loc[1]
 	}
 	b.WriteString(s[last:])
@@ -277,6 +393,11 @@ func (v *vars) interpolate(n *node) (*node, error) {
 	c.tag = "!!str"
 	c.quoted = true
 	return &c, nil
+}
+
+// before reports whether a comes before b in the file.
+func before(a, b *node) bool {
+	return a.line < b.line || a.line == b.line && a.col < b.col
 }
 
 // typedScalar makes a node for a value given outside YAML (a command-line

@@ -25,11 +25,15 @@ var requireStatuses = []string{StatusSuccess, StatusFailed, StatusCanceled, Stat
 type instance struct {
 	job      *PlannedJob
 	at       *node  // the entry, for positions
+	entry    int    // the entry's index in the workflow's jobs
 	alias    string // matrix alias; empty outside a matrix
 	requires []*requirement
 	filters  *filters
 	index    int
-	reqAt    map[string]*node // requires entry of each upstream job
+	// The job to compile and the entry's settings; el.def and el.native
+	// are nil for approval and no-op entries, and once compiled.
+	el   element
+	args *node
 }
 
 type requirement struct {
@@ -39,53 +43,55 @@ type requirement struct {
 }
 
 func (c *Config) plan(t Trigger, all bool) (*Plan, error) {
+	p, _, err := c.compile(t, all)
+	return p, err
+}
+
+// compile plans for t, or for every workflow and job when all is set, and
+// says what the plan cost.
+func (c *Config) compile(t Trigger, all bool) (*Plan, *budget, error) {
 	pv, err := c.pipelineValues(t)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	cc := &compiler{cfg: c, pipeline: pv}
+	cc := &compiler{cfg: c, pipeline: pv, budget: &budget{limits: c.limits}}
 	plan := &Plan{Workflows: []*PlannedWorkflow{}}
-	var errs ErrorList
+	var errs errorSet
 	for _, wf := range c.workflows {
 		pw, err := cc.workflow(wf, t, all)
 		if err != nil {
-			errs = appendErrors(errs, err)
+			errs.add(err)
+			if cc.budget.err != nil {
+				// Past a limit every charge fails: going on would
+				// only repeat it.
+				break
+			}
 			continue
 		}
 		if pw != nil && len(pw.Jobs) > 0 {
 			plan.Workflows = append(plan.Workflows, pw)
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errs
+	if err := errs.err(); err != nil {
+		return nil, cc.budget, err
 	}
-	return plan, nil
-}
-
-// appendErrors adds err's problems, skipping repeats: one broken job
-// definition invoked by many entries is reported once.
-func appendErrors(errs ErrorList, err error) ErrorList {
-	var add []*Error
-	switch e := err.(type) {
-	case ErrorList:
-		add = e
-	case *Error:
-		add = []*Error{e}
-	default:
-		add = []*Error{{Msg: err.Error()}}
-	}
-	for _, a := range add {
-		if !slices.ContainsFunc(errs, func(x *Error) bool { return *x == *a }) {
-			errs = append(errs, a)
-		}
-	}
-	return errs
+	return plan, cc.budget, nil
 }
 
 // workflow plans one workflow; nil when its conditions exclude it.
+//
+// Its entries are expanded into instances first, then their requires are
+// linked, and only then are their jobs compiled: the counts of jobs and
+// requires edges are known, and checked against the budget, before the
+// bulk of the work. Problems are reported as if each entry were compiled
+// in turn and linked last: an entry's first problem, in file order, and
+// problems of linking only when every job compiled.
 func (cc *compiler) workflow(wf *workflowDef, t Trigger, all bool) (*PlannedWorkflow, error) {
 	pw := &PlannedWorkflow{Name: wf.name, Jobs: []*PlannedJob{}}
 	if wf.body == nil {
+		if err := cc.budget.addJobs(1, wf.key); err != nil {
+			return nil, err
+		}
 		el, _ := cc.lookup(cc.cfg.root, "jobs", "build")
 		typ, spec, err := cc.job(cc.cfg.root, el, wf.key, nil, nil, nil, nil)
 		if err != nil {
@@ -94,7 +100,7 @@ func (cc *compiler) workflow(wf *workflowDef, t Trigger, all bool) (*PlannedWork
 		pw.Jobs = append(pw.Jobs, &PlannedJob{Name: "build", Job: "build", Type: typ, Requires: map[string][]string{}, Context: []string{}, Spec: spec})
 		return pw, nil
 	}
-	pipe := &vars{pipeline: cc.pipeline}
+	pipe := &vars{pipeline: cc.pipeline, budget: cc.budget}
 	body, err := pipe.interpolateExcept(wf.body, "jobs")
 	if err != nil {
 		return nil, err
@@ -134,21 +140,52 @@ func (cc *compiler) workflow(wf *workflowDef, t Trigger, all bool) (*PlannedWork
 		return nil, errorf(wf.key, "workflow %q needs a list of jobs", wf.name)
 	}
 	var insts []*instance
-	var errs ErrorList
-	for _, entry := range jobs.items {
-		is, err := cc.entry(entry)
+	entryErrs := make([]error, len(jobs.items)) // each entry's first problem
+	failed := func() error {
+		var errs errorSet
+		for _, err := range entryErrs {
+			if err != nil {
+				errs.add(err)
+			}
+		}
+		return errs.err()
+	}
+	declared := true
+	for i, entry := range jobs.items {
+		is, err := cc.entry(entry, i)
 		if err != nil {
-			errs = appendErrors(errs, err)
+			entryErrs[i], declared = err, false
+			if cc.budget.err != nil {
+				return nil, failed()
+			}
 			continue
 		}
 		insts = append(insts, is...)
 	}
-	if len(errs) > 0 {
-		return nil, errs
+	var linkErr error
+	if declared {
+		nameInstances(insts)
+		if linkErr = link(wf, insts, cc.budget); cc.budget.err != nil {
+			return nil, cc.budget.err
+		}
 	}
-	nameInstances(insts)
-	if err := link(wf, insts); err != nil {
-		return nil, err
+	ok := declared
+	for _, in := range insts {
+		if entryErrs[in.entry] != nil {
+			continue
+		}
+		if err := cc.compile(in); err != nil {
+			entryErrs[in.entry], ok = err, false
+			if cc.budget.err != nil {
+				break
+			}
+		}
+	}
+	if !ok {
+		return nil, failed()
+	}
+	if linkErr != nil {
+		return nil, linkErr
 	}
 	if !all {
 		insts = filterInstances(insts, t)
@@ -190,9 +227,9 @@ func checkTriggers(tr *node) error {
 	return nil
 }
 
-// entry expands one item of a workflow's jobs list: one instance, or one
-// per matrix combination.
-func (cc *compiler) entry(entry *node) ([]*instance, error) {
+// entry expands item pos of a workflow's jobs list: one instance, or one
+// per matrix combination. Their jobs are compiled later, by compile.
+func (cc *compiler) entry(entry *node, pos int) ([]*instance, error) {
 	var name string
 	var nameNode, args *node
 	switch entry.kind {
@@ -214,9 +251,12 @@ func (cc *compiler) entry(entry *node) ([]*instance, error) {
 			return nil, errorf(kn, "job %q: %s is not supported", name, k)
 		}
 	}
-	pipe := &vars{pipeline: cc.pipeline}
+	pipe := &vars{pipeline: cc.pipeline, budget: cc.budget}
 	m := args.get("matrix")
 	if m == nil {
+		if err := cc.budget.addJobs(1, nameNode); err != nil {
+			return nil, err
+		}
 		a, err := pipe.interpolate(args)
 		if err != nil {
 			return nil, err
@@ -225,40 +265,72 @@ func (cc *compiler) entry(entry *node) ([]*instance, error) {
 		if err != nil {
 			return nil, err
 		}
+		inst.entry = pos
 		return []*instance{inst}, nil
 	}
 	m, err := pipe.interpolate(m)
 	if err != nil {
 		return nil, err
 	}
-	combos, order, alias, err := matrix(m, name)
+	x, err := matrix(m, name)
 	if err != nil {
 		return nil, err
 	}
-	var out []*instance
-	for _, combo := range combos {
-		mv := &vars{pipeline: cc.pipeline, matrix: combo}
-		a, err := mv.interpolate(withoutKey(args, "matrix"))
+	if err := cc.budget.addJobs(len(x.kept), nameNode); err != nil {
+		return nil, err
+	}
+	base := withoutKey(args, "matrix")
+	// One map holds each combination in turn: it is read only while the
+	// entry is interpolated.
+	combo := make(map[string]*node, len(x.params))
+	mv := &vars{pipeline: cc.pipeline, matrix: combo, budget: cc.budget}
+	// The keys added to each instance's settings are shared.
+	keys := make([]*node, len(x.params))
+	for i, p := range x.params {
+		keys[i] = scalar(p, m)
+	}
+	nameKey := scalar("name", nameNode)
+	out := make([]*instance, 0, len(x.kept))
+	for _, c := range x.kept {
+		for i, p := range x.params {
+			combo[p] = x.value(c, i)
+		}
+		a, err := mv.interpolate(base)
 		if err != nil {
 			return nil, err
 		}
-		for _, p := range order {
-			a.keys = append(a.keys, scalar(p, m))
-			a.vals = append(a.vals, combo[p])
+		// The instance's own settings: the entry's, then the matrix's
+		// values as arguments, then the name, unless the entry gives one.
+		n := len(a.keys) + len(x.params) + 1
+		if err := cc.budget.addBytes(nodeBytes+16*n, m); err != nil {
+			return nil, err
 		}
-		if a.get("name") == nil {
-			parts := []string{name}
-			for _, p := range order {
+		own := *a
+		own.keys = append(make([]*node, 0, n), a.keys...)
+		own.vals = append(make([]*node, 0, n), a.vals...)
+		for i, p := range x.params {
+			own.keys = append(own.keys, keys[i])
+			own.vals = append(own.vals, combo[p])
+		}
+		if own.get("name") == nil {
+			parts := make([]string, 0, len(x.params)+1)
+			parts = append(parts, name)
+			size := nodeBytes + len(name)
+			for _, p := range x.params {
 				parts = append(parts, combo[p].str())
+				size += 1 + len(combo[p].str())
 			}
-			a.keys = append(a.keys, scalar("name", nameNode))
-			a.vals = append(a.vals, scalar(strings.Join(parts, "-"), nameNode))
+			if err := cc.budget.addBytes(size, nameNode); err != nil {
+				return nil, err
+			}
+			own.keys = append(own.keys, nameKey)
+			own.vals = append(own.vals, scalar(strings.Join(parts, "-"), nameNode))
 		}
-		inst, err := cc.instance(name, nameNode, a)
+		inst, err := cc.instance(name, nameNode, &own)
 		if err != nil {
 			return nil, err
 		}
-		inst.alias = alias
+		inst.alias, inst.entry = x.alias, pos
 		out = append(out, inst)
 	}
 	return out, nil
@@ -267,75 +339,150 @@ func (cc *compiler) entry(entry *node) ([]*instance, error) {
 // maxMatrix bounds a matrix's combinations.
 const maxMatrix = 10000
 
-// matrix expands a matrix stanza into its parameter combinations, in
-// CircleCI's order (the last parameter varies fastest), without the
-// excluded ones.
-func matrix(m *node, job string) ([]map[string]*node, []string, string, error) {
+// expansion is a matrix's combinations: numbered in CircleCI's order,
+// the last parameter varying fastest, and kept unless excluded.
+type expansion struct {
+	alias  string
+	params []string
+	values [][]*node // each parameter's values
+	stride []int     // combination c has value c / stride[i] % len(values[i]) of parameter i
+	kept   []int
+}
+
+// value is parameter i's value in combination c.
+func (x *expansion) value(c, i int) *node {
+	return x.values[i][c/x.stride[i]%len(x.values[i])]
+}
+
+// matrix reads a matrix stanza.
+func matrix(m *node, job string) (*expansion, error) {
 	if m.kind != mapNode {
-		return nil, nil, "", errorf(m, "matrix must be a map with parameters")
+		return nil, errorf(m, "matrix must be a map with parameters")
 	}
 	if err := onlyKeys(m, "matrix", "parameters", "exclude", "alias"); err != nil {
-		return nil, nil, "", err
+		return nil, err
 	}
-	alias := job
+	x := &expansion{alias: job}
 	if a := m.get("alias"); a != nil {
-		alias = a.str()
+		x.alias = a.str()
 	}
 	params := m.get("parameters")
 	if params == nil || params.kind != mapNode || len(params.keys) == 0 {
-		return nil, nil, "", errorf(m, "matrix needs parameters")
+		return nil, errorf(m, "matrix needs parameters")
 	}
-	combos := []map[string]*node{{}}
-	var order []string
+	total := 1
 	for i, k := range params.keys {
 		vals := params.vals[i]
 		if vals.kind != seqNode || len(vals.items) == 0 {
-			return nil, nil, "", errorf(vals, "matrix parameter %q needs a list of values", k.value)
+			return nil, errorf(vals, "matrix parameter %q needs a list of values", k.value)
 		}
-		order = append(order, k.value)
-		next := make([]map[string]*node, 0, len(combos)*len(vals.items))
-		for _, c := range combos {
-			for _, v := range vals.items {
-				nc := make(map[string]*node, len(c)+1)
-				for ck, cv := range c {
-					nc[ck] = cv
-				}
-				nc[k.value] = v
-				next = append(next, nc)
-			}
+		if slices.Contains(x.params, k.value) {
+			// Only interpolated keys can repeat.
+			return nil, errorf(k, "matrix parameter %q is named twice", k.value)
 		}
-		if len(next) > maxMatrix {
-			return nil, nil, "", errorf(m, "matrix has more than %d combinations", maxMatrix)
-		}
-		combos = next
-	}
-	if ex := m.get("exclude"); ex != nil {
-		if ex.kind != seqNode {
-			return nil, nil, "", errorf(ex, "exclude must be a list of parameter maps")
-		}
-		for _, e := range ex.items {
-			if e.kind != mapNode {
-				return nil, nil, "", errorf(e, "exclude entries are maps of matrix parameters")
-			}
-			for _, k := range e.keys {
-				if !slices.Contains(order, k.value) {
-					return nil, nil, "", errorf(k, "exclude names %q, which is not a matrix parameter", k.value)
-				}
-			}
-			combos = slices.DeleteFunc(combos, func(c map[string]*node) bool {
-				for i, k := range e.keys {
-					if fmt.Sprint(c[k.value].toAny()) != fmt.Sprint(e.vals[i].toAny()) {
-						return false
-					}
-				}
-				return len(e.keys) == len(order)
-			})
+		x.params = append(x.params, k.value)
+		x.values = append(x.values, vals.items)
+		total *= len(vals.items)
+		if total > maxMatrix {
+			return nil, errorf(m, "matrix has more than %d combinations", maxMatrix)
 		}
 	}
-	return combos, order, alias, nil
+	excluded, class, err := matrixExclusions(m.get("exclude"), x.params, x.values)
+	if err != nil {
+		return nil, err
+	}
+	x.stride = make([]int, len(x.values))
+	for i, s := len(x.values)-1, 1; i >= 0; i-- {
+		x.stride[i] = s
+		s *= len(x.values[i])
+	}
+	x.kept = make([]int, 0, total)
+	for c := range total {
+		if excluded != nil {
+			n := 0
+			for i, l := range x.values {
+				n += class[i][c/x.stride[i]%len(l)] * x.stride[i]
+			}
+			if excluded[n] {
+				continue
+			}
+		}
+		x.kept = append(x.kept, c)
+	}
+	return x, nil
 }
 
-// instance compiles one (already interpolated) workflow job entry.
+// matrixExclusions reads a matrix's exclude list. An entry excludes the
+// combinations whose values print as the entry's do, for every parameter:
+// values are compared by their printed form, as CircleCI compares them.
+// Rather than compare each entry with each combination, it prints each
+// value once: class[i][j] is the first position in parameter i's list of a
+// value that prints as value j does, and a combination's class is its
+// number (as matrix numbers them) once each value is replaced by its
+// class. The result is the set of excluded classes, nil when there are
+// none.
+func matrixExclusions(ex *node, order []string, lists [][]*node) (map[int]bool, [][]int, error) {
+	if ex == nil {
+		return nil, nil, nil
+	}
+	if ex.kind != seqNode {
+		return nil, nil, errorf(ex, "exclude must be a list of parameter maps")
+	}
+	var first []map[string]int // printed value → first position, per parameter
+	var class [][]int
+	var excluded map[int]bool
+	for _, e := range ex.items {
+		if e.kind != mapNode {
+			return nil, nil, errorf(e, "exclude entries are maps of matrix parameters")
+		}
+		for j, k := range e.keys {
+			if !slices.Contains(order, k.value) {
+				return nil, nil, errorf(k, "exclude names %q, which is not a matrix parameter", k.value)
+			}
+			if slices.ContainsFunc(e.keys[:j], func(x *node) bool { return x.value == k.value }) {
+				// Only interpolated keys can repeat.
+				return nil, nil, errorf(k, "exclude names %q twice", k.value)
+			}
+		}
+		if len(e.keys) != len(order) {
+			// An entry that leaves a parameter out excludes nothing.
+			continue
+		}
+		if class == nil {
+			first = make([]map[string]int, len(lists))
+			class = make([][]int, len(lists))
+			for i, l := range lists {
+				first[i] = make(map[string]int, len(l))
+				class[i] = make([]int, len(l))
+				for j, v := range l {
+					p := fmt.Sprint(v.toAny())
+					if _, ok := first[i][p]; !ok {
+						first[i][p] = j
+					}
+					class[i][j] = first[i][p]
+				}
+			}
+			excluded = map[int]bool{}
+		}
+		n, stride := 0, 1
+		for i := len(order) - 1; i >= 0; i-- {
+			j, ok := first[i][fmt.Sprint(e.get(order[i]).toAny())]
+			if !ok {
+				n = -1 // no combination has this value
+				break
+			}
+			n += j * stride
+			stride *= len(lists[i])
+		}
+		if n >= 0 {
+			excluded[n] = true
+		}
+	}
+	return excluded, class, nil
+}
+
+// instance reads one (already interpolated) workflow job entry and finds
+// the job it invokes, which compile compiles.
 func (cc *compiler) instance(name string, nameNode, a *node) (*instance, error) {
 	if a.isNull() {
 		a = &node{kind: mapNode}
@@ -392,16 +539,28 @@ func (cc *compiler) instance(name string, nameNode, a *node) (*instance, error) 
 		}
 		return nil, errorf(nameNode, "workflow invokes unknown job %q", name)
 	}
-	args, argKeys, err := invocationArgs(a, entryKeys)
-	if err != nil {
-		return nil, err
-	}
-	typ, spec, err := cc.job(el.scope, el, nameNode, args, argKeys, a.get("pre-steps"), a.get("post-steps"))
-	if err != nil {
-		return nil, err
-	}
-	pj.Type, pj.Spec = typ, spec
+	inst.el, inst.args = el, a
 	return inst, nil
+}
+
+// compile compiles the job an instance invokes, with the entry's
+// arguments.
+func (cc *compiler) compile(in *instance) error {
+	if in.args == nil {
+		return nil // an approval or no-op entry
+	}
+	a := in.args
+	in.args = nil // compiled once; its nodes may go
+	args, argKeys, err := invocationArgs(cc.budget, a, entryKeys)
+	if err != nil {
+		return err
+	}
+	typ, spec, err := cc.job(in.el.scope, in.el, in.at, args, argKeys, a.get("pre-steps"), a.get("post-steps"))
+	if err != nil {
+		return err
+	}
+	in.job.Type, in.job.Spec = typ, spec
+	return nil
 }
 
 // requirements reads `requires`: names, or maps from a name to the
@@ -469,13 +628,13 @@ func nameInstances(insts []*instance) {
 }
 
 // link resolves requires to instance names (matrix aliases to all their
-// instances) and rejects unknown names and cycles.
-func link(wf *workflowDef, insts []*instance) error {
-	byName := map[string]*instance{}
+// instances) and rejects unknown names and cycles. Each edge is charged to
+// b before it is made: requiring a matrix makes one per instance.
+func link(wf *workflowDef, insts []*instance, b *budget) error {
+	byName := make(map[string]*instance, len(insts))
 	aliases := map[string][]*instance{}
 	for i, in := range insts {
 		in.index = i
-		in.reqAt = map[string]*node{}
 		if prev, dup := byName[in.job.Name]; dup {
 			return errorf(in.at, "workflow %q has two jobs named %q (the other at line %d)", wf.name, in.job.Name, prev.at.line)
 		}
@@ -484,21 +643,35 @@ func link(wf *workflowDef, insts []*instance) error {
 			aliases[in.alias] = append(aliases[in.alias], in)
 		}
 	}
+	targets := func(r *requirement) []*instance {
+		if t, ok := byName[r.name]; ok {
+			return []*instance{t}
+		}
+		return aliases[r.name]
+	}
 	for _, in := range insts {
+		if len(in.requires) == 0 {
+			continue
+		}
+		// Charge the instance's edges and make its map once.
+		n := 0
 		for _, r := range in.requires {
-			targets := aliases[r.name]
-			if t, ok := byName[r.name]; ok {
-				targets = []*instance{t}
-			}
-			if len(targets) == 0 {
+			ts := targets(r)
+			if len(ts) == 0 {
 				return errorf(r.at, "job %q requires %q, which is not a job of workflow %q", in.job.Name, r.name, wf.name)
 			}
-			for _, t := range targets {
-				if t == in {
-					return errorf(r.at, "job %q requires itself", in.job.Name)
-				}
+			if err := b.addRequires(len(ts), r.at); err != nil {
+				return err
+			}
+			if slices.Contains(ts, in) {
+				return errorf(r.at, "job %q requires itself", in.job.Name)
+			}
+			n += len(ts)
+		}
+		in.job.Requires = make(map[string][]string, n)
+		for _, r := range in.requires {
+			for _, t := range targets(r) {
 				in.job.Requires[t.job.Name] = r.statuses
-				in.reqAt[t.job.Name] = r.at
 			}
 		}
 	}
@@ -518,7 +691,7 @@ func link(wf *workflowDef, insts []*instance) error {
 			t := byName[name]
 			switch state[t] {
 			case 1:
-				return errorf(in.reqAt[name], "workflow %q has a cycle: %s -> %s", wf.name, strings.Join(path, " -> "), name)
+				return errorf(requiresEntry(in, t, byName), "workflow %q has a cycle: %s -> %s", wf.name, strings.Join(path, " -> "), name)
 			case 0:
 				if err := visit(t, path); err != nil {
 					return err
@@ -538,31 +711,37 @@ func link(wf *workflowDef, insts []*instance) error {
 	return nil
 }
 
+// requiresEntry finds the requires entry of in that made its edge to t:
+// the last that names t, or t's matrix alias when no job has that name.
+func requiresEntry(in, t *instance, byName map[string]*instance) *node {
+	var at *node
+	for _, r := range in.requires {
+		if byName[r.name] == t || byName[r.name] == nil && t.alias != "" && r.name == t.alias {
+			at = r.at
+		}
+	}
+	return at
+}
+
 // filterInstances keeps the jobs whose filters match the trigger. A job
 // whose requirements were all filtered out is dropped too; requirements on
 // dropped jobs are forgotten (CircleCI's rules).
 func filterInstances(insts []*instance, t Trigger) []*instance {
-	kept := map[string]bool{}
-	for _, in := range insts {
-		kept[in.job.Name] = in.filters.match(t)
-	}
-	for changed := true; changed; {
-		changed = false
-		for _, in := range insts {
-			if !kept[in.job.Name] || len(in.job.Requires) == 0 {
-				continue
-			}
-			any := false
+	// Taken in dependency order, a job's requirements are decided before
+	// it is: one pass decides them all.
+	kept := make(map[string]bool, len(insts))
+	for _, in := range sortInstances(insts) {
+		k := in.filters.match(t)
+		if k && len(in.job.Requires) > 0 {
+			k = false
 			for r := range in.job.Requires {
 				if kept[r] {
-					any = true
+					k = true
+					break
 				}
 			}
-			if !any {
-				kept[in.job.Name] = false
-				changed = true
-			}
 		}
+		kept[in.job.Name] = k
 	}
 	var out []*instance
 	for _, in := range insts {
@@ -579,9 +758,21 @@ func filterInstances(insts []*instance, t Trigger) []*instance {
 	return out
 }
 
-// order sorts jobs so that each comes after what it requires, otherwise
-// in file order (Kahn's algorithm with the ready jobs in a heap).
+// order lists the jobs of insts so that each comes after what it
+// requires, otherwise in file order.
 func order(insts []*instance) []*PlannedJob {
+	sorted := sortInstances(insts)
+	out := make([]*PlannedJob, len(sorted))
+	for i, in := range sorted {
+		out[i] = in.job
+	}
+	return out
+}
+
+// sortInstances sorts instances so that each comes after what it
+// requires, otherwise in file order (Kahn's algorithm with the ready jobs
+// in a heap).
+func sortInstances(insts []*instance) []*instance {
 	indeg := make(map[string]int, len(insts))
 	down := map[string][]*instance{}
 	for _, in := range insts {
@@ -597,10 +788,10 @@ func order(insts []*instance) []*PlannedJob {
 		}
 	}
 	heap.Init(ready)
-	out := make([]*PlannedJob, 0, len(insts))
+	out := make([]*instance, 0, len(insts))
 	for ready.Len() > 0 {
 		in := heap.Pop(ready).(*instance)
-		out = append(out, in.job)
+		out = append(out, in)
 		for _, d := range down[in.job.Name] {
 			indeg[d.job.Name]--
 			if indeg[d.job.Name] == 0 {

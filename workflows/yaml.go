@@ -50,10 +50,19 @@ func (k nodeKind) String() string {
 // "billion laughs" file is an error rather than an out-of-memory kill.
 const maxNodes = 200_000
 
+// maxSource bounds a file's size before it is parsed: the YAML parser
+// allocates about 80 bytes for each byte of a file, all of it before the
+// first node is counted. The largest config of the corpus is 70 KB; a
+// file of a megabyte holds about as many values as maxNodes allows.
+const maxSource = 1 << 20
+
 // parseYAML reads one YAML document into a resolved node tree. It also
 // returns the top-level keys whose values define anchors: files keep shared
 // snippets under keys like `aliases:` or `defaults:` that CircleCI ignores.
 func parseYAML(file string, src []byte) (*node, map[string]bool, error) {
+	if len(src) > maxSource {
+		return nil, nil, &Error{File: file, Msg: fmt.Sprintf("config too large: %d bytes, over the limit of %d bytes (1 MB) for one file", len(src), maxSource)}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -118,8 +127,10 @@ func yamlError(file string, err error) error {
 }
 
 type resolver struct {
-	file  string
-	count int
+	file    string
+	count   int // values made
+	copies  int // of which made by expanding aliases
+	inAlias int // depth of alias expansion
 }
 
 func (r *resolver) errorf(n *yaml.Node, format string, args ...any) error {
@@ -136,8 +147,14 @@ func (r *resolver) convert(y *yaml.Node, depth int) (*node, error) {
 
 func (r *resolver) convert1(y *yaml.Node, depth int) (*node, error) {
 	r.count++
+	if r.inAlias > 0 {
+		r.copies++
+	}
 	if r.count > maxNodes {
-		return nil, r.errorf(y, "config too large after expanding aliases (over %d values)", maxNodes)
+		if r.copies == 0 {
+			return nil, r.errorf(y, "config too large: over %d values (keys, scalars, lists and maps) in one file", maxNodes)
+		}
+		return nil, r.errorf(y, "config too large after expanding aliases: over %d values, %d of them copies that aliases made", maxNodes, r.copies)
 	}
 	if depth > 200 {
 		return nil, r.errorf(y, "config nested too deeply")
@@ -147,7 +164,10 @@ func (r *resolver) convert1(y *yaml.Node, depth int) (*node, error) {
 		if y.Alias == nil {
 			return nil, r.errorf(y, "unknown alias %q", y.Value)
 		}
-		return r.convert(y.Alias, depth+1)
+		r.inAlias++
+		n, err := r.convert(y.Alias, depth+1)
+		r.inAlias--
+		return n, err
 	case yaml.DocumentNode:
 		if len(y.Content) == 0 {
 			return &node{kind: scalarNode, tag: "!!null", line: y.Line, col: y.Column}, nil
