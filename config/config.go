@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/slipway-ci/slipway/workflows"
 	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
@@ -54,6 +55,9 @@ type Config struct {
 	Users map[string]string
 	// Apps are the apps slipway deploys, by name.
 	Apps map[string]*App
+	// Limits bound what planning one pushed config may cost; zero fields
+	// take workflows' defaults.
+	Limits workflows.Limits
 
 	byRepo map[string]*App // by repository, lowercased
 }
@@ -238,6 +242,14 @@ func (d *decoder) config(top *yaml.Node, c *Config) {
 		},
 		"apps": func(_, v *yaml.Node, path string) {
 			c.Apps = d.apps(v, path, noChannel)
+		},
+		"limits": func(_, v *yaml.Node, path string) {
+			d.object(v, path, fields{
+				"max_jobs":     intField(d, &c.Limits.MaxJobs, 1, 10_000_000),
+				"max_steps":    intField(d, &c.Limits.MaxSteps, 1, 100_000_000),
+				"max_requires": intField(d, &c.Limits.MaxRequires, 1, 100_000_000),
+				"max_bytes":    intField(d, &c.Limits.MaxBytes, 1<<20, 1<<40),
+			})
 		},
 	})
 	if keys["data_dir"] == nil {

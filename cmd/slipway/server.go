@@ -97,7 +97,7 @@ func NewServer(ctx context.Context, cfg *config.Config, opts ServerOptions) (s *
 		apps = append(apps, forge.App{Name: a.Name, Repo: a.Repo, ConfigPath: a.ConfigPath, CancelSuperseded: a.CancelSuperseded})
 	}
 	s.intake = forge.NewIntake(s.db, s.engine, s.github, apps, forge.IntakeOptions{
-		Load:   workflows.LoadOptions{OrbDirs: []string{filepath.Join(cfg.DataDir, "orbs")}},
+		Load:   workflows.LoadOptions{OrbDirs: []string{filepath.Join(cfg.DataDir, "orbs")}, Limits: cfg.Limits},
 		Logger: s.log.With("component", "intake"), RetryMin: opts.RetryMin, RetryMax: opts.RetryMax,
 	})
 	receiver, err := forge.NewReceiver(string(cfg.GitHub.WebhookSecret), s.db, forge.ReceiverOptions{
