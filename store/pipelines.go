@@ -385,17 +385,21 @@ type attemptRow struct {
 	Reason     string `db:"reason"`
 	StartedAt  int64  `db:"started_at"`
 	FinishedAt int64  `db:"finished_at"`
+	Outputs    string `db:"outputs_json"`
 }
 
 func (r attemptRow) record() engine.AttemptRecord {
+	var out engine.Outputs
+	json.Unmarshal([]byte(r.Outputs), &out) // written by the engine only; unreadable reads as none
 	return engine.AttemptRecord{
 		ID: r.ID, JobID: r.JobID, PipelineID: r.PipelineID, Number: r.Number, BuildNum: r.BuildNum, Executor: r.Executor,
-		Status: r.Status, ExitCode: r.ExitCode, Reason: r.Reason,
+		Status: r.Status, ExitCode: r.ExitCode, Reason: r.Reason, Outputs: out,
 		Started: fromNanos(r.StartedAt), Finished: fromNanos(r.FinishedAt),
 	}
 }
 
-const attemptCols = `a.id, a.job_id, j.pipeline_id, a.number, a.build_num, a.executor, a.status, a.exit_code, a.reason, a.started_at, a.finished_at`
+const attemptCols = `a.id, a.job_id, j.pipeline_id, a.number, a.build_num, a.executor, a.status, a.exit_code, a.reason,
+	a.started_at, a.finished_at, a.outputs_json`
 
 // RunningAttempts lists the attempts marked running, oldest first.
 func (s *DB) RunningAttempts(ctx context.Context) ([]engine.AttemptRecord, error) {

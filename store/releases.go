@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/jmoiron/sqlx"
@@ -9,7 +10,7 @@ import (
 )
 
 const releaseCols = `id, app, env, number, pipeline_id, commit_sha, version, started_by, approved_by, outcome, rollback,
-	created_at, finished_at`
+	artifacts_json, created_at, finished_at`
 
 type releaseRow struct {
 	ID         string `db:"id"`
@@ -23,14 +24,19 @@ type releaseRow struct {
 	ApprovedBy string `db:"approved_by"`
 	Outcome    string `db:"outcome"`
 	Rollback   bool   `db:"rollback"`
+	Artifacts  string `db:"artifacts_json"`
 	CreatedAt  int64  `db:"created_at"`
 	FinishedAt int64  `db:"finished_at"`
 }
 
 func (r releaseRow) record() engine.Release {
-	return engine.Release{ID: r.ID, App: r.App, Env: r.Env, Number: r.Number, PipelineID: r.PipelineID, Commit: r.Commit,
+	rec := engine.Release{ID: r.ID, App: r.App, Env: r.Env, Number: r.Number, PipelineID: r.PipelineID, Commit: r.Commit,
 		Version: r.Version, StartedBy: r.StartedBy, ApprovedBy: r.ApprovedBy, Outcome: r.Outcome, Rollback: r.Rollback,
 		Created: fromNanos(r.CreatedAt), Finished: fromNanos(r.FinishedAt)}
+	// A release's artifacts are written by the engine only: unreadable
+	// ones read as none rather than hiding the release.
+	json.Unmarshal([]byte(r.Artifacts), &rec.Artifacts)
+	return rec
 }
 
 // Releases lists an environment's releases, newest first.

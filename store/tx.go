@@ -167,8 +167,12 @@ func (t *tx) FinishAttempt(ctx context.Context, a *engine.AttemptRecord) error {
 	if err := t.storeLog(ctx, a.ID); err != nil {
 		return err
 	}
-	if err := exec1(ctx, t.q, "attempt", a.ID, `UPDATE attempts SET status = ?, exit_code = ?, reason = ?, finished_at = ?
-		WHERE id = ?`, a.Status, a.ExitCode, a.Reason, nanos(a.Finished), a.ID); err != nil {
+	outputs, err := jsonTexts(a.Outputs)
+	if err != nil {
+		return err
+	}
+	if err := exec1(ctx, t.q, "attempt", a.ID, `UPDATE attempts SET status = ?, exit_code = ?, reason = ?, finished_at = ?,
+		outputs_json = ? WHERE id = ?`, a.Status, a.ExitCode, a.Reason, nanos(a.Finished), outputs[0], a.ID); err != nil {
 		return err
 	}
 	for i, st := range a.Steps {
@@ -342,7 +346,11 @@ func (t *tx) Release(ctx context.Context, pipelineID, env string) (*engine.Relea
 	return &rec, nil
 }
 
-func (t *tx) FinishRelease(ctx context.Context, r *engine.Release) error {
-	return exec1(ctx, t.q, "release", r.ID, `UPDATE releases SET outcome = ?, approved_by = ?, finished_at = ? WHERE id = ?`,
-		r.Outcome, r.ApprovedBy, nanos(r.Finished), r.ID)
+func (t *tx) SaveRelease(ctx context.Context, r *engine.Release) error {
+	text, err := jsonTexts(r.Artifacts)
+	if err != nil {
+		return err
+	}
+	return exec1(ctx, t.q, "release", r.ID, `UPDATE releases SET outcome = ?, approved_by = ?, finished_at = ?, artifacts_json = ?
+		WHERE id = ?`, r.Outcome, r.ApprovedBy, nanos(r.Finished), text[0], r.ID)
 }

@@ -552,12 +552,13 @@ func newExecutor(ctx context.Context, spec runSpec, dir string, logger *slog.Log
 // run` never deploys, so each step says what the server would do.
 type dryRunAWS struct{}
 
-func (dryRunAWS) RunNative(ctx context.Context, job *engine.JobRun, s *workflows.NativeStep, log io.Writer) error {
+func (dryRunAWS) RunNative(ctx context.Context, run *engine.NativeRun) (engine.Outputs, error) {
+	s := run.Step
 	keys := slices.Sorted(maps.Keys(s.Params))
 	var b strings.Builder
 	for _, k := range keys {
 		fmt.Fprintf(&b, " %s=%q", k, s.Params[k])
 	}
-	_, err := fmt.Fprintf(log, "%s %s (dry run: slipway run does not deploy):%s\n", s.Orb, s.Command, b.String())
-	return err
+	_, err := fmt.Fprintf(run.Log, "%s %s (dry run: slipway run does not deploy):%s\n", s.Orb, s.Command, b.String())
+	return nil, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"strconv"
 	"strings"
@@ -155,7 +156,7 @@ func (j *jobRun) step(ctx context.Context, i int, s workflows.Step) error {
 	case s.AddSSHKeys != nil:
 		return failf("add_ssh_keys: this server has no SSH keys configured")
 	case s.Native != nil:
-		if err := executors.RunNative(ctx, j.job, s.Native, j.log); err != nil {
+		if err := executors.RunNative(ctx, j.job, s.Native, j.env(nil), containerFiles{j}, j.log); err != nil {
 			return failf("%v", err)
 		}
 		return nil
@@ -230,6 +231,20 @@ func (j *jobRun) adopt(x *execution, lw *executors.LineWriter) {
 // from the container, and stepScript sets CIRCLE_WORKING_DIRECTORY.
 func (j *jobRun) env(step map[string]string) map[string]string {
 	return executors.StepEnv(nil, j.job, step)
+}
+
+// containerFiles are a job's files in its primary container.
+type containerFiles struct{ j *jobRun }
+
+// Tar streams the file or folder at p in the primary container as a tar
+// archive, its entries named relative to p's parent folder, as the
+// Engine API's archive endpoint does.
+func (f containerFiles) Tar(ctx context.Context, p string) (io.ReadCloser, error) {
+	rc, _, err := f.j.e.client.CopyFromContainer(ctx, f.j.primary, f.j.path(p))
+	if err != nil {
+		return nil, fmt.Errorf("copy %s out of the container: %w", p, err)
+	}
+	return rc, nil
 }
 
 // path resolves a path of the job's config in the primary: `~` is the

@@ -319,7 +319,8 @@ func (j *job) step(ctx context.Context, i int, s workflows.Step) outcome {
 	case s.AddSSHKeys != nil:
 		return fail("add_ssh_keys: the local executor has no SSH keys configured to install")
 	case s.Native != nil:
-		if err := executors.RunNative(ctx, j.run, s.Native, j.log); err != nil {
+		files := executors.HostFiles{Resolve: func(p string) string { return j.resolve(j.workdir, p) }}
+		if err := executors.RunNative(ctx, j.run, s.Native, executors.StepEnv(j.base, j.run, nil), files, j.log); err != nil {
 			return fail("%v", err)
 		}
 		return success

@@ -58,6 +58,7 @@ func (e *Engine) runAttempt(ctx context.Context, l launch, r *attemptRun) {
 	}
 	a := l.attempt
 	a.Status, a.ExitCode, a.Reason, a.Steps, a.Finished = res.Status, res.ExitCode, res.Reason, res.Steps, e.clock.Now()
+	a.Outputs = e.natives.take(a.ID)
 	// The scheduler records the result with what follows from it, even
 	// while shutting down (Shutdown waits for this goroutine). A result
 	// the store refuses is handed over again, after a growing wait,
@@ -101,6 +102,13 @@ func (e *Engine) execute(ctx context.Context, l launch) (JobResult, error) {
 	// The folders are made by whoever stores something in them (both
 	// executors do): a workspace made up front for every workflow cost a
 	// folder per pipeline on disk, most of them never used.
+	if d := l.pipeline.Trigger.Deploy; d != nil && d.Rollback && l.job.Env != "" {
+		restore, err := e.restore(ctx, l)
+		if err != nil {
+			return JobResult{}, err
+		}
+		run.Restore = restore
+	}
 	var secrets []string
 	run.Env, secrets = e.jobEnv(l)
 	w, err := e.store.CreateJobLog(ctx, l.attempt.ID)
@@ -122,6 +130,22 @@ func (e *Engine) execute(ctx context.Context, l launch) (JobResult, error) {
 		e.log.Warn("close job log", "attempt", l.attempt.ID, "err", cerr)
 	}
 	return res, err
+}
+
+// restore is what a rollback's deploy job goes back to in its
+// environment: the artifacts of the newest successful release there of
+// the commit the rollback ships.
+func (e *Engine) restore(ctx context.Context, l launch) (Outputs, error) {
+	releases, err := e.store.Releases(ctx, l.pipeline.App, l.job.Env)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range releases {
+		if r.PipelineID != l.pipeline.ID && r.Commit == l.pipeline.Trigger.Revision && r.Outcome == workflows.StatusSuccess {
+			return r.Artifacts, nil
+		}
+	}
+	return nil, nil
 }
 
 // needsSource reports whether a job checks its commit out.

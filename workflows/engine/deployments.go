@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -26,6 +27,19 @@ func (e *Engine) finishDeploy(ctx context.Context, tx StoreTx, j *JobRecord, a *
 	}
 	if l != nil && !l.Manual && l.JobID == j.ID {
 		if err := tx.DeleteEnvLock(ctx, app, j.Env); err != nil {
+			return nil, err
+		}
+	}
+	if a.Status == workflows.StatusSuccess && len(a.Outputs) > 0 {
+		r, err := tx.Release(ctx, j.PipelineID, j.Env)
+		if err != nil {
+			return nil, err
+		}
+		if r.Artifacts == nil {
+			r.Artifacts = Outputs{}
+		}
+		maps.Copy(r.Artifacts, a.Outputs)
+		if err := tx.SaveRelease(ctx, r); err != nil {
 			return nil, err
 		}
 	}
@@ -110,7 +124,7 @@ func (e *Engine) settleRelease(ctx context.Context, tx StoreTx, v *pipelineView,
 		return nil, nil // deploy jobs to env still to come
 	}
 	r.Outcome, r.ApprovedBy, r.Finished = outcome, strings.Join(approvers, ","), now
-	if err := tx.FinishRelease(ctx, r); err != nil {
+	if err := tx.SaveRelease(ctx, r); err != nil {
 		return nil, err
 	}
 	if outcome != workflows.StatusSuccess {

@@ -70,7 +70,7 @@ type Engine struct {
 	retryMin time.Duration
 	retryMax time.Duration
 	tick     time.Duration
-	natives  nativeSteps
+	natives  *nativeSteps
 	sources  SourceFetcher
 
 	mu       sync.Mutex

@@ -51,15 +51,51 @@ type JobRun struct {
 	// Native carries out the job's NativeSteps; the engine sets it.
 	// Executors run every other step themselves.
 	Native NativeRunner
+	// Restore, on a rollback's deploy job, holds what the release it goes
+	// back to shipped there (image, version label, function versions:
+	// the outputs its native steps reported), for native steps to point
+	// the environment back at instead of building again; nil otherwise.
+	Restore Outputs
 }
 
 // NativeRunner carries out a command of a built-in orb (slipway/aws,
-// slipway/slack) for a job's attempt, writing what it does to log. An
-// error fails the step; the executor decides nothing else about it, so
+// slipway/slack) for a job's attempt, writing what it does to its log.
+// An error fails the step; the executor decides nothing else about it, so
 // that native steps keep their place and `when` among the job's steps.
+// What it reports (an image's digest, a version label) is stored with the
+// attempt when it ends, in the same transaction.
 type NativeRunner interface {
-	RunNative(ctx context.Context, job *JobRun, step *workflows.NativeStep, log io.Writer) error
+	RunNative(ctx context.Context, run *NativeRun) (Outputs, error)
 }
+
+// NativeRun is one native step of an attempt, as its executor hands it
+// over: the step with its parameters, the environment a run step would
+// see there, and the job's files.
+type NativeRun struct {
+	Job  *JobRun
+	Step *workflows.NativeStep
+	// Env is the step's environment: the engine's variables, the image's
+	// and the job's `environment`.
+	Env map[string]string
+	// Files reads the job's files where its steps see them (in the
+	// container, for the docker executor).
+	Files Files
+	// Log is the job's log; secrets are masked on their way through it.
+	Log io.Writer
+}
+
+// Files reads a job's files.
+type Files interface {
+	// Tar streams the file or folder at path as a tar archive, its
+	// entries named relative to path's parent folder. A relative path is
+	// relative to the job's working directory; `~` is the job's home.
+	Tar(ctx context.Context, path string) (io.ReadCloser, error)
+}
+
+// Outputs are what native steps report, by name: "ecr.image",
+// "beanstalk.backend/backend-app.version", ... They are stored with the
+// attempt, and a release gathers those of its deploy jobs.
+type Outputs map[string]string
 
 // Source says where `checkout` finds the commit's files: a local git
 // repository and a revision in it, or a tarball of the tree. A source of

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"strings"
+	"sync"
 
 	"github.com/slipway-ci/slipway/workflows"
 )
@@ -18,32 +20,107 @@ const (
 )
 
 // nativeSteps is the NativeRunner every attempt gets: the runners by
-// orb, the engine's own slipway/slack among them.
-type nativeSteps map[string]NativeRunner
+// orb, the engine's own slipway/slack among them. It expands the
+// parameters against the step's environment, the same way for every
+// runner, and keeps what they report for the attempt's end.
+type nativeSteps struct {
+	byOrb map[string]NativeRunner
+	mu    sync.Mutex
+	out   map[string]Outputs // by attempt ID, until taken
+}
 
-func newNativeSteps(e *Engine, byOrb map[string]NativeRunner) nativeSteps {
-	n := nativeSteps{OrbSlack: chatRunner{e}}
-	maps.Copy(n, byOrb)
+func newNativeSteps(e *Engine, byOrb map[string]NativeRunner) *nativeSteps {
+	n := &nativeSteps{byOrb: map[string]NativeRunner{OrbSlack: chatRunner{e}}, out: map[string]Outputs{}}
+	maps.Copy(n.byOrb, byOrb)
 	return n
 }
 
-func (n nativeSteps) RunNative(ctx context.Context, job *JobRun, s *workflows.NativeStep, log io.Writer) error {
-	r := n[s.Orb]
+func (n *nativeSteps) RunNative(ctx context.Context, run *NativeRun) (Outputs, error) {
+	r := n.byOrb[run.Step.Orb]
 	if r == nil {
-		return fmt.Errorf("this server carries out no %s steps: it has no runner for that orb", s.Orb)
+		return nil, fmt.Errorf("this server carries out no %s steps: it has no runner for that orb", run.Step.Orb)
 	}
-	return r.RunNative(ctx, job, s, log)
+	step := *run.Step
+	step.Params = make(map[string]string, len(run.Step.Params))
+	for k, v := range run.Step.Params {
+		step.Params[k] = ExpandEnv(v, run.Env)
+	}
+	expanded := *run
+	expanded.Step = &step
+	out, err := r.RunNative(ctx, &expanded)
+	if len(out) > 0 {
+		n.mu.Lock()
+		if n.out[run.Job.ID] == nil {
+			n.out[run.Job.ID] = Outputs{}
+		}
+		maps.Copy(n.out[run.Job.ID], out)
+		n.mu.Unlock()
+	}
+	return out, err
+}
+
+// take returns and forgets what an attempt's native steps reported.
+func (n *nativeSteps) take(attemptID string) Outputs {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := n.out[attemptID]
+	delete(n.out, attemptID)
+	return out
+}
+
+// ExpandEnv replaces ${NAME} in s with NAME's value in env, as a shell
+// would for a variable a step defines ("" when it has none); `$$` is a
+// literal `$`. Only the braced form is expanded: a `$` alone is text.
+func ExpandEnv(s string, env map[string]string) string {
+	if !strings.Contains(s, "$") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '$' && i+1 < len(s) && s[i+1] == '$':
+			b.WriteByte('$')
+			i++
+		case s[i] == '$' && i+1 < len(s) && s[i+1] == '{':
+			end := strings.IndexByte(s[i+2:], '}')
+			name := ""
+			if end >= 0 {
+				name = s[i+2 : i+2+end]
+			}
+			if end < 0 || !validEnvName(name) {
+				b.WriteByte('$')
+				continue
+			}
+			b.WriteString(env[name])
+			i += 2 + end
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+func validEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i, c := range s {
+		if !(c == '_' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || i > 0 && '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // chatRunner carries out slipway/slack steps (and circleci/slack's,
 // which compile to them).
 type chatRunner struct{ e *Engine }
 
-func (c chatRunner) RunNative(ctx context.Context, job *JobRun, s *workflows.NativeStep, log io.Writer) error {
-	if s.Command != "notify" {
-		return fmt.Errorf("%s has no command %q", OrbSlack, s.Command)
+func (c chatRunner) RunNative(ctx context.Context, run *NativeRun) (Outputs, error) {
+	if run.Step.Command != "notify" {
+		return nil, fmt.Errorf("%s has no command %q", OrbSlack, run.Step.Command)
 	}
-	return c.e.chatMessage(ctx, job, s, log)
+	return nil, c.e.chatMessage(ctx, run.Job, run.Step, run.Log)
 }
 
 // chatMessage puts a notify step's message in the outbox, for the

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"io"
@@ -18,21 +19,34 @@ import (
 )
 
 // awsRunner records the slipway/aws steps it is given, and fails those
-// whose repo is "broken".
+// whose repo is "broken". It reads the job's file "built" and reports
+// it, with the tag it was given, as its outputs.
 type awsRunner struct {
 	mu    sync.Mutex
 	steps []string
 }
 
-func (r *awsRunner) RunNative(ctx context.Context, job *engine.JobRun, s *workflows.NativeStep, log io.Writer) error {
+func (r *awsRunner) RunNative(ctx context.Context, run *engine.NativeRun) (engine.Outputs, error) {
+	s := run.Step
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.steps = append(r.steps, job.JobName+" "+s.Command+" "+s.Params["repo"])
+	r.steps = append(r.steps, run.Job.JobName+" "+s.Command+" "+s.Params["repo"])
+	r.mu.Unlock()
 	if s.Params["repo"] == "broken" {
-		return errors.New("repository broken does not exist")
+		return nil, errors.New("repository broken does not exist")
 	}
-	io.WriteString(log, "pushed\n")
-	return nil
+	rc, err := run.Files.Tar(ctx, "built")
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	hdr, err := tr.Next()
+	if err != nil {
+		return nil, err
+	}
+	body, _ := io.ReadAll(tr)
+	io.WriteString(run.Log, "pushed\n")
+	return engine.Outputs{"ecr.tag": s.Params["tag"], "ecr.file": hdr.Name + "=" + strings.TrimSpace(string(body))}, nil
 }
 
 func nativeJob(name string, steps ...workflows.Step) *workflows.PlannedJob {
@@ -57,8 +71,8 @@ func TestNativeStepsRunInTheirPlaceAmongTheJobsSteps(t *testing.T) {
 	})
 	p := h.submit("alice", wf("deploy",
 		nativeJob("push",
-			workflows.Step{Run: &workflows.RunStep{Command: "echo building"}},
-			native(engine.OrbAWS, "ecr-push", workflows.WhenOnSuccess, map[string]string{"repo": "backend"}),
+			workflows.Step{Run: &workflows.RunStep{Command: "echo building; echo image-of-$CIRCLE_SHA1 > built"}},
+			native(engine.OrbAWS, "ecr-push", workflows.WhenOnSuccess, map[string]string{"repo": "backend", "tag": "${CIRCLE_SHA1}-x $${literal} ${}"}),
 			native(engine.OrbSlack, "notify", workflows.WhenOnSuccess, map[string]string{"message": "pushed backend"}),
 			native(engine.OrbSlack, "notify", workflows.WhenOnFail, nil),
 		),
@@ -76,6 +90,17 @@ func TestNativeStepsRunInTheirPlaceAmongTheJobsSteps(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"broken ecr-push broken", "push ecr-push backend"}, slices.Sorted(slices.Values(aws.steps))); diff != "" {
 		t.Errorf("aws steps (-want +got):\n%s", diff)
+	}
+	// The step's parameters were expanded against the job's environment,
+	// it read the file the job wrote, and what it reported is kept with
+	// the attempt.
+	attempts, err := h.db.Attempts(context.Background(), jobStatus(st, "push").ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := engine.Outputs{"ecr.tag": "0123456789abcdef-x ${literal} ${}", "ecr.file": "built=image-of-0123456789abcdef"}
+	if diff := cmp.Diff(want, attempts[0].Outputs); diff != "" {
+		t.Errorf("outputs (-want +got):\n%s", diff)
 	}
 	if _, err := h.engine.DeliverEvents(context.Background()); err != nil {
 		t.Fatal(err)

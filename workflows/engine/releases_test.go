@@ -2,7 +2,9 @@ package engine_test
 
 import (
 	"context"
+	"io"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/slipway-ci/slipway/workflows"
@@ -99,5 +101,68 @@ func TestReleases(t *testing.T) {
 	}
 	if st := h.settle(next.ID); st.Pipeline.Status != workflows.StatusSuccess {
 		t.Errorf("after unlock: %s", describe(st))
+	}
+}
+
+// restoreRunner reports the commit it shipped, and records what a
+// rollback asked it to restore.
+type restoreRunner struct {
+	mu       sync.Mutex
+	restored []engine.Outputs
+}
+
+func (r *restoreRunner) RunNative(ctx context.Context, run *engine.NativeRun) (engine.Outputs, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if run.Job.Restore != nil {
+		r.restored = append(r.restored, run.Job.Restore)
+	}
+	return engine.Outputs{"image": "backend:" + run.Job.Env["CIRCLE_SHA1"]}, nil
+}
+
+// A release keeps what its deploy jobs' native steps reported, and a
+// rollback's deploy jobs get the artifacts of the release they go back
+// to, to point the environment at them rather than build again.
+func TestReleaseArtifactsAndRestore(t *testing.T) {
+	runner := &restoreRunner{}
+	h := newHarness(t, func(o *engine.Options) {
+		o.Natives = map[string]engine.NativeRunner{engine.OrbAWS: runner}
+		o.Executor = &fakeExecutor{run: func(ctx context.Context, job *engine.JobRun, log io.Writer) (engine.JobResult, error) {
+			for _, s := range job.Spec.Steps {
+				if s.Native != nil {
+					if _, err := job.Native.RunNative(ctx, &engine.NativeRun{Job: job, Step: s.Native, Env: job.Env, Log: log}); err != nil {
+						return engine.JobResult{Status: workflows.StatusFailed, Reason: err.Error()}, nil
+					}
+				}
+			}
+			return engine.JobResult{Status: workflows.StatusSuccess}, nil
+		}}
+	})
+	ctx := context.Background()
+	ship := func(trig workflows.Trigger) {
+		t.Helper()
+		j := withContext(build("ship"), "staging")
+		j.Spec.Steps = []workflows.Step{native(engine.OrbAWS, "ecr-push", workflows.WhenOnSuccess, nil)}
+		p, err := h.engine.Submit(ctx, engine.PipelineRequest{App: "backend", Repo: "acme/backend", Author: "alice", Trigger: trig,
+			Plan: &workflows.Plan{Workflows: []*workflows.PlannedWorkflow{wf("deploy", j)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := h.settle(p.ID); st.Pipeline.Status != workflows.StatusSuccess {
+			t.Fatal(describe(st))
+		}
+	}
+	ship(workflows.Trigger{Branch: "main", Revision: "aaaa"})
+	ship(workflows.Trigger{Branch: "main", Revision: "bbbb"})
+	ship(workflows.Trigger{Revision: "aaaa", Source: "chat", Deploy: &workflows.DeployValues{Environment: "staging", Rollback: true}})
+	rel, err := h.db.Releases(ctx, "backend", "staging")
+	if err != nil || len(rel) != 3 {
+		t.Fatalf("releases %+v, %v", rel, err)
+	}
+	if got := rel[2].Artifacts["image"]; got != "backend:aaaa" {
+		t.Errorf("release #1 artifacts %v", rel[2].Artifacts)
+	}
+	if len(runner.restored) != 1 || runner.restored[0]["image"] != "backend:aaaa" {
+		t.Errorf("the rollback restored %v, want release #1's artifacts", runner.restored)
 	}
 }

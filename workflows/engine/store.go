@@ -158,6 +158,8 @@ type AttemptRecord struct {
 	Started    time.Time
 	Finished   time.Time
 	Steps      []StepResult
+	// Outputs are what its native steps reported.
+	Outputs Outputs
 }
 
 // ApprovalRecord is the decision an approval job waits for.
@@ -213,8 +215,12 @@ type Release struct {
 	// failed) or StatusCanceled (stopped before they all ran).
 	Outcome  string
 	Rollback bool // started by /rollback
-	Created  time.Time
-	Finished time.Time
+	// Artifacts are what its deploy jobs' native steps reported: the
+	// image, the Beanstalk version label, the Lambda versions a rollback
+	// to it points the environment back at.
+	Artifacts Outputs
+	Created   time.Time
+	Finished  time.Time
 }
 
 // EnvLock is who holds an environment: a deploy job or a person.
@@ -324,8 +330,9 @@ type StoreTx interface {
 	StartRelease(ctx context.Context, r *Release) (*Release, error)
 	// Release reads the release of a pipeline to an environment; ErrNotFound.
 	Release(ctx context.Context, pipelineID, env string) (*Release, error)
-	// FinishRelease records a release's outcome, who approved it, when.
-	FinishRelease(ctx context.Context, r *Release) error
+	// SaveRelease records a release's outcome, who approved it, when,
+	// and its artifacts.
+	SaveRelease(ctx context.Context, r *Release) error
 	EnvLock(ctx context.Context, app, env string) (*EnvLock, error) // nil when free
 	SetEnvLock(ctx context.Context, l *EnvLock) error
 	DeleteEnvLock(ctx context.Context, app, env string) error
