@@ -37,6 +37,7 @@ func newFake(t testing.TB) *slacktest.Fake {
 	fake.AddUserGroup(slacktest.UserGroup{ID: sreGroup, Handle: "sre", Members: []string{sre}})
 	fake.AddChannel(slacktest.Channel{ID: deploys, Name: "deploys"})
 	fake.AddChannel(slacktest.Channel{ID: web, Name: "web"})
+	t.Cleanup(func() { record(fake) })
 	return fake
 }
 
