@@ -344,16 +344,20 @@ func TestMalformedEnvelopes(t *testing.T) {
 // mid-pipeline: every message of the thread arrives once, in order.
 func TestSlackFaultsMidPipeline(t *testing.T) {
 	fails := map[string]bool{"a": true, "b": true, "c": true, "d": true}
-	h := newHarness(t, harnessOptions{executor: scriptExecutor{fail: fails}})
-	// The parent's post meets the faults first, the edits theirs.
-	h.fake.Inject(slacktest.Fault{Method: "chat.postMessage", Status: 429, RetryAfter: time.Second, Calls: 1})
-	h.fake.Inject(slacktest.Fault{Method: "chat.postMessage", Status: 503, Calls: 3})
-	h.fake.Inject(slacktest.Fault{Method: "chat.update", Status: 500, Calls: 2})
+	gate := make(chan struct{})
+	h := newHarness(t, harnessOptions{executor: scriptExecutor{fail: fails, hold: map[string]chan struct{}{"a": gate}}})
 	var jobs []*workflows.PlannedJob
 	for _, name := range []string{"a", "b", "c", "d", "e"} {
 		jobs = append(jobs, job(name))
 	}
 	h.push(sha1, &workflows.PlannedWorkflow{Name: "ci", Jobs: jobs})
+	// Once the thread is there, Slack rate-limits and fails: the failure
+	// replies and the parent's edits meet it.
+	h.wait("the parent", func() bool { return len(h.parents(deploys)) == 1 })
+	h.fake.Inject(slacktest.Fault{Method: "chat.postMessage", Status: 429, RetryAfter: time.Second, Calls: 1})
+	h.fake.Inject(slacktest.Fault{Method: "chat.postMessage", Status: 503, Calls: 3})
+	h.fake.Inject(slacktest.Fault{Method: "chat.update", Status: 500, Calls: 2})
+	close(gate)
 	st := h.settle("backend", 1)
 	h.wait("four failure replies and the outcome", func() bool {
 		ps := h.parents(deploys)

@@ -69,10 +69,20 @@ func (f *fakeRepos) Source(app *bot.App, sha string) engine.Source {
 }
 
 // scriptExecutor ends jobs as told: failed for names in fail, after
-// writing a log.
-type scriptExecutor struct{ fail map[string]bool }
+// writing a log; the jobs named in hold wait for their channel to close.
+type scriptExecutor struct {
+	fail map[string]bool
+	hold map[string]chan struct{}
+}
 
 func (x scriptExecutor) Run(ctx context.Context, job *engine.JobRun, log io.Writer) (engine.JobResult, error) {
+	if gate := x.hold[job.JobName]; gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return engine.JobResult{}, ctx.Err()
+		}
+	}
 	for i := range 30 {
 		fmt.Fprintf(log, "%s line %d <!channel>\n", job.JobName, i)
 	}
