@@ -24,7 +24,12 @@ type Message struct {
 	Text      string
 	// Blocks are the message's blocks as Slack keeps them: compact JSON,
 	// each with a block_id (Slack's made-up one where none was given).
-	Blocks   json.RawMessage
+	Blocks json.RawMessage
+	// Metadata is the message's metadata as posted, compact JSON
+	// {"event_type":...,"event_payload":{...}}; nil for none. Slack shows
+	// it in conversations.history and conversations.replies when asked
+	// with include_all_metadata.
+	Metadata json.RawMessage
 	User     string // who posted it: the bot
 	PostedAt time.Time
 	// Edits are the message's earlier versions, oldest first; the message
@@ -233,6 +238,7 @@ type content struct {
 	hasText   bool
 	blocks    json.RawMessage
 	hasBlocks bool // a blocks argument was given, maybe empty
+	metadata  json.RawMessage
 }
 
 // contentOf reads and checks the text, blocks and attachments arguments
@@ -250,10 +256,50 @@ func contentOf(p url.Values, seed string) (content, *apiError) {
 		return c, apiErr
 	}
 	c.blocks = blocks
+	if c.metadata, apiErr = checkMetadata(p.Get("metadata")); apiErr != nil {
+		return c, apiErr
+	}
 	if c.text == "" && len(c.blocks) == 0 && strings.TrimSpace(p.Get("attachments")) == "" {
 		return c, errCode("no_text")
 	}
 	return c, nil
+}
+
+// checkMetadata reads a message's metadata argument: a JSON object with
+// a string event_type and an object event_payload, or
+// invalid_metadata_format. It returns the metadata compacted, nil for
+// none.
+func checkMetadata(arg string) (json.RawMessage, *apiError) {
+	if strings.TrimSpace(arg) == "" {
+		return nil, nil
+	}
+	var md struct {
+		EventType    *string         `json:"event_type"`
+		EventPayload json.RawMessage `json:"event_payload"`
+	}
+	if err := json.Unmarshal([]byte(arg), &md); err != nil || md.EventType == nil {
+		return nil, errCode("invalid_metadata_format")
+	}
+	var payload map[string]any
+	if len(md.EventPayload) > 0 && json.Unmarshal(md.EventPayload, &payload) != nil {
+		return nil, errCode("invalid_metadata_format")
+	}
+	if *md.EventType == "" && payload == nil {
+		// What slack-go sends with every response_url message, its
+		// metadata field being a struct: taken as none.
+		return nil, nil
+	}
+	if *md.EventType == "" {
+		return nil, errCode("invalid_metadata_format")
+	}
+	if payload == nil {
+		payload = map[string]any{}
+	}
+	out, err := json.Marshal(map[string]any{"event_type": *md.EventType, "event_payload": payload})
+	if err != nil {
+		return nil, errCode("invalid_metadata_format")
+	}
+	return out, nil
 }
 
 // postableLocked finds the channel a message goes to. f.mu must be held.
@@ -304,6 +350,7 @@ func (f *Fake) postLocked(channelID, ts, threadTS string, c content) *message {
 		ThreadTS: threadTS,
 		Text:     c.text,
 		Blocks:   c.blocks,
+		Metadata: c.metadata,
 		User:     BotUserID,
 		PostedAt: time.Now(),
 	}}
@@ -348,6 +395,10 @@ func (f *Fake) editLocked(m *message, c content) {
 	}
 	if c.hasBlocks {
 		m.Blocks = c.blocks
+	}
+	if c.metadata != nil {
+		// An edit without metadata leaves the message's as it was.
+		m.Metadata = c.metadata
 	}
 	m.EditedAt = time.Now()
 }

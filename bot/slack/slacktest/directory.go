@@ -1,7 +1,9 @@
 package slacktest
 
 import (
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/slack-go/slack"
@@ -38,6 +40,32 @@ func (f *Fake) usergroupsUsersList(p url.Values) (map[string]any, *apiError) {
 		users = []string{}
 	}
 	return map[string]any{"users": users}, nil
+}
+
+// usergroupsList lists the workspace's groups, in ID order: the enabled
+// ones, and the disabled ones with include_disabled; each with its
+// members with include_users, and their count with include_count.
+func (f *Fake) usergroupsList(p url.Values) (map[string]any, *apiError) {
+	ids := slices.Sorted(maps.Keys(f.groups))
+	out := []slack.UserGroup{}
+	for _, id := range ids {
+		g := f.groups[id]
+		if g.Disabled && !truthy(p.Get("include_disabled")) {
+			continue
+		}
+		ug := slack.UserGroup{ID: g.ID, TeamID: TeamID, IsUserGroup: true, Name: g.Handle, Handle: g.Handle}
+		if g.Disabled {
+			ug.DateDelete = slack.JSONTime(1700000000)
+		}
+		if truthy(p.Get("include_users")) {
+			ug.Users = append([]string{}, g.Members...)
+		}
+		if truthy(p.Get("include_count")) {
+			ug.UserCount = len(g.Members)
+		}
+		out = append(out, ug)
+	}
+	return map[string]any{"usergroups": out}, nil
 }
 
 func (f *Fake) conversationsInfo(p url.Values) (map[string]any, *apiError) {

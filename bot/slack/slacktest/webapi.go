@@ -63,7 +63,10 @@ var webMethods = map[string]webMethod{
 	"users.info":            {botToken, (*Fake).usersInfo},
 	"users.lookupByEmail":   {botToken, (*Fake).usersLookupByEmail},
 	"usergroups.users.list": {botToken, (*Fake).usergroupsUsersList},
+	"usergroups.list":       {botToken, (*Fake).usergroupsList},
 	"conversations.info":    {botToken, (*Fake).conversationsInfo},
+	"conversations.history": {botToken, (*Fake).conversationsHistory},
+	"conversations.replies": {botToken, (*Fake).conversationsReplies},
 }
 
 // maxBody bounds the request bodies the fake reads; Slack's own limit is
