@@ -239,13 +239,14 @@ func (b *Bot) locked(ctx context.Context, app *App, env string) (*Reply, error) 
 	for _, l := range locks {
 		if l.Env == env && l.Manual {
 			r := private("%s/%s is locked by %s since %s%s. `/slipway unlock %s %s` lets deploys go again.", app.Name, env,
-				b.words.mention(l.Holder), b.words.ago(l.Since), reasonSuffix(l.Reason), app.Name, env)
+				b.words.mention(l.Holder), b.words.ago(l.Since), reasonSuffix(b.words.Text(l.Reason)), app.Name, env)
 			return &r, nil
 		}
 	}
 	return nil, nil
 }
 
+// reasonSuffix is ": reason", or "" without one.
 func reasonSuffix(reason string) string {
 	if reason == "" {
 		return ""
@@ -449,10 +450,10 @@ func (b *Bot) lock(ctx context.Context, actor engine.Actor, app *App, c Command)
 	}
 	if c.Verb == "lock" {
 		return public("%s is locked by %s%s: its deploys wait until `/slipway unlock %s %s`.", where, b.words.mention(actor.ID),
-			reasonSuffix(c.Reason), app.Name, c.Env), nil
+			reasonSuffix(b.words.Text(c.Reason)), app.Name, c.Env), nil
 	}
 	return public("%s unlocked by %s (it was locked by %s %s%s).", where, b.words.mention(actor.ID), b.words.mention(d.Actor),
-		b.words.ago(d.At), reasonSuffix(d.Reason)), nil
+		b.words.ago(d.At), reasonSuffix(b.words.Text(d.Reason))), nil
 }
 
 func (b *Bot) control(ctx context.Context, req Request, actor engine.Actor, app *App, c Command) (Reply, error) {
@@ -579,7 +580,7 @@ func (b *Bot) status(ctx context.Context, only *App) (Reply, error) {
 			line := fmt.Sprintf("• %s: %s", env, live)
 			for _, l := range locks {
 				if l.Env == env && l.Manual {
-					line += fmt.Sprintf(" — locked by %s %s%s", b.words.mention(l.Holder), b.words.ago(l.Since), reasonSuffix(l.Reason))
+					line += fmt.Sprintf(" — locked by %s %s%s", b.words.mention(l.Holder), b.words.ago(l.Since), reasonSuffix(b.words.Text(l.Reason)))
 				}
 			}
 			lines = append(lines, line)

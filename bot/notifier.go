@@ -171,7 +171,8 @@ func (n *Notifier) Notify(ctx context.Context, ev engine.Event) error {
 		if d.Channel != "" && d.Channel != th.Channel {
 			channel, threadTS = d.Channel, ""
 		}
-		_, err := n.postOnce(ctx, channel, threadTS, false, Message{Key: evKey(ev), Summary: d.Message, Text: d.Message})
+		text := n.words.Text(d.Message)
+		_, err := n.postOnce(ctx, channel, threadTS, false, Message{Key: evKey(ev), Summary: text, Text: text})
 		return err
 	}
 	return nil
@@ -408,7 +409,7 @@ func (n *Notifier) failed(ctx context.Context, th thread, ev engine.Event) error
 	case d.ExitCode > 0:
 		title += fmt.Sprintf(" (exit %d)", d.ExitCode)
 	case d.Reason != "":
-		title += ": " + d.Reason
+		title += ": " + n.words.Text(d.Reason)
 	}
 	m := Message{Summary: d.Job + " failed", Title: title}
 	if link := n.link(ev.PipelineID, d.JobID); link != "" {
@@ -500,9 +501,9 @@ func (n *Notifier) approvalDecided(ctx context.Context, ev engine.Event) error {
 	case engine.ApprovalRejected:
 		title = fmt.Sprintf(":no_entry_sign: *%s* rejected by %s", d.Job, n.words.mention(d.Actor))
 	case engine.ApprovalExpired:
-		title = fmt.Sprintf(":hourglass: The approval of *%s* expired: %s", d.Job, d.Reason)
+		title = fmt.Sprintf(":hourglass: The approval of *%s* expired: %s", d.Job, n.words.Text(d.Reason))
 	default:
-		title = fmt.Sprintf(":no_entry_sign: The approval of *%s* was canceled: %s", d.Job, d.Reason)
+		title = fmt.Sprintf(":no_entry_sign: The approval of *%s* was canceled: %s", d.Job, n.words.Text(d.Reason))
 	}
 	return n.chat.Update(ctx, at.Channel, at.TS, Message{Summary: title, Title: title})
 }

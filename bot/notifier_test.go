@@ -240,7 +240,13 @@ func TestThreadPerCommit(t *testing.T) {
 		t.Errorf("approval request %+v", request)
 	}
 	// A press routes by the message pressed, not by what the button says.
-	jobID, err := h.notifier.ApprovalJob(context.Background(), request.Channel, request.TS)
+	// The notifier records the request just after posting it.
+	var jobID string
+	var err error
+	h.waitChat("the approval request recorded", func() bool {
+		jobID, err = h.notifier.ApprovalJob(context.Background(), request.Channel, request.TS)
+		return err != nil || jobID != ""
+	})
 	if err != nil || jobID == "" {
 		t.Fatalf("approval job of the request: %q, %v", jobID, err)
 	}

@@ -55,14 +55,14 @@ func (n *Notifier) parent(app *App, st *engine.PipelineState) Message {
 	}
 	title := fmt.Sprintf("%s *%s* · %s · %s", statusIcon(p.Status), app.Name, refName(t), sha)
 	if p.Commit.Title != "" {
-		title += " " + clipText(p.Commit.Title, 120)
+		title += " " + n.words.Text(clipText(p.Commit.Title, 120))
 	}
 	who := n.words.mention(p.Author)
 	if strings.HasPrefix(p.Author, "github:") {
-		who = strings.TrimPrefix(p.Author, "github:")
+		who = n.words.Text(strings.TrimPrefix(p.Author, "github:"))
 	}
 	if p.Commit.Author != "" && !strings.Contains(who, p.Commit.Author) {
-		who += " (commit by " + p.Commit.Author + ")"
+		who += " (commit by " + n.words.Text(p.Commit.Author) + ")"
 	}
 	kind := "push"
 	switch {
@@ -83,7 +83,7 @@ func (n *Notifier) parent(app *App, st *engine.PipelineState) Message {
 		Context: []string{app.Repo, "by " + who, pipeline},
 	}
 	if p.Status == engine.StatusError {
-		m.Text = "The config cannot run: " + clipText(p.Error, 2500)
+		m.Text = "The config cannot run: " + n.words.Text(clipText(p.Error, 2500))
 	}
 	for i, w := range st.Workflows {
 		if i == maxWorkflows {
@@ -171,7 +171,7 @@ func (n *Notifier) jobLine(j engine.JobRecord) string {
 	case j.ExitCode > 0 && j.Status == workflows.StatusFailed:
 		s += fmt.Sprintf(" · exit %d", j.ExitCode)
 	case j.Reason != "" && j.Status != workflows.StatusSuccess:
-		s += " · " + clipText(j.Reason, 100)
+		s += " · " + n.words.Text(clipText(j.Reason, 100))
 	}
 	return s
 }

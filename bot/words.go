@@ -24,6 +24,18 @@ type Words struct {
 	Channel func(id string) string
 	// Now is the clock relative times are said against. Default: time.Now.
 	Now func() time.Time
+	// Escape makes text that people wrote (a commit's title, a lock's
+	// reason, a job's failure) inert in the chat's markup, so that a
+	// commit titled "<!channel>" pings nobody. Default: the text.
+	Escape func(s string) string
+}
+
+// Text is user-written text, escaped for the chat.
+func (w Words) Text(s string) string {
+	if w.Escape == nil {
+		return s
+	}
+	return w.Escape(s)
 }
 
 func (w Words) mention(id string) string {
@@ -142,7 +154,7 @@ func (w Words) Refusal(action string, d engine.Decision) string {
 	case engine.RefusedLocked:
 		reason := ""
 		if d.Reason != "" {
-			reason = ": " + d.Reason
+			reason = ": " + w.Text(d.Reason)
 		}
 		return fmt.Sprintf("It is locked by %s since %s%s. Unlock it first.", w.mention(d.Actor), w.ago(d.At), reason)
 	case engine.RefusedDeploying:

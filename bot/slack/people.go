@@ -137,6 +137,7 @@ func Words() bot.Words {
 			}
 			return id
 		},
+		Escape: escapeText,
 		Channel: func(id string) string {
 			if channelID.MatchString(id) {
 				return "<#" + id + ">"
@@ -145,3 +146,12 @@ func Words() bot.Words {
 		},
 	}
 }
+
+// escapeText escapes what Slack reads as markup in text people wrote
+// (its "&", "<" and ">"), so that a commit or a lock reason cannot ping a
+// channel or forge a link.
+func escapeText(s string) string {
+	return textEscaper.Replace(s)
+}
+
+var textEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
