@@ -1,3 +1,6 @@
+package slack
+
+import "testing"
 
 // Text people wrote reaches Slack inert: a commit titled "<!channel>"
 // pings nobody and forges no link.
