@@ -6,15 +6,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/docker/docker/client"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/slipway-ci/slipway/bot"
+	"github.com/slipway-ci/slipway/bot/slack"
 	"github.com/slipway-ci/slipway/config"
 	"github.com/slipway-ci/slipway/executors/docker"
 	"github.com/slipway-ci/slipway/executors/local"
@@ -36,6 +40,8 @@ type Server struct {
 	closeExe func()
 	github   *forge.Client
 	intake   *forge.Intake
+	slack    *slack.Adapter // nil without a slack section
+	threads  *bot.Notifier  // the Slack threads; nil without Slack
 	ln       net.Listener
 	http     *http.Server
 }
@@ -86,19 +92,46 @@ func NewServer(ctx context.Context, cfg *config.Config, opts ServerOptions) (s *
 			Logger:    s.log.With("component", "github"),
 		}),
 	}
+	load := workflows.LoadOptions{OrbDirs: []string{filepath.Join(cfg.DataDir, "orbs")}, Limits: cfg.Limits}
+	engineApps := cfg.EngineApps()
+	var apps []*bot.App
+	for _, name := range slices.Sorted(maps.Keys(cfg.Apps)) {
+		a := cfg.Apps[name]
+		apps = append(apps, &bot.App{App: engineApps[name], Channel: a.Channel, ConfigPath: a.ConfigPath, DeployWorkflow: a.DeployWorkflow})
+	}
+	var people forge.People
+	if cfg.Slack != nil {
+		// The chat: its adapter is the threads' chat, the bot's directory
+		// and the intake's way to know people; the bot is attached to it
+		// once the engine exists.
+		s.slack, err = slack.New(slack.Options{AppToken: string(cfg.Slack.AppToken), BotToken: string(cfg.Slack.BotToken),
+			APIURL: cfg.Slack.APIURL, Inbox: s.db, Users: cfg.Users, Logger: s.log.With("component", "slack"),
+			RetryMin: opts.RetryMin, RetryMax: opts.RetryMax})
+		if err != nil {
+			return nil, err
+		}
+		s.threads = bot.NewNotifier(bot.NotifierOptions{Chat: s.slack, KV: s.db.KV("slack"), Store: s.db, Apps: apps,
+			Words: slack.Words(), Logger: s.log.With("component", "threads"),
+			Link: func(pipelineID, jobID string) string { return cfg.HTTP.PublicURL + "/pipelines/" + pipelineID }})
+		notifiers["slack"] = s.threads
+		people = s.slack
+	}
 	s.engine = engine.New(engine.Options{
 		Store: s.db, Executor: s.exec, ExecutorName: executorName(cfg, opts.Executor), Notifiers: notifiers,
-		Logger: s.log.With("component", "engine"), Apps: cfg.EngineApps(), Contexts: cfg.EngineContexts(),
+		Logger: s.log.With("component", "engine"), Apps: engineApps, Contexts: cfg.EngineContexts(),
 		Parallelism: cfg.Parallelism, DataDir: cfg.DataDir, Sources: s.github,
 		RetryMin: opts.RetryMin, RetryMax: opts.RetryMax,
 	})
-	var apps []forge.App
-	for _, a := range cfg.Apps {
-		apps = append(apps, forge.App{Name: a.Name, Repo: a.Repo, ConfigPath: a.ConfigPath, CancelSuperseded: a.CancelSuperseded})
+	if s.slack != nil {
+		s.slack.Attach(bot.New(bot.Options{Engine: s.engine, Store: s.db, Repos: forgeRepos{gh: s.github, load: load},
+			Directory: s.slack, Apps: apps, Words: slack.Words(), Logger: s.log.With("component", "bot")}), s.threads)
 	}
-	s.intake = forge.NewIntake(s.db, s.engine, s.github, apps, forge.IntakeOptions{
-		Load:   workflows.LoadOptions{OrbDirs: []string{filepath.Join(cfg.DataDir, "orbs")}, Limits: cfg.Limits},
-		Logger: s.log.With("component", "intake"), RetryMin: opts.RetryMin, RetryMax: opts.RetryMax,
+	var intakeApps []forge.App
+	for _, a := range cfg.Apps {
+		intakeApps = append(intakeApps, forge.App{Name: a.Name, Repo: a.Repo, ConfigPath: a.ConfigPath, CancelSuperseded: a.CancelSuperseded})
+	}
+	s.intake = forge.NewIntake(s.db, s.engine, s.github, intakeApps, forge.IntakeOptions{
+		Load: load, People: people, Logger: s.log.With("component", "intake"), RetryMin: opts.RetryMin, RetryMax: opts.RetryMax,
 	})
 	receiver, err := forge.NewReceiver(string(cfg.GitHub.WebhookSecret), s.db, forge.ReceiverOptions{
 		Wake: s.intake.Wake, Logger: s.log.With("component", "webhooks"),
@@ -179,6 +212,13 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // engine's loops) all end before it returns.
 func (s *Server) Run(ctx context.Context) error {
 	defer s.close()
+	if s.slack != nil {
+		id, err := s.slack.Check(ctx)
+		if err != nil {
+			return err
+		}
+		s.log.Info("slack connected", "bot", id.UserID, "team", id.Team)
+	}
 	if err := s.engine.Start(ctx); err != nil {
 		return err
 	}
@@ -191,6 +231,10 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return s.intake.Run(gctx) })
+	if s.slack != nil {
+		g.Go(func() error { return s.slack.Run(gctx) })
+		g.Go(func() error { return s.threads.Run(gctx) })
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		s.log.Info("slipway stopping: no new work; running jobs get the shutdown grace", "grace", s.cfg.ShutdownGrace)
