@@ -6,6 +6,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -31,6 +32,10 @@ func TestAuthRefusals(t *testing.T) {
 			_, err := c.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("bundles"), Key: aws.String("app.zip")})
 			return err
 		}},
+		{awstest.ECR, func(ctx context.Context, c *clients) error {
+			_, err := c.ecr.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{})
+			return err
+		}},
 	}
 	signers := []struct {
 		name   string
@@ -39,13 +44,13 @@ func TestAuthRefusals(t *testing.T) {
 		codes  map[string]string // by service
 	}{
 		{"unsigned", aws.AnonymousCredentials{}, fake.Region(), map[string]string{
-			awstest.STS: "MissingAuthenticationToken", awstest.S3: "AccessDenied"}},
+			awstest.STS: "MissingAuthenticationToken", awstest.S3: "AccessDenied", awstest.ECR: "MissingAuthenticationTokenException"}},
 		{"unknown key", credentials.NewStaticCredentialsProvider("AKIAUNKNOWNKEY000000", "secret", ""), fake.Region(), map[string]string{
-			awstest.STS: "InvalidClientTokenId", awstest.S3: "InvalidAccessKeyId"}},
+			awstest.STS: "InvalidClientTokenId", awstest.S3: "InvalidAccessKeyId", awstest.ECR: "UnrecognizedClientException"}},
 		{"made-up session token", credentials.NewStaticCredentialsProvider(awstest.AccessKeyID, awstest.SecretAccessKey, "token"), fake.Region(), map[string]string{
-			awstest.STS: "InvalidClientTokenId", awstest.S3: "InvalidToken"}},
+			awstest.STS: "InvalidClientTokenId", awstest.S3: "InvalidToken", awstest.ECR: "UnrecognizedClientException"}},
 		{"another region", fake.Credentials(), "us-west-2", map[string]string{
-			awstest.STS: "SignatureDoesNotMatch", awstest.S3: "AuthorizationHeaderMalformed"}},
+			awstest.STS: "SignatureDoesNotMatch", awstest.S3: "AuthorizationHeaderMalformed", awstest.ECR: "InvalidSignatureException"}},
 	}
 	for _, s := range signers {
 		c := newClients(t, fake, s.creds, s.region, 1)

@@ -1,8 +1,11 @@
 // Package awstest is a fake AWS for tests of slipway's deploy/aws package
 // and of the product end to end. It serves, on one loopback endpoint, the
 // parts of AWS that slipway uses, each in its own wire protocol as
-// aws-sdk-go-v2 speaks it: so far STS (awsQuery with XML answers) and S3
-// (restXml with path-style addressing).
+// aws-sdk-go-v2 speaks it: so far STS (awsQuery with XML answers), S3
+// (restXml with path-style addressing) and ECR (awsJson1_1). ECR's
+// repositories are served by a real Docker Registry (Debian's
+// docker-registry), so that an image pushed by the Docker Engine shows up
+// in DescribeImages with its digest.
 //
 // One fake serves one test:
 //
@@ -16,7 +19,8 @@
 // AWS_ENDPOINT_URL to Endpoint(), AWS_REGION to Region() and the
 // AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to AccessKeyID and
 // SecretAccessKey. The fake routes each request to its service by its
-// Action and signing service (STS), or else as S3, as localstack does.
+// X-Amz-Target (ECR), its Action and signing service (STS), or else as
+// S3, as localstack does.
 //
 // Requests must carry a SigV4 Authorization header (or presigned query)
 // for the test key, or for temporary credentials that AssumeRole handed
@@ -25,10 +29,11 @@
 // itself is not verified: the fake checks who signed, not that the bytes
 // were signed correctly.
 //
-// The test sets up what exists (AddRole, PutObject), decides what fails
-// (Inject), then reads the state (AssumedRoles, Object...) and every call
-// (Calls), waiting with WaitFor where the code under test works in the
-// background. Every method is safe for concurrent use.
+// The test sets up what exists (AddRole, PutObject, AddRepository,
+// PushImage...), decides what fails (Inject), then reads the state
+// (AssumedRoles, Object, Images...) and every call (Calls), waiting with
+// WaitFor where the code under test works in the background. Every method
+// is safe for concurrent use.
 package awstest
 
 import (
@@ -72,6 +77,7 @@ type Fake struct {
 	tb     testing.TB
 	region string
 	srv    *httptest.Server
+	reg    *registry
 
 	mu      sync.Mutex
 	closed  bool
@@ -86,10 +92,13 @@ type Fake struct {
 	assumed  []AssumedRole
 
 	buckets map[string]*bucket
+
+	repos map[string]*repository
 }
 
 // New starts a fake AWS on a loopback port and stops it when tb ends. The
-// account has nothing in it: tests add what they need.
+// account has nothing in it: tests add what they need. The Docker
+// Registry behind ECR starts on first use (see RequireRegistry).
 func New(tb testing.TB, opts ...Option) *Fake {
 	tb.Helper()
 	f := &Fake{
@@ -99,10 +108,12 @@ func New(tb testing.TB, opts ...Option) *Fake {
 		roles:    map[string]Role{},
 		sessions: map[string]*session{},
 		buckets:  map[string]*bucket{},
+		repos:    map[string]*repository{},
 	}
 	for _, opt := range opts {
 		opt(f)
 	}
+	f.reg = newRegistry(f)
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serveHTTP))
 	tb.Cleanup(f.Close)
 	return f
@@ -121,7 +132,7 @@ func (f *Fake) Credentials() aws.CredentialsProvider {
 	return credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, "")
 }
 
-// Close stops the server. New
+// Close stops the server and the registry. New
 // arranges for it to be called when the test ends; calling it again does
 // nothing.
 func (f *Fake) Close() {
@@ -135,6 +146,7 @@ func (f *Fake) Close() {
 	f.mu.Unlock()
 	f.srv.CloseClientConnections()
 	f.srv.Close()
+	f.reg.close()
 }
 
 // WaitFor waits until cond reports true, checking it at once and again

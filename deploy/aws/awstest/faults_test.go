@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -27,6 +28,10 @@ func TestFaultShapes(t *testing.T) {
 			_, err := c.s3.PutObject(ctx(t), &s3.PutObjectInput{Bucket: aws.String("bundles"), Key: aws.String("k"), Body: bytes.NewReader(nil)})
 			return err
 		},
+		awstest.ECR: func() error {
+			_, err := c.ecr.DescribeRepositories(ctx(t), &ecr.DescribeRepositoriesInput{})
+			return err
+		},
 	}
 	tests := []struct {
 		service, fault, code string
@@ -36,6 +41,8 @@ func TestFaultShapes(t *testing.T) {
 		{awstest.STS, awstest.InternalError, "InternalFailure", 500},
 		{awstest.S3, awstest.Throttling, "SlowDown", 503},
 		{awstest.S3, awstest.InternalError, "InternalError", 500},
+		{awstest.ECR, awstest.Throttling, "ThrottlingException", 400},
+		{awstest.ECR, awstest.InternalError, "ServerException", 500},
 	}
 	for _, tt := range tests {
 		t.Run(tt.service+"/"+tt.code, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package awstest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +20,9 @@ const (
 	Beanstalk = "elasticbeanstalk"
 	Lambda    = "lambda"
 )
+
+// ecrTarget is the prefix of ECR's X-Amz-Target header.
+const ecrTarget = "AmazonEC2ContainerRegistry_V20150921"
 
 // maxBody bounds what the fake reads of a request: S3 source bundles and
 // Lambda zips of tests are small.
@@ -104,6 +108,8 @@ func (f *Fake) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 			aerr = f.serveSTS(w, req)
 		case S3:
 			aerr = f.serveS3(w, req)
+		case ECR:
+			aerr = f.serveECR(w, req)
 		default:
 			aerr = &apiError{status: http.StatusBadRequest, code: "UnknownOperationException"}
 		}
@@ -123,8 +129,18 @@ func route(req *request) {
 	r := req.r
 	switch {
 	case r.Header.Get("X-Amz-Target") != "":
-		// An awsJson service the fake does not serve.
-		req.op = r.Header.Get("X-Amz-Target")
+		prefix, op, _ := strings.Cut(r.Header.Get("X-Amz-Target"), ".")
+		if prefix != ecrTarget {
+			req.op = r.Header.Get("X-Amz-Target")
+			return
+		}
+		req.service, req.op = ECR, op
+		req.params = map[string]any{}
+		if len(bytes.TrimSpace(req.body)) > 0 {
+			if err := json.Unmarshal(req.body, &req.params); err != nil {
+				req.malformed = &apiError{status: http.StatusBadRequest, code: "SerializationException", message: "Start of structure or map found where not expected."}
+			}
+		}
 	case isQuery(r):
 		form, err := url.ParseQuery(string(req.body))
 		if r.Method == http.MethodGet {
