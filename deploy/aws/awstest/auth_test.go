@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/elasticbeanstalk"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -36,6 +37,10 @@ func TestAuthRefusals(t *testing.T) {
 			_, err := c.ecr.DescribeRepositories(ctx, &ecr.DescribeRepositoriesInput{})
 			return err
 		}},
+		{awstest.Beanstalk, func(ctx context.Context, c *clients) error {
+			_, err := c.eb.DescribeEnvironments(ctx, &elasticbeanstalk.DescribeEnvironmentsInput{})
+			return err
+		}},
 	}
 	signers := []struct {
 		name   string
@@ -44,13 +49,13 @@ func TestAuthRefusals(t *testing.T) {
 		codes  map[string]string // by service
 	}{
 		{"unsigned", aws.AnonymousCredentials{}, fake.Region(), map[string]string{
-			awstest.STS: "MissingAuthenticationToken", awstest.S3: "AccessDenied", awstest.ECR: "MissingAuthenticationTokenException"}},
+			awstest.STS: "MissingAuthenticationToken", awstest.S3: "AccessDenied", awstest.ECR: "MissingAuthenticationTokenException", awstest.Beanstalk: "MissingAuthenticationToken"}},
 		{"unknown key", credentials.NewStaticCredentialsProvider("AKIAUNKNOWNKEY000000", "secret", ""), fake.Region(), map[string]string{
-			awstest.STS: "InvalidClientTokenId", awstest.S3: "InvalidAccessKeyId", awstest.ECR: "UnrecognizedClientException"}},
+			awstest.STS: "InvalidClientTokenId", awstest.S3: "InvalidAccessKeyId", awstest.ECR: "UnrecognizedClientException", awstest.Beanstalk: "InvalidClientTokenId"}},
 		{"made-up session token", credentials.NewStaticCredentialsProvider(awstest.AccessKeyID, awstest.SecretAccessKey, "token"), fake.Region(), map[string]string{
-			awstest.STS: "InvalidClientTokenId", awstest.S3: "InvalidToken", awstest.ECR: "UnrecognizedClientException"}},
+			awstest.STS: "InvalidClientTokenId", awstest.S3: "InvalidToken", awstest.ECR: "UnrecognizedClientException", awstest.Beanstalk: "InvalidClientTokenId"}},
 		{"another region", fake.Credentials(), "us-west-2", map[string]string{
-			awstest.STS: "SignatureDoesNotMatch", awstest.S3: "AuthorizationHeaderMalformed", awstest.ECR: "InvalidSignatureException"}},
+			awstest.STS: "SignatureDoesNotMatch", awstest.S3: "AuthorizationHeaderMalformed", awstest.ECR: "InvalidSignatureException", awstest.Beanstalk: "SignatureDoesNotMatch"}},
 	}
 	for _, s := range signers {
 		c := newClients(t, fake, s.creds, s.region, 1)

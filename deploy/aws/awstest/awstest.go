@@ -1,15 +1,18 @@
 // Package awstest is a fake AWS for tests of slipway's deploy/aws package
 // and of the product end to end. It serves, on one loopback endpoint, the
 // parts of AWS that slipway uses, each in its own wire protocol as
-// aws-sdk-go-v2 speaks it: so far STS (awsQuery with XML answers), S3
-// (restXml with path-style addressing) and ECR (awsJson1_1). ECR's
-// repositories are served by a real Docker Registry (Debian's
-// docker-registry), so that an image pushed by the Docker Engine shows up
-// in DescribeImages with its digest.
+// aws-sdk-go-v2 speaks it: so far STS and Elastic Beanstalk (awsQuery with
+// XML answers), S3 (restXml with path-style addressing) and ECR
+// (awsJson1_1), with the state changes the real services have: an
+// environment is Updating for a while and then Ready and Green, or Red
+// with events saying why. ECR's repositories are served by a real Docker
+// Registry (Debian's docker-registry), so that an image pushed by the
+// Docker Engine shows up in DescribeImages with its digest.
 //
 // One fake serves one test:
 //
 //	fake := awstest.New(t)
+//	fake.AddBeanstalkEnvironment("backend", "backend-production", "v1")
 //	cfg, _ := config.LoadDefaultConfig(ctx,
 //		config.WithRegion(fake.Region()),
 //		config.WithCredentialsProvider(fake.Credentials()),
@@ -19,8 +22,8 @@
 // AWS_ENDPOINT_URL to Endpoint(), AWS_REGION to Region() and the
 // AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to AccessKeyID and
 // SecretAccessKey. The fake routes each request to its service by its
-// X-Amz-Target (ECR), its Action and signing service (STS), or else as
-// S3, as localstack does.
+// X-Amz-Target (ECR), its Action and signing service (STS, Elastic
+// Beanstalk), or else as S3, as localstack does.
 //
 // Requests must carry a SigV4 Authorization header (or presigned query)
 // for the test key, or for temporary credentials that AssumeRole handed
@@ -29,11 +32,12 @@
 // itself is not verified: the fake checks who signed, not that the bytes
 // were signed correctly.
 //
-// The test sets up what exists (AddRole, PutObject, AddRepository,
-// PushImage...), decides what fails (Inject), then reads the state
-// (AssumedRoles, Object, Images...) and every call (Calls), waiting with
-// WaitFor where the code under test works in the background. Every method
-// is safe for concurrent use.
+// The test sets up what exists (AddBeanstalkEnvironment, AddRole,
+// AddRepository, PushImage...), decides what fails (FailBeanstalkVersion,
+// Inject) and how long updates take (BeanstalkDeployTime, Settle), then
+// reads the state (BeanstalkEnvironment, Images, Object...) and every
+// call (Calls), waiting with WaitFor where the code under test works in
+// the background. Every method is safe for concurrent use.
 package awstest
 
 import (
@@ -41,8 +45,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -64,12 +70,25 @@ const (
 	DefaultRegion = "eu-west-1"
 )
 
+// Default durations of the updates that take time at AWS, short enough
+// for tests that poll every few milliseconds.
+const (
+	DefaultBeanstalkDeployTime = 200 * time.Millisecond
+)
+
 // Option configures a Fake.
 type Option func(*Fake)
 
 // WithRegion sets the region the fake plays (default DefaultRegion).
 func WithRegion(region string) Option {
 	return func(f *Fake) { f.region = region }
+}
+
+// BeanstalkDeployTime sets how long an environment stays Updating after
+// UpdateEnvironment (default DefaultBeanstalkDeployTime). A negative
+// duration keeps it Updating until Settle.
+func BeanstalkDeployTime(d time.Duration) Option {
+	return func(f *Fake) { f.ebDeployTime = d }
 }
 
 // Fake is a fake AWS account in one region.
@@ -84,6 +103,9 @@ type Fake struct {
 	changed chan struct{} // closed and replaced at every change of state
 	counter int           // request IDs and other identifiers, see nextID
 
+	ebDeployTime time.Duration
+	pending      []*transition
+
 	calls  []Call
 	faults []*fault
 
@@ -94,6 +116,11 @@ type Fake struct {
 	buckets map[string]*bucket
 
 	repos map[string]*repository
+
+	apps       map[string]*ebApp
+	envs       []*ebEnv
+	events     []*ebEvent
+	ebFailures map[[2]string]string // (application, label) → reason
 }
 
 // New starts a fake AWS on a loopback port and stops it when tb ends. The
@@ -102,13 +129,16 @@ type Fake struct {
 func New(tb testing.TB, opts ...Option) *Fake {
 	tb.Helper()
 	f := &Fake{
-		tb:       tb,
-		region:   DefaultRegion,
-		changed:  make(chan struct{}),
-		roles:    map[string]Role{},
-		sessions: map[string]*session{},
-		buckets:  map[string]*bucket{},
-		repos:    map[string]*repository{},
+		tb:           tb,
+		region:       DefaultRegion,
+		changed:      make(chan struct{}),
+		ebDeployTime: DefaultBeanstalkDeployTime,
+		roles:        map[string]Role{},
+		sessions:     map[string]*session{},
+		buckets:      map[string]*bucket{},
+		repos:        map[string]*repository{},
+		apps:         map[string]*ebApp{},
+		ebFailures:   map[[2]string]string{},
 	}
 	for _, opt := range opts {
 		opt(f)
@@ -132,7 +162,7 @@ func (f *Fake) Credentials() aws.CredentialsProvider {
 	return credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, "")
 }
 
-// Close stops the server and the registry. New
+// Close stops the pending updates, the server and the registry. New
 // arranges for it to be called when the test ends; calling it again does
 // nothing.
 func (f *Fake) Close() {
@@ -142,11 +172,72 @@ func (f *Fake) Close() {
 		return
 	}
 	f.closed = true
+	for _, p := range f.pending {
+		if p.timer != nil {
+			p.timer.Stop()
+		}
+	}
+	f.pending = nil
 	f.notifyLocked()
 	f.mu.Unlock()
 	f.srv.CloseClientConnections()
 	f.srv.Close()
 	f.reg.close()
+}
+
+// SetBeanstalkDeployTime changes how long the environments updated from
+// now on stay Updating; see BeanstalkDeployTime.
+func (f *Fake) SetBeanstalkDeployTime(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ebDeployTime = d
+}
+
+// Settle ends every update in progress now, as if its time had come:
+// environments become Ready.
+func (f *Fake) Settle() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range f.pending {
+		if p.timer != nil {
+			p.timer.Stop()
+		}
+		if !p.done {
+			p.done = true
+			p.apply()
+		}
+	}
+	f.pending = nil
+	f.notifyLocked()
+}
+
+// transition is a change of state that AWS makes some time after a call:
+// an environment's deploy ending.
+type transition struct {
+	timer *time.Timer
+	done  bool
+	apply func() // called once, with f.mu held
+}
+
+// scheduleLocked runs apply after d, or at Settle when d is negative.
+// f.mu must be held.
+func (f *Fake) scheduleLocked(d time.Duration, apply func()) {
+	p := &transition{apply: apply}
+	f.pending = append(f.pending, p)
+	if d < 0 {
+		return
+	}
+	p.timer = time.AfterFunc(d, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.closed || p.done {
+			return
+		}
+		p.done = true
+		p.apply()
+		f.pending = slices.DeleteFunc(f.pending, func(q *transition) bool { return q == p })
+		f.notifyLocked()
+	})
 }
 
 // WaitFor waits until cond reports true, checking it at once and again

@@ -3,11 +3,13 @@ package awstest_test
 import (
 	"bytes"
 	"errors"
+	"net/http"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
+	"github.com/aws/aws-sdk-go-v2/service/elasticbeanstalk"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -18,6 +20,7 @@ import (
 // service and checks that the SDK sees them as that service's own.
 func TestFaultShapes(t *testing.T) {
 	fake, c := setup(t)
+	fake.AddBeanstalkEnvironment("backend", "backend-production", "v1")
 	fake.PutObject("bundles", "app.zip", []byte("zip"))
 	calls := map[string]func() error{
 		awstest.STS: func() error {
@@ -32,6 +35,10 @@ func TestFaultShapes(t *testing.T) {
 			_, err := c.ecr.DescribeRepositories(ctx(t), &ecr.DescribeRepositoriesInput{})
 			return err
 		},
+		awstest.Beanstalk: func() error {
+			_, err := c.eb.DescribeEnvironments(ctx(t), &elasticbeanstalk.DescribeEnvironmentsInput{})
+			return err
+		},
 	}
 	tests := []struct {
 		service, fault, code string
@@ -43,6 +50,8 @@ func TestFaultShapes(t *testing.T) {
 		{awstest.S3, awstest.InternalError, "InternalError", 500},
 		{awstest.ECR, awstest.Throttling, "ThrottlingException", 400},
 		{awstest.ECR, awstest.InternalError, "ServerException", 500},
+		{awstest.Beanstalk, awstest.Throttling, "Throttling", 400},
+		{awstest.Beanstalk, awstest.InternalError, "InternalFailure", 500},
 	}
 	for _, tt := range tests {
 		t.Run(tt.service+"/"+tt.code, func(t *testing.T) {
@@ -58,4 +67,42 @@ func TestFaultShapes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFaultsRetried checks that the SDK's retryer gets through a fault
+// that lasts for fewer calls than its attempts, and that every attempt is
+// recorded, the faulted ones changing nothing.
+func TestFaultsRetried(t *testing.T) {
+	fake := awstest.New(t)
+	c := newClients(t, fake, fake.Credentials(), fake.Region(), 3)
+	fake.AddBeanstalkEnvironment("backend", "backend-production", "v1")
+	fake.PutObject("bundles", "app.zip", []byte("zip"))
+	_, err := c.eb.CreateApplicationVersion(ctx(t), &elasticbeanstalk.CreateApplicationVersionInput{
+		ApplicationName: aws.String("backend"), VersionLabel: aws.String("v2")})
+	must(t, err)
+
+	fake.Inject(awstest.Fault{Service: awstest.Beanstalk, Operation: "UpdateEnvironment", Code: awstest.InternalError, Status: http.StatusServiceUnavailable, Calls: 2})
+	_, err = c.eb.UpdateEnvironment(ctx(t), &elasticbeanstalk.UpdateEnvironmentInput{
+		EnvironmentName: aws.String("backend-production"), VersionLabel: aws.String("v2")})
+	must(t, err)
+	calls := fake.CallsTo(awstest.Beanstalk, "UpdateEnvironment")
+	if len(calls) != 3 || calls[0].Status != 503 || calls[1].ErrorCode != "InternalFailure" || calls[2].ErrorCode != "" {
+		t.Errorf("UpdateEnvironment calls = %+v", calls)
+	}
+	if n := len(fake.BeanstalkEvents("backend-production")); n != 3 {
+		t.Errorf("%d events: the faulted calls were carried out", n)
+	}
+
+	// A fault of a given code, not retried, until cleared.
+	fake.Inject(awstest.Fault{Service: awstest.ECR, Code: "AccessDeniedException", Message: "User is not authorized to perform: ecr:DescribeRepositories", Status: 400})
+	for range 2 {
+		_, err = c.ecr.DescribeRepositories(ctx(t), &ecr.DescribeRepositoriesInput{})
+		apiErr := wantAPIError(t, err, "AccessDeniedException")
+		if apiErr.ErrorMessage() != "User is not authorized to perform: ecr:DescribeRepositories" {
+			t.Errorf("message %q", apiErr.ErrorMessage())
+		}
+	}
+	fake.ClearFaults()
+	_, err = c.ecr.DescribeRepositories(ctx(t), &ecr.DescribeRepositoriesInput{})
+	must(t, err)
 }

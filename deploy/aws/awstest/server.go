@@ -110,6 +110,8 @@ func (f *Fake) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 			aerr = f.serveS3(w, req)
 		case ECR:
 			aerr = f.serveECR(w, req)
+		case Beanstalk:
+			aerr = f.serveBeanstalk(w, req)
 		default:
 			aerr = &apiError{status: http.StatusBadRequest, code: "UnknownOperationException"}
 		}
@@ -153,7 +155,14 @@ func route(req *request) {
 		}
 		req.form = form
 		req.op = form.Get("Action")
-		req.service = STS
+		switch svc := signingService(r); {
+		case svc == STS || svc == Beanstalk:
+			req.service = svc
+		case req.op == "AssumeRole" || req.op == "GetCallerIdentity":
+			req.service = STS
+		default:
+			req.service = Beanstalk
+		}
 		req.params = map[string]any{}
 		for k, v := range form {
 			if k != "Action" && k != "Version" {
