@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/elasticbeanstalk"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -19,6 +20,7 @@ import (
 // token, and scoped to another region, and checks each service's refusal.
 func TestAuthRefusals(t *testing.T) {
 	fake := awstest.New(t)
+	fake.AddFunction("api", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/api:v1")
 	fake.PutObject("bundles", "app.zip", []byte("zip"))
 
 	calls := []struct {
@@ -41,6 +43,10 @@ func TestAuthRefusals(t *testing.T) {
 			_, err := c.eb.DescribeEnvironments(ctx, &elasticbeanstalk.DescribeEnvironmentsInput{})
 			return err
 		}},
+		{awstest.Lambda, func(ctx context.Context, c *clients) error {
+			_, err := c.lambda.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("api")})
+			return err
+		}},
 	}
 	signers := []struct {
 		name   string
@@ -49,13 +55,17 @@ func TestAuthRefusals(t *testing.T) {
 		codes  map[string]string // by service
 	}{
 		{"unsigned", aws.AnonymousCredentials{}, fake.Region(), map[string]string{
-			awstest.STS: "MissingAuthenticationToken", awstest.S3: "AccessDenied", awstest.ECR: "MissingAuthenticationTokenException", awstest.Beanstalk: "MissingAuthenticationToken"}},
+			awstest.STS: "MissingAuthenticationToken", awstest.S3: "AccessDenied", awstest.ECR: "MissingAuthenticationTokenException",
+			awstest.Beanstalk: "MissingAuthenticationToken", awstest.Lambda: "MissingAuthenticationTokenException"}},
 		{"unknown key", credentials.NewStaticCredentialsProvider("AKIAUNKNOWNKEY000000", "secret", ""), fake.Region(), map[string]string{
-			awstest.STS: "InvalidClientTokenId", awstest.S3: "InvalidAccessKeyId", awstest.ECR: "UnrecognizedClientException", awstest.Beanstalk: "InvalidClientTokenId"}},
+			awstest.STS: "InvalidClientTokenId", awstest.S3: "InvalidAccessKeyId", awstest.ECR: "UnrecognizedClientException",
+			awstest.Beanstalk: "InvalidClientTokenId", awstest.Lambda: "UnrecognizedClientException"}},
 		{"made-up session token", credentials.NewStaticCredentialsProvider(awstest.AccessKeyID, awstest.SecretAccessKey, "token"), fake.Region(), map[string]string{
-			awstest.STS: "InvalidClientTokenId", awstest.S3: "InvalidToken", awstest.ECR: "UnrecognizedClientException", awstest.Beanstalk: "InvalidClientTokenId"}},
+			awstest.STS: "InvalidClientTokenId", awstest.S3: "InvalidToken", awstest.ECR: "UnrecognizedClientException",
+			awstest.Beanstalk: "InvalidClientTokenId", awstest.Lambda: "UnrecognizedClientException"}},
 		{"another region", fake.Credentials(), "us-west-2", map[string]string{
-			awstest.STS: "SignatureDoesNotMatch", awstest.S3: "AuthorizationHeaderMalformed", awstest.ECR: "InvalidSignatureException", awstest.Beanstalk: "SignatureDoesNotMatch"}},
+			awstest.STS: "SignatureDoesNotMatch", awstest.S3: "AuthorizationHeaderMalformed", awstest.ECR: "InvalidSignatureException",
+			awstest.Beanstalk: "SignatureDoesNotMatch", awstest.Lambda: "InvalidSignatureException"}},
 	}
 	for _, s := range signers {
 		c := newClients(t, fake, s.creds, s.region, 1)

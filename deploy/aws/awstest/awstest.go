@@ -1,11 +1,13 @@
 // Package awstest is a fake AWS for tests of slipway's deploy/aws package
 // and of the product end to end. It serves, on one loopback endpoint, the
-// parts of AWS that slipway uses, each in its own wire protocol as
-// aws-sdk-go-v2 speaks it: so far STS and Elastic Beanstalk (awsQuery with
-// XML answers), S3 (restXml with path-style addressing) and ECR
-// (awsJson1_1), with the state changes the real services have: an
-// environment is Updating for a while and then Ready and Green, or Red
-// with events saying why. ECR's repositories are served by a real Docker
+// parts of STS, S3, ECR, Elastic Beanstalk and Lambda that slipway uses,
+// each in its own wire protocol as aws-sdk-go-v2 speaks it (awsQuery with
+// XML answers for STS and Elastic Beanstalk, awsJson1_1 for ECR, restJson1
+// for Lambda, restXml with path-style addressing for S3), with the state
+// changes the real services have: an environment is Updating for a while
+// and then Ready and Green, or Red with events saying why; a function's
+// update is InProgress and then Successful or Failed, and refuses other
+// updates meanwhile. ECR's repositories are served by a real Docker
 // Registry (Debian's docker-registry), so that an image pushed by the
 // Docker Engine shows up in DescribeImages with its digest.
 //
@@ -23,7 +25,8 @@
 // AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY to AccessKeyID and
 // SecretAccessKey. The fake routes each request to its service by its
 // X-Amz-Target (ECR), its Action and signing service (STS, Elastic
-// Beanstalk), or else as S3, as localstack does.
+// Beanstalk), its signing service or path (Lambda), or else as S3, as
+// localstack does.
 //
 // Requests must carry a SigV4 Authorization header (or presigned query)
 // for the test key, or for temporary credentials that AssumeRole handed
@@ -32,12 +35,13 @@
 // itself is not verified: the fake checks who signed, not that the bytes
 // were signed correctly.
 //
-// The test sets up what exists (AddBeanstalkEnvironment, AddRole,
-// AddRepository, PushImage...), decides what fails (FailBeanstalkVersion,
-// Inject) and how long updates take (BeanstalkDeployTime, Settle), then
-// reads the state (BeanstalkEnvironment, Images, Object...) and every
-// call (Calls), waiting with WaitFor where the code under test works in
-// the background. Every method is safe for concurrent use.
+// The test sets up what exists (AddBeanstalkEnvironment, AddFunction,
+// AddRole, AddRepository, PushImage...), decides what fails
+// (FailBeanstalkVersion, FailLambdaImage, Inject) and how long updates
+// take (BeanstalkDeployTime, LambdaUpdateTime, Settle), then reads the
+// state (BeanstalkEnvironment, LambdaFunction, Images, Object...) and
+// every call (Calls), waiting with WaitFor where the code under test
+// works in the background. Every method is safe for concurrent use.
 package awstest
 
 import (
@@ -74,6 +78,7 @@ const (
 // for tests that poll every few milliseconds.
 const (
 	DefaultBeanstalkDeployTime = 200 * time.Millisecond
+	DefaultLambdaUpdateTime    = 100 * time.Millisecond
 )
 
 // Option configures a Fake.
@@ -91,6 +96,13 @@ func BeanstalkDeployTime(d time.Duration) Option {
 	return func(f *Fake) { f.ebDeployTime = d }
 }
 
+// LambdaUpdateTime sets how long a function's LastUpdateStatus stays
+// InProgress after UpdateFunctionCode (default DefaultLambdaUpdateTime).
+// A negative duration keeps it InProgress until Settle.
+func LambdaUpdateTime(d time.Duration) Option {
+	return func(f *Fake) { f.lambdaUpdateTime = d }
+}
+
 // Fake is a fake AWS account in one region.
 type Fake struct {
 	tb     testing.TB
@@ -103,8 +115,9 @@ type Fake struct {
 	changed chan struct{} // closed and replaced at every change of state
 	counter int           // request IDs and other identifiers, see nextID
 
-	ebDeployTime time.Duration
-	pending      []*transition
+	ebDeployTime     time.Duration
+	lambdaUpdateTime time.Duration
+	pending          []*transition
 
 	calls  []Call
 	faults []*fault
@@ -121,6 +134,9 @@ type Fake struct {
 	envs       []*ebEnv
 	events     []*ebEvent
 	ebFailures map[[2]string]string // (application, label) → reason
+
+	functions      map[string]*function
+	lambdaFailures map[string]string // image URI → reason
 }
 
 // New starts a fake AWS on a loopback port and stops it when tb ends. The
@@ -129,16 +145,19 @@ type Fake struct {
 func New(tb testing.TB, opts ...Option) *Fake {
 	tb.Helper()
 	f := &Fake{
-		tb:           tb,
-		region:       DefaultRegion,
-		changed:      make(chan struct{}),
-		ebDeployTime: DefaultBeanstalkDeployTime,
-		roles:        map[string]Role{},
-		sessions:     map[string]*session{},
-		buckets:      map[string]*bucket{},
-		repos:        map[string]*repository{},
-		apps:         map[string]*ebApp{},
-		ebFailures:   map[[2]string]string{},
+		tb:               tb,
+		region:           DefaultRegion,
+		changed:          make(chan struct{}),
+		ebDeployTime:     DefaultBeanstalkDeployTime,
+		lambdaUpdateTime: DefaultLambdaUpdateTime,
+		roles:            map[string]Role{},
+		sessions:         map[string]*session{},
+		buckets:          map[string]*bucket{},
+		repos:            map[string]*repository{},
+		apps:             map[string]*ebApp{},
+		ebFailures:       map[[2]string]string{},
+		functions:        map[string]*function{},
+		lambdaFailures:   map[string]string{},
 	}
 	for _, opt := range opts {
 		opt(f)
@@ -193,8 +212,16 @@ func (f *Fake) SetBeanstalkDeployTime(d time.Duration) {
 	f.ebDeployTime = d
 }
 
+// SetLambdaUpdateTime changes how long the function updates started from
+// now on stay InProgress; see LambdaUpdateTime.
+func (f *Fake) SetLambdaUpdateTime(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lambdaUpdateTime = d
+}
+
 // Settle ends every update in progress now, as if its time had come:
-// environments become Ready.
+// environments become Ready, functions' updates Successful or Failed.
 func (f *Fake) Settle() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -212,7 +239,7 @@ func (f *Fake) Settle() {
 }
 
 // transition is a change of state that AWS makes some time after a call:
-// an environment's deploy ending.
+// an environment's deploy ending, a function's update ending.
 type transition struct {
 	timer *time.Timer
 	done  bool

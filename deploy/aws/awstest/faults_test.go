@@ -10,6 +10,8 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/elasticbeanstalk"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -20,6 +22,7 @@ import (
 // service and checks that the SDK sees them as that service's own.
 func TestFaultShapes(t *testing.T) {
 	fake, c := setup(t)
+	fake.AddFunction("api", ecrHost+"/api:v1")
 	fake.AddBeanstalkEnvironment("backend", "backend-production", "v1")
 	fake.PutObject("bundles", "app.zip", []byte("zip"))
 	calls := map[string]func() error{
@@ -39,6 +42,10 @@ func TestFaultShapes(t *testing.T) {
 			_, err := c.eb.DescribeEnvironments(ctx(t), &elasticbeanstalk.DescribeEnvironmentsInput{})
 			return err
 		},
+		awstest.Lambda: func() error {
+			_, err := c.lambda.GetFunction(ctx(t), &lambda.GetFunctionInput{FunctionName: aws.String("api")})
+			return err
+		},
 	}
 	tests := []struct {
 		service, fault, code string
@@ -52,6 +59,8 @@ func TestFaultShapes(t *testing.T) {
 		{awstest.ECR, awstest.InternalError, "ServerException", 500},
 		{awstest.Beanstalk, awstest.Throttling, "Throttling", 400},
 		{awstest.Beanstalk, awstest.InternalError, "InternalFailure", 500},
+		{awstest.Lambda, awstest.Throttling, "TooManyRequestsException", 429},
+		{awstest.Lambda, awstest.InternalError, "ServiceException", 500},
 	}
 	for _, tt := range tests {
 		t.Run(tt.service+"/"+tt.code, func(t *testing.T) {
@@ -66,6 +75,11 @@ func TestFaultShapes(t *testing.T) {
 				t.Errorf("the call after the fault: %v", err)
 			}
 		})
+	}
+	var tooMany *lambdatypes.TooManyRequestsException
+	fake.Inject(awstest.Fault{Service: awstest.Lambda, Operation: "GetFunction", Code: awstest.Throttling, Calls: 1})
+	if err := calls[awstest.Lambda](); !errors.As(err, &tooMany) || aws.ToString(tooMany.RetryAfterSeconds) != "1" || tooMany.Reason != lambdatypes.ThrottleReasonCallerRateLimitExceeded {
+		t.Errorf("Lambda's throttling: %v", err)
 	}
 }
 
@@ -105,4 +119,22 @@ func TestFaultsRetried(t *testing.T) {
 	fake.ClearFaults()
 	_, err = c.ecr.DescribeRepositories(ctx(t), &ecr.DescribeRepositoriesInput{})
 	must(t, err)
+}
+
+func TestNotModeled(t *testing.T) {
+	fake, c := setup(t)
+	_, err := c.ecr.ListImages(ctx(t), &ecr.ListImagesInput{RepositoryName: aws.String("x")})
+	apiErr := wantAPIError(t, err, "NotImplemented")
+	if apiErr.ErrorMessage() != "awstest: ecr ListImages is not modeled by the fake" {
+		t.Errorf("message %q", apiErr.ErrorMessage())
+	}
+	_, err = c.lambda.ListFunctions(ctx(t), &lambda.ListFunctionsInput{})
+	wantAPIError(t, err, "NotImplemented")
+	_, err = c.eb.DescribeApplications(ctx(t), &elasticbeanstalk.DescribeApplicationsInput{})
+	wantAPIError(t, err, "NotImplemented")
+	_, err = c.s3.ListBuckets(ctx(t), &s3.ListBucketsInput{})
+	wantAPIError(t, err, "NotImplemented")
+	if n := len(fake.Calls()); n != 4 {
+		t.Errorf("%d calls recorded, want 4", n)
+	}
 }

@@ -112,6 +112,8 @@ func (f *Fake) serveHTTP(rw http.ResponseWriter, r *http.Request) {
 			aerr = f.serveECR(w, req)
 		case Beanstalk:
 			aerr = f.serveBeanstalk(w, req)
+		case Lambda:
+			aerr = f.serveLambda(w, req)
 		default:
 			aerr = &apiError{status: http.StatusBadRequest, code: "UnknownOperationException"}
 		}
@@ -169,6 +171,9 @@ func route(req *request) {
 				req.params[k] = v[0]
 			}
 		}
+	case signingService(r) == Lambda || strings.HasPrefix(r.URL.Path, lambdaPrefix+"/"):
+		req.service = Lambda
+		routeLambda(req)
 	default:
 		req.service = S3
 		routeS3(req)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/slipway-ci/slipway/deploy/aws/awstest"
@@ -55,6 +56,15 @@ func TestAssumeRole(t *testing.T) {
 	// stscreds asks for 15 minutes unless told otherwise.
 	if d := r.Expiration.Sub(r.Time); d < 14*time.Minute || d > 15*time.Minute {
 		t.Errorf("credentials expire after %v, want 15 minutes", d)
+	}
+
+	// A later call signed with the session's key is recorded as the role's.
+	fake.AddFunction("api", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/api:v1")
+	_, err = assumed.lambda.GetFunction(ctx(t), &lambda.GetFunctionInput{FunctionName: aws.String("api")})
+	must(t, err)
+	calls := fake.CallsTo(awstest.Lambda, "GetFunction")
+	if len(calls) != 1 || calls[0].Principal != wantARN || calls[0].AccessKeyID != r.AccessKeyID {
+		t.Errorf("GetFunction recorded as %+v, want by %s with %s", calls, wantARN, r.AccessKeyID)
 	}
 }
 
