@@ -133,7 +133,9 @@ func TestBeanstalkApplicationVersions(t *testing.T) {
 // TestBeanstalkDeploy deploys a version that goes Green, one that goes
 // Red, and rolls back.
 func TestBeanstalkDeploy(t *testing.T) {
-	fake, c := setup(t, awstest.BeanstalkDeployTime(50*time.Millisecond))
+	// The first deploy is held until Settle, so that the refusal during it
+	// does not depend on the machine's speed; the others take 30ms.
+	fake, c := setup(t, awstest.BeanstalkDeployTime(-1))
 	ctx := ctx(t)
 	envID := fake.AddBeanstalkEnvironment("backend", "backend-production", "v1")
 	fake.AddBeanstalkEnvironment("backend", "backend-staging", "v1")
@@ -165,6 +167,11 @@ func TestBeanstalkDeploy(t *testing.T) {
 	if apiErr.ErrorMessage() != "Environment named backend-production is in an invalid state for this operation. Must be Ready." {
 		t.Errorf("message %q", apiErr.ErrorMessage())
 	}
+	if st := fake.BeanstalkEnvironment("backend-production"); st.Status != "Updating" || st.Health != "Grey" || st.VersionLabel != "3f2a9c1" {
+		t.Errorf("during the deploy: %+v", st)
+	}
+	fake.Settle()
+	fake.SetBeanstalkDeployTime(30 * time.Millisecond)
 	env = waitReady(t, c, "backend-production")
 	if env.Health != types.EnvironmentHealthGreen || env.HealthStatus != types.EnvironmentHealthStatusOk || aws.ToString(env.VersionLabel) != "3f2a9c1" {
 		t.Errorf("after the deploy: %s %s %s", env.Health, env.HealthStatus, aws.ToString(env.VersionLabel))

@@ -41,7 +41,9 @@ func getFunction(t *testing.T, c *clients, name string) *lambda.GetFunctionOutpu
 // TestLambdaDeploy updates a function's image, publishes versions, moves
 // an alias and rolls it back.
 func TestLambdaDeploy(t *testing.T) {
-	fake, c := setup(t, awstest.LambdaUpdateTime(50*time.Millisecond))
+	// Updates are held until Settle, so that the refusals during one do
+	// not depend on the machine's speed.
+	fake, c := setup(t, awstest.LambdaUpdateTime(-1))
 	ctx := ctx(t)
 	image1, image2 := ecrHost+"/api:3f2a9c1", ecrHost+"/api:8b7e6d5"
 	arn := fake.AddFunction("api", image1)
@@ -84,6 +86,10 @@ func TestLambdaDeploy(t *testing.T) {
 	if !errors.As(err, &conflict) {
 		t.Errorf("PublishVersion during an update: %v", err)
 	}
+	if st := fake.LambdaFunction("api"); st.LastUpdateStatus != "InProgress" || st.ImageURI != image2 {
+		t.Errorf("during the update: %+v", st)
+	}
+	fake.Settle()
 	must(t, waitUpdated(t, c, "api"))
 	if got := getFunction(t, c, "api"); got.Configuration.LastUpdateStatus != types.LastUpdateStatusSuccessful || aws.ToString(got.Code.ImageUri) != image2 {
 		t.Errorf("after the update: %s %s", got.Configuration.LastUpdateStatus, aws.ToString(got.Code.ImageUri))
