@@ -41,9 +41,20 @@ func TestDockerPushShowsInECR(t *testing.T) {
 	userPass, err := base64.StdEncoding.DecodeString(aws.ToString(auth.AuthorizationToken))
 	must(t, err)
 	user, pass, _ := strings.Cut(string(userPass), ":")
-	registryAuth, err := registry.EncodeAuthConfig(registry.AuthConfig{
-		Username: user, Password: pass, ServerAddress: aws.ToString(auth.ProxyEndpoint)})
+	authConfig := registry.AuthConfig{Username: user, Password: pass, ServerAddress: aws.ToString(auth.ProxyEndpoint)}
+	registryAuth, err := registry.EncodeAuthConfig(authConfig)
 	must(t, err)
+	// docker login, as a deploy may check its credentials first.
+	login, err := cli.RegistryLogin(ctx, authConfig)
+	must(t, err)
+	if login.Status != "Login Succeeded" {
+		t.Errorf("RegistryLogin = %+v", login)
+	}
+	bad := authConfig
+	bad.Password = "not-the-token"
+	if _, err := cli.RegistryLogin(ctx, bad); err == nil {
+		t.Error("RegistryLogin with a wrong password succeeded")
+	}
 
 	const tag = "3f2a9c1"
 	ref := aws.ToString(repo.Repository.RepositoryUri) + ":" + tag
