@@ -24,7 +24,7 @@ const orbsDir = ".circleci/orbs"
 // Bounds on what a config reads from GitHub: a config is text that a
 // person wrote, and vendored orbs are a few YAML files each.
 const (
-	maxConfigSize = 4 << 20
+	maxConfigSize = 1 << 20 // what the config language reads of one file
 	maxOrbFiles   = 500
 	maxOrbBytes   = 16 << 20
 	maxOrbDepth   = 8

@@ -33,7 +33,10 @@ func TestConfig(t *testing.T) {
 	seed := forgetest.ReadTree(t, "../testdata/seed")
 	// A config of 1.5 MB (a long comment): the contents API leaves its
 	// content out, the blobs API has it.
-	big := forgetest.Commit{Files: map[string]string{".circleci/config.yml": "#" + strings.Repeat("x", 3<<19) + "\n" +
+	// GitHub's contents API leaves out the content of files over 1 MB
+	// (10^6 bytes): they come through the blobs API, up to the 1 MiB the
+	// config language reads of one file.
+	big := forgetest.Commit{Files: map[string]string{".circleci/config.yml": "#" + strings.Repeat("x", 1_020_000) + "\n" +
 		seed.Files[".circleci/config.yml"]}}
 	huge := forgetest.Commit{Files: map[string]string{".circleci/config.yml": strings.Repeat("# padding\n", 1<<19)}}
 	noOrb := forgetest.Commit{Files: map[string]string{".circleci/config.yml": readFile(t, "../testdata/configs/orbs.yml")}}
@@ -62,7 +65,7 @@ func TestConfig(t *testing.T) {
 		{name: "a folder", commit: forgetest.Commit{Files: map[string]string{".circleci/config.yml/x": "x"}},
 			err: ".circleci/config.yml: .circleci/config.yml in acme/backend@SHA7: is a folder, not a file"},
 		{name: "huge", commit: huge,
-			err: ".circleci/config.yml: .circleci/config.yml in acme/backend@SHA7: is 5.0 MB; slipway reads files of up to 4.0 MB"},
+			err: ".circleci/config.yml: .circleci/config.yml in acme/backend@SHA7: is 5.0 MB; slipway reads files of up to 1.0 MB"},
 		{name: "path outside", commit: seed, path: "../x.yml", err: "../x.yml: not a path inside the repository"},
 		{name: "orb not vendored", commit: noOrb, list: true,
 			err: "save its packed YAML as .circleci/orbs/circleci/aws-cli.yml"},

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -100,8 +101,10 @@ func (s *DB) Close() error {
 	return s.db.Close()
 }
 
-// migrate applies, in name order and each in its own transaction, the
-// embedded migrations not yet recorded in schema_migrations.
+// migrate applies, in name order and all in one transaction, the
+// embedded migrations not yet recorded in schema_migrations: a new store
+// is made in one commit (a transaction per migration cost a `slipway run`
+// most of its start), and a failed upgrade changes nothing.
 func (s *DB) migrate(ctx context.Context) error {
 	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
@@ -112,31 +115,29 @@ func (s *DB) migrate(ctx context.Context) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	sort.Strings(names)
-	for _, name := range names {
-		base := filepath.Base(name)
-		err := s.update(ctx, func(tx *sqlx.Tx) error {
-			var n int
-			if err := tx.GetContext(ctx, &n, `SELECT count(*) FROM schema_migrations WHERE name = ?`, base); err != nil {
-				return err
-			}
-			if n > 0 {
-				return nil
+	return s.update(ctx, func(tx *sqlx.Tx) error {
+		var applied []string
+		if err := tx.SelectContext(ctx, &applied, `SELECT name FROM schema_migrations`); err != nil {
+			return fmt.Errorf("store: migrations: %w", err)
+		}
+		for _, name := range names {
+			base := filepath.Base(name)
+			if slices.Contains(applied, base) {
+				continue
 			}
 			body, err := migrations.ReadFile(name)
 			if err != nil {
-				return err
+				return fmt.Errorf("store: migration %s: %w", base, err)
 			}
 			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-				return err
+				return fmt.Errorf("store: migration %s: %w", base, err)
 			}
-			_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`, base, time.Now().UnixNano())
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("store: migration %s: %w", base, err)
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`, base, time.Now().UnixNano()); err != nil {
+				return fmt.Errorf("store: migration %s: %w", base, err)
+			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // update runs fn in one transaction, committed when fn returns nil.
