@@ -62,6 +62,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
+	fresh := false
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		fresh = !fromTemplate(path)
+	}
 	// A URI filename: a '#' or '?' in the path would end it early.
 	dsn := "file:" + uriPath.Replace(path) + "?_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on&_synchronous=NORMAL&_txlock=immediate"
 	db, err := sqlx.Open("sqlite3", dsn)
@@ -78,6 +82,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
+	}
+	if fresh {
+		s.saveTemplate(ctx)
 	}
 	if err := os.MkdirAll(s.logDir, 0o755); err != nil {
 		s.Close()

@@ -67,7 +67,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintf(stderr, "slipway run: --repo %s is not a folder\n", *repo)
 		return 2
 	}
-	src := gitSource(ctx, *repo)
+	src, head := gitSource(ctx, *repo)
 	if tf.sha != "" && src.GitDir != "" {
 		// checkout copies the commit the pipeline says it runs.
 		full := gitOutput(ctx, *repo, "rev-parse", "--verify", "--quiet", tf.sha+"^{commit}")
@@ -78,7 +78,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		tf.sha, src.Revision = full, full
 	}
 	if tf.branch == "" && tf.tag == "" {
-		tf.branch = gitOutput(ctx, *repo, "rev-parse", "--abbrev-ref", "HEAD")
+		tf.branch = head
 		if tf.branch == "" || tf.branch == "HEAD" {
 			tf.branch = "main"
 		}
@@ -484,13 +484,14 @@ func summarize(st *engine.PipelineState) runOutput {
 }
 
 // gitSource is where `checkout` copies from: dir's HEAD, when dir is a
-// git repository.
-func gitSource(ctx context.Context, dir string) engine.Source {
-	sha := gitOutput(ctx, dir, "rev-parse", "HEAD")
+// git repository; and the branch HEAD is on ("HEAD" when detached). One
+// git process answers both.
+func gitSource(ctx context.Context, dir string) (engine.Source, string) {
+	sha, branch, _ := strings.Cut(gitOutput(ctx, dir, "rev-parse", "HEAD", "--abbrev-ref", "HEAD"), "\n")
 	if sha == "" {
-		return engine.Source{}
+		return engine.Source{}, ""
 	}
-	return engine.Source{GitDir: absDir(dir), Revision: sha}
+	return engine.Source{GitDir: absDir(dir), Revision: sha}, branch
 }
 
 func gitOutput(ctx context.Context, dir string, args ...string) string {
