@@ -317,9 +317,9 @@ func (l *layout) pull(ly int, byIn bool) {
 
 // Sizes of the drawing, in pixels.
 const (
-	boxW   = 188
+	boxW   = 164
 	boxH   = 44
-	gapX   = 64
+	gapX   = 44
 	rowH   = 60
 	margin = 12
 )
@@ -331,15 +331,22 @@ type graphJob struct {
 	Sub  string // the line under the name: a duration, who approved
 }
 
-// svg draws the layout of jobs as an SVG, every name escaped.
-func (l *layout) svg(jobs []graphJob) template.HTML {
+// minScale is how far a wide graph shrinks to fit the page before it
+// scrolls instead: names stay readable.
+const minScale = 0.7
+
+// svg draws the layout of jobs as an SVG, every name escaped; id names
+// its arrowhead, unique in the page.
+func (l *layout) svg(id string, jobs []graphJob) template.HTML {
 	cols := len(l.layers)
 	w := margin*2 + cols*boxW + max(cols-1, 0)*gapX
 	h := margin*2 + int(l.rows*rowH) - (rowH - boxH)
 	var b bytes.Buffer
 	b.Grow(256 + len(jobs)*420 + len(l.edges)*120)
-	fmt.Fprintf(&b, `<svg class="graph" xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img">`, w, max(h, boxH), w, max(h, boxH))
-	b.WriteString(`<defs><marker id="arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L8,4 L0,8 z" class="arrowhead"/></marker></defs>`)
+	h = max(h, boxH)
+	fmt.Fprintf(&b, `<svg class="graph" xmlns="http://www.w3.org/2000/svg" width="100%%" viewBox="0 0 %d %d" style="max-width:%dpx;min-width:%dpx" role="img">`,
+		w, h, w, int(float64(w)*minScale))
+	fmt.Fprintf(&b, `<defs><marker id="arrow-%s" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L8,4 L0,8 z" class="arrowhead"/></marker></defs>`, id)
 	x := func(v int) float64 { return float64(margin + l.nodes[v].layer*(boxW+gapX)) }
 	y := func(v int) float64 { return float64(margin) + l.nodes[v].y*rowH + boxH/2 }
 	b.WriteString(`<g class="edges">`)
@@ -350,7 +357,7 @@ func (l *layout) svg(jobs []graphJob) template.HTML {
 		} else if engine.Terminal(st) {
 			class += " dead"
 		}
-		fmt.Fprintf(&b, `<path class="%s" marker-end="url(#arrow)" d="M%.0f,%.1f`, class, x(e.path[0])+boxW, y(e.path[0]))
+		fmt.Fprintf(&b, `<path class="%s" marker-end="url(#arrow-%s)" d="M%.0f,%.1f`, class, id, x(e.path[0])+boxW, y(e.path[0]))
 		for i := 1; i < len(e.path); i++ {
 			u, v := e.path[i-1], e.path[i]
 			x0 := x(u)
@@ -404,13 +411,17 @@ func (l *layout) svg(jobs []graphJob) template.HTML {
 				tx = x0 + 36
 			}
 			fmt.Fprintf(&b, `<text class="name" x="%.0f" y="%.0f">`, tx, y0+18)
-			template.HTMLEscape(&b, []byte(clip(j.Name, 24-(int(tx-x0)-14)/7)))
+			room := float64(boxW) - (tx - x0) - 12 // pixels for text, at about 7.6 a character of a name
+			if kind == "gate" {
+				room -= 8
+			}
+			template.HTMLEscape(&b, []byte(clip(j.Name, int(room/7.6))))
 			fmt.Fprintf(&b, `</text><text class="sub" x="%.0f" y="%.0f">`, tx, y0+34)
 			sub := gj.Sub
 			if sub == "" {
 				sub = statusWord(j.Status)
 			}
-			template.HTMLEscape(&b, []byte(clip(sub, 28-(int(tx-x0)-14)/6)))
+			template.HTMLEscape(&b, []byte(clip(sub, int(room/6.2))))
 			b.WriteString(`</text></a>`)
 		}
 	}

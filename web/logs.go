@@ -247,10 +247,7 @@ func (s *logStreamer) open(ctx context.Context) error {
 		}
 		s.tail = 0
 	}
-	if s.offset == 0 {
-		return nil
-	}
-	if canSeek {
+	if canSeek { // back from measuring the size, too
 		_, err = seeker.Seek(s.offset, io.SeekStart)
 		return err
 	}

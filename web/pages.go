@@ -332,7 +332,7 @@ func (h *Handler) pipelineView(ctx context.Context, st *engine.PipelineState, ap
 			wv.Jobs = append(wv.Jobs, row)
 			gjobs[i] = graphJob{Job: j, Href: row.Href, Sub: row.Sub}
 		}
-		wv.Graph = layoutJobs(jobs).svg(gjobs)
+		wv.Graph = layoutJobs(jobs).svg(strconv.Itoa(len(d.Workflows)), gjobs)
 		d.Workflows = append(d.Workflows, wv)
 	}
 	return d, nil

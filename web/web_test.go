@@ -452,6 +452,19 @@ func TestLiveLog(t *testing.T) {
 	if !strings.Contains(log.String(), `<span class="f4 ab">$ make build</span>`) || !strings.Contains(log.String(), `&lt;build&gt;`) {
 		t.Errorf("log not rendered: %.400q", log.String())
 	}
+	// A viewer who comes once the log is a file, asking for its tail,
+	// gets it from the start: the tail is the whole of a small log.
+	time.Sleep(1100 * time.Millisecond)
+	req = mustReq(t, h.server.URL+"/pipelines/l-1/jobs/"+build+"/log?tail=1000000")
+	req.SetBasicAuth("viewer", password)
+	late, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-readEvents(bufio.NewReader(late.Body)); !strings.HasPrefix(ev.data, `<span class="f4 ab">$ make build</span>`) {
+		t.Errorf("a late viewer's log starts %.80q", ev.data)
+	}
+	late.Body.Close()
 	close(release)
 	for ev := range events {
 		if ev.event == "end" {
