@@ -14,6 +14,7 @@ import (
 type ansiHTML struct {
 	st      sgr
 	pending []byte // an escape sequence, a UTF-8 character or a \r cut by the chunk's end
+	joined  []byte // pending and the next chunk, in a buffer kept from chunk to chunk
 }
 
 // sgr is the current graphic rendition.
@@ -35,8 +36,9 @@ const maxPending = 64
 // whatever was held back is written out.
 func (a *ansiHTML) convert(dst, src []byte, final bool) []byte {
 	if len(a.pending) > 0 {
-		src = append(a.pending, src...)
-		a.pending = a.pending[:0:0]
+		a.joined = append(append(a.joined[:0], a.pending...), src...)
+		src = a.joined
+		a.pending = a.pending[:0]
 	}
 	open := false
 	openSpan := func() {

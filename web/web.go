@@ -87,7 +87,8 @@ type Options struct {
 	// Checks are what /readyz runs.
 	Checks []Check
 	Logger *slog.Logger
-	// LogPoll is how often a live log is looked at for more; 200ms.
+	// LogPoll is how often a live log is looked at for more; 400ms
+	// (BenchmarkLiveLogViewers: 50 viewers cost 4.4% of a core there).
 	LogPoll time.Duration
 }
 
@@ -127,7 +128,7 @@ func New(opts Options) (*Handler, error) {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	if h.poll <= 0 {
-		h.poll = 200 * time.Millisecond
+		h.poll = 400 * time.Millisecond
 	}
 	if h.apps == nil {
 		h.apps = map[string]*engine.App{}
