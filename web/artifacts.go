@@ -9,7 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -73,14 +73,8 @@ func byteSize(n int64) string {
 		div *= unit
 		exp++
 	}
-	v := float64(n) / float64(div)
-	s := strings.TrimSuffix(strings.TrimRight(strings.TrimRight(formatFloat(v), "0"), "."), ".")
+	s := strings.TrimSuffix(strconv.FormatFloat(float64(n)/float64(div), 'f', 1, 64), ".0")
 	return s + " " + string("KMGTPE"[exp]) + "iB"
-}
-
-func formatFloat(v float64) string {
-	b := []byte(itoa(int(v*10+0.5)/10) + "." + itoa(int(v*10+0.5)%10))
-	return string(b)
 }
 
 // testReport sums up the JUnit XML files of test-results/.
@@ -254,9 +248,4 @@ func (h *Handler) artifact(w http.ResponseWriter, r *http.Request, v *viewer) {
 		hd.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": path.Base(p)}))
 	}
 	http.ServeContent(w, r, "", info.ModTime(), f)
-}
-
-// sortArtifacts orders rows by kind, then path.
-func sortArtifacts(rows []artifactRow) {
-	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Kind < rows[j].Kind })
 }
