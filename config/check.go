@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Each check returns what is wrong with a value, or "" when nothing is.
@@ -200,4 +202,51 @@ func readPrivateKey(file string) (string, string) {
 		return "", fmt.Sprintf("%s is not an RSA private key (GitHub App keys are RSA)", file)
 	}
 	return string(b), ""
+}
+
+// checkLinkKey checks the key posted links are signed with: long enough
+// that it cannot be guessed.
+func checkLinkKey(s string) string {
+	if len(s) < 32 {
+		return fmt.Sprintf("want at least 32 characters (openssl rand -hex 32), got %d", len(s))
+	}
+	return ""
+}
+
+// checkDashboardUser checks a dashboard user's name, which HTTP Basic
+// authentication sends before a colon.
+func checkDashboardUser(s string) string {
+	if s == "" || strings.ContainsAny(s, ": \t") || len(s) > 100 {
+		return fmt.Sprintf("%q is not a user name (no colon or space, 100 characters at most)", s)
+	}
+	return ""
+}
+
+// checkBcrypt checks a bcrypt hash, as htpasswd -B prints it.
+func checkBcrypt(s string) string {
+	cost, err := bcrypt.Cost([]byte(s))
+	if err != nil {
+		return "not a bcrypt hash ($2y$10$..., from htpasswd -nBC 10 NAME)"
+	}
+	if cost > 14 {
+		return fmt.Sprintf("a bcrypt cost of %d makes each sign-in take seconds; use 10 to 12", cost)
+	}
+	return ""
+}
+
+// checkHeaderName checks an HTTP header name.
+func checkHeaderName(s string) string {
+	if s == "" || strings.IndexFunc(s, func(r rune) bool {
+		return !(r == '-' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) >= 0 {
+		return fmt.Sprintf("%q is not a header name (such as X-Forwarded-User)", s)
+	}
+	return ""
+}
+
+func checkLogFormat(s string) string {
+	if s != "text" && s != "json" {
+		return fmt.Sprintf("want text or json, got %q", s)
+	}
+	return ""
 }

@@ -3,8 +3,10 @@ package config
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,6 +29,7 @@ const (
 	DefaultConfigPath     = ".circleci/config.yml"
 	DefaultDeployWorkflow = "deploy"
 	DefaultStoreFile      = "slipway.db" // in the data directory
+	DefaultLinkTTL        = 30 * 24 * time.Hour
 )
 
 // Config is a slipway.yml, checked and with its defaults applied.
@@ -58,6 +61,7 @@ type Config struct {
 	// Limits bound what planning one pushed config may cost; zero fields
 	// take workflows' defaults.
 	Limits workflows.Limits
+	Log    Log
 
 	byRepo map[string]*App // by repository, lowercased
 }
@@ -70,6 +74,42 @@ type HTTP struct {
 	// trailing slash; by default http://Addr, with localhost for an empty
 	// or unspecified host.
 	PublicURL string
+	// LinkKey signs the dashboard links slipway posts; empty: a key made
+	// at random and kept in the store.
+	LinkKey Secret
+	// LinkTTL is how long a posted link opens its page; default 30 days.
+	LinkTTL time.Duration
+	// Auth says who may use the dashboard beyond posted links.
+	Auth Auth
+}
+
+// Auth is who may sign in to the dashboard.
+type Auth struct {
+	// Users sign in with HTTP Basic authentication, by name.
+	Users map[string]DashboardUser
+	// TrustedHeader is the header an authenticating proxy puts the
+	// user's name in, believed only from TrustedProxies.
+	TrustedHeader  string
+	TrustedProxies []netip.Prefix
+	// HeaderUsers maps the names the proxy sends to Slack user IDs: who
+	// they act as. Names not listed may only view.
+	HeaderUsers map[string]string
+}
+
+// DashboardUser is a user who signs in with a password.
+type DashboardUser struct {
+	// PasswordHash is a bcrypt hash (htpasswd -nBC 10 NAME).
+	PasswordHash Secret
+	// ChatID is the Slack user the user acts as; empty: view only.
+	ChatID string
+}
+
+// Log is how slipway logs.
+type Log struct {
+	// Format is "text" (the default) or "json".
+	Format string
+	// Level is "debug", "info" (the default), "warn" or "error".
+	Level slog.Level
 }
 
 // Store is slipway's SQLite database.
@@ -217,6 +257,17 @@ func (d *decoder) config(top *yaml.Node, c *Config) {
 			d.object(v, path, fields{
 				"addr":       d.str(&c.HTTP.Addr, checkAddr),
 				"public_url": d.str(&c.HTTP.PublicURL, checkURL),
+				"link_key":   d.req((*string)(&c.HTTP.LinkKey), checkLinkKey),
+				"link_ttl":   d.duration(&c.HTTP.LinkTTL),
+				"auth": func(_, v *yaml.Node, path string) {
+					d.auth(v, path, &c.HTTP.Auth)
+				},
+			})
+		},
+		"log": func(_, v *yaml.Node, path string) {
+			d.object(v, path, fields{
+				"format": d.str(&c.Log.Format, checkLogFormat),
+				"level":  d.logLevel(&c.Log.Level),
 			})
 		},
 		"store": func(_, v *yaml.Node, path string) {
@@ -404,6 +455,79 @@ func (d *decoder) users(v *yaml.Node, path string) map[string]string {
 	return out
 }
 
+// auth decodes who may sign in to the dashboard.
+func (d *decoder) auth(v *yaml.Node, path string, a *Auth) {
+	keys, ok := d.object(v, path, fields{
+		"users": func(_, v *yaml.Node, path string) {
+			a.Users = map[string]DashboardUser{}
+			d.each(v, path, checkDashboardUser, func(name string, _, v *yaml.Node, path string) {
+				var u DashboardUser
+				keys, ok := d.object(v, path, fields{
+					"password_hash": d.req((*string)(&u.PasswordHash), checkBcrypt),
+					"chat_id":       d.str(&u.ChatID, checkSlackUser),
+				})
+				if ok && keys["password_hash"] == nil {
+					d.fail(v, path, "missing password_hash (a bcrypt hash: htpasswd -nBC 10 %s)", name)
+				}
+				a.Users[name] = u
+			})
+		},
+		"trusted_header": d.str(&a.TrustedHeader, checkHeaderName),
+		"trusted_proxies": func(_, v *yaml.Node, path string) {
+			items, _ := d.list(v, path)
+			for i, it := range items {
+				ipath := fmt.Sprintf("%s[%d]", path, i)
+				n, s, ok := d.text(it, ipath, true, nil)
+				if !ok {
+					continue
+				}
+				if p, err := netip.ParsePrefix(s); err == nil {
+					a.TrustedProxies = append(a.TrustedProxies, p.Masked())
+				} else if ip, err := netip.ParseAddr(s); err == nil {
+					a.TrustedProxies = append(a.TrustedProxies, netip.PrefixFrom(ip, ip.BitLen()))
+				} else {
+					d.fail(n, ipath, "want an IP address or a CIDR prefix (10.0.0.0/8), got %q", s)
+				}
+			}
+		},
+		"header_users": func(_, v *yaml.Node, path string) {
+			a.HeaderUsers = map[string]string{}
+			d.each(v, path, checkNotEmpty, func(name string, k, v *yaml.Node, path string) {
+				var id string
+				d.req(&id, checkSlackUser)(k, v, path)
+				a.HeaderUsers[name] = id
+			})
+		},
+	})
+	if !ok {
+		return
+	}
+	switch {
+	case keys["trusted_header"] != nil && keys["trusted_proxies"] == nil:
+		d.fail(keys["trusted_header"], path, "trusted_header needs trusted_proxies: the addresses of the proxy that sets it, so that nobody else can claim a name")
+	case keys["trusted_header"] == nil && keys["trusted_proxies"] != nil:
+		d.fail(keys["trusted_proxies"], path, "trusted_proxies without trusted_header: name the header the proxy sets")
+	case keys["trusted_header"] == nil && keys["header_users"] != nil:
+		d.fail(keys["header_users"], path, "header_users without trusted_header: name the header the proxy sets")
+	}
+}
+
+// logLevel decodes a log level.
+func (d *decoder) logLevel(dst *slog.Level) field {
+	return func(_, v *yaml.Node, path string) {
+		n, s, ok := d.text(v, path, true, nil)
+		if !ok {
+			return
+		}
+		switch s {
+		case "debug", "info", "warn", "error":
+			dst.UnmarshalText([]byte(s))
+		default:
+			d.fail(n, path, "want debug, info, warn or error, got %q", s)
+		}
+	}
+}
+
 // apps decodes the apps, noting in noChannel those without a channel:
 // whether they need one depends on the slack section, which may come
 // later in the file.
@@ -511,6 +635,12 @@ func (c *Config) setDefaults(dir string) {
 		c.HTTP.PublicURL = "http://" + net.JoinHostPort(host, port)
 	}
 	c.HTTP.PublicURL = strings.TrimRight(c.HTTP.PublicURL, "/")
+	if c.HTTP.LinkTTL == 0 {
+		c.HTTP.LinkTTL = DefaultLinkTTL
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
 	c.DataDir = abs(c.DataDir)
 	if c.Store.Path == "" {
 		c.Store.Path = filepath.Join(c.DataDir, DefaultStoreFile)
@@ -623,6 +753,10 @@ func (c *Config) Secrets() []string {
 	add(c.GitHub.Token)
 	add(c.GitHub.WebhookSecret)
 	add(c.GitHub.PrivateKey)
+	add(c.HTTP.LinkKey)
+	for _, u := range c.HTTP.Auth.Users {
+		add(u.PasswordHash)
+	}
 	if c.Slack != nil {
 		add(c.Slack.AppToken)
 		add(c.Slack.BotToken)

@@ -29,6 +29,7 @@ var exampleEnv = map[string]string{
 	"AWS_ACCESS_KEY_ID":     "AKIAEXAMPLE",
 	"AWS_SECRET_ACCESS_KEY": "aws-secret-example",
 	"PROD_DB_PASSWORD":      "db-password-example",
+	"SLIPWAY_LINK_KEY":      "0123456789abcdef0123456789abcdef-link-key",
 }
 
 func lookup(env map[string]string) func(string) (string, bool) {
@@ -113,7 +114,9 @@ func TestExampleEveryKey(t *testing.T) {
 		"github:", "token:", "app_id:", "private_key_path:", "installation_id:", "webhook_secret:", "api_url:",
 		"slack:", "app_token:", "bot_token:", "contexts:", "env:", "secrets:", "users:", "apps:", "repo:", "channel:",
 		"config_path:", "deploy_workflow:", "cancel_superseded:", "lock_after_rollback:", "environments:",
-		"deployers:", "approvers:", "self_approval:",
+		"deployers:", "approvers:", "self_approval:", "link_key:", "link_ttl:", "auth:", "password_hash:",
+		"chat_id:", "trusted_header:", "trusted_proxies:", "header_users:", "log:", "format:", "level:",
+		"limits:", "max_jobs:", "max_steps:", "max_requires:", "max_bytes:",
 	} {
 		if !strings.Contains(text, key) {
 			t.Errorf("the example has no %s", key)
@@ -124,7 +127,8 @@ func TestExampleEveryKey(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	c := mustParse(t, minimal+"apps:\n  web:\n    repo: acme/web\n    environments:\n      prod: {}\n", nil)
 	want := &Config{
-		HTTP:          HTTP{Addr: ":8080", PublicURL: "http://localhost:8080"},
+		HTTP:          HTTP{Addr: ":8080", PublicURL: "http://localhost:8080", LinkTTL: 720 * time.Hour},
+		Log:           Log{Format: "text"},
 		Store:         Store{Path: "/data/slipway.db"},
 		DataDir:       "/data",
 		Parallelism:   4,
@@ -233,6 +237,30 @@ func TestErrors(t *testing.T) {
 			`c.yml:6:15: http.public_url: "ftp://x.example" is not an absolute http(s) URL`},
 		{"public_url with a query", head + "http:\n  public_url: https://x.example/?a=b\n",
 			`c.yml:6:15: http.public_url: "https://x.example/?a=b": a base URL has no query or fragment`},
+		{"link_key too short", head + "http:\n  link_key: abc\n",
+			`c.yml:6:13: http.link_key: want at least 32 characters (openssl rand -hex 32), got 3`},
+		{"link_ttl negative", head + "http:\n  link_ttl: -1h\n",
+			`c.yml:6:13: http.link_ttl: want a duration of 0 or more, got -1h`},
+		{"auth user without a hash", head + "http:\n  auth:\n    users:\n      alice: {chat_id: U0ALICE01}\n",
+			`c.yml:8:14: http.auth.users.alice: missing password_hash (a bcrypt hash: htpasswd -nBC 10 alice)`},
+		{"auth user's hash not bcrypt", head + "http:\n  auth:\n    users:\n      alice: {password_hash: hunter2}\n",
+			`c.yml:8:30: http.auth.users.alice.password_hash: not a bcrypt hash ($2y$10$..., from htpasswd -nBC 10 NAME)`},
+		{"auth user name with a colon", head + "http:\n  auth:\n    users:\n      \"a:b\": {password_hash: x}\n",
+			`c.yml:8:7: http.auth.users: "a:b" is not a user name (no colon or space, 100 characters at most)`},
+		{"auth user's chat_id", head + "http:\n  auth:\n    users:\n      alice: {password_hash: \"$2a$10$e7oVk70JpnXBUiqJUH2Ab.aDakj9UfPdgLrImDF8p1Yw5o/EpYwo6\", chat_id: alice}\n",
+			`c.yml:8:103: http.auth.users.alice.chat_id: "alice" is not a Slack user ID: want U… or W… (a profile's "Copy member ID")`},
+		{"trusted_header without proxies", head + "http:\n  auth:\n    trusted_header: X-Forwarded-User\n",
+			`c.yml:7:5: http.auth: trusted_header needs trusted_proxies: the addresses of the proxy that sets it, so that nobody else can claim a name`},
+		{"trusted_proxies bad", head + "http:\n  auth:\n    trusted_header: X-User\n    trusted_proxies: [10.0.0.0/33]\n",
+			`c.yml:8:23: http.auth.trusted_proxies[0]: want an IP address or a CIDR prefix (10.0.0.0/8), got "10.0.0.0/33"`},
+		{"header_users without trusted_header", head + "http:\n  auth:\n    header_users: {bob: U0BOB0001}\n",
+			`c.yml:7:5: http.auth: header_users without trusted_header: name the header the proxy sets`},
+		{"trusted_header not a header", head + "http:\n  auth:\n    trusted_header: \"X User\"\n    trusted_proxies: [127.0.0.1]\n",
+			`c.yml:7:21: http.auth.trusted_header: "X User" is not a header name (such as X-Forwarded-User)`},
+		{"log format", head + "log:\n  format: xml\n",
+			`c.yml:6:11: log.format: want text or json, got "xml"`},
+		{"log level", head + "log:\n  level: verbose\n",
+			`c.yml:6:10: log.level: want debug, info, warn or error, got "verbose"`},
 		{"store unknown key", head + "store:\n  file: x.db\n",
 			`c.yml:6:3: store: unknown key "file"`},
 

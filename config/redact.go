@@ -40,7 +40,9 @@ func (c *Config) LogValue() slog.Value {
 		return slog.StringValue("<nil>")
 	}
 	g := []slog.Attr{
-		slog.Group("http", "addr", c.HTTP.Addr, "public_url", c.HTTP.PublicURL),
+		slog.Group("http", "addr", c.HTTP.Addr, "public_url", c.HTTP.PublicURL, "link_key", c.HTTP.LinkKey,
+			"link_ttl", c.HTTP.LinkTTL.String(), "auth", c.HTTP.Auth.logValue()),
+		slog.Group("log", "format", c.Log.Format, "level", c.Log.Level.String()),
 		slog.Group("store", "path", c.Store.Path),
 		slog.String("data_dir", c.DataDir),
 		slog.String("executor", c.Executor),
@@ -136,4 +138,26 @@ func (c *Config) String() string {
 	}
 	walk("", c.LogValue())
 	return b.String()
+}
+
+func (a Auth) logValue() slog.Value {
+	var users []slog.Attr
+	for _, name := range slices.Sorted(maps.Keys(a.Users)) {
+		u := a.Users[name]
+		users = append(users, slog.Group(name, "password_hash", u.PasswordHash, "chat_id", u.ChatID))
+	}
+	var proxies []string
+	for _, p := range a.TrustedProxies {
+		proxies = append(proxies, p.String())
+	}
+	var hu []slog.Attr
+	for _, name := range slices.Sorted(maps.Keys(a.HeaderUsers)) {
+		hu = append(hu, slog.String(name, a.HeaderUsers[name]))
+	}
+	return slog.GroupValue(
+		slog.Attr{Key: "users", Value: slog.GroupValue(users...)},
+		slog.String("trusted_header", a.TrustedHeader),
+		slog.Any("trusted_proxies", proxies),
+		slog.Attr{Key: "header_users", Value: slog.GroupValue(hu...)},
+	)
 }

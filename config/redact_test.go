@@ -56,8 +56,8 @@ func TestSecret(t *testing.T) {
 func TestRedacted(t *testing.T) {
 	c := loadExample(t)
 	secrets := c.Secrets()
-	if len(secrets) != 7 {
-		t.Fatalf("Secrets() = %q, want the example's 7", secrets)
+	if len(secrets) != 9 {
+		t.Fatalf("Secrets() = %q, want the example's 9", secrets)
 	}
 	env := c.Apps["backend"].Environments["production"]
 	outputs := map[string]string{
