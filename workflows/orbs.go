@@ -211,8 +211,9 @@ var include = regexp.MustCompile(`<<\s*include\(([^)]*)\)\s*>>`)
 
 // unpackedOrb assembles an orb from its source layout: @orb.yml, and one
 // file per element under commands/, jobs/ and executors/, with
-// <<include(path)>> replaced by the file's text, as `circleci orb pack`
-// does.
+// <<include(path)>> replaced by the file's text, each << of it escaped as
+// \<<, as `circleci orb pack` does: a vendored src/ folder behaves as the
+// same orb packed.
 func unpackedOrb(srcDir string) (*node, error) {
 	top := filepath.Join(srcDir, "@orb.yml")
 	src, err := os.ReadFile(top)
@@ -283,7 +284,9 @@ func includeFiles(n *node, srcDir string) error {
 			ferr = errorf(n, "include(%s): %v", rel, err)
 			return m
 		}
-		return string(text)
+		// The packer escapes the script's << so that it stays text:
+		// interpolation turns \<< back into <<.
+		return strings.ReplaceAll(string(text), "<<", `\<<`)
 	})
 	n.quoted = true
 	n.tag = "!!str"
