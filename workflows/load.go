@@ -106,11 +106,6 @@ type workflowDef struct {
 	body *node // nil for the implicit workflow of a lone `build` job
 }
 
-var topLevelKeys = map[string]bool{
-	"version": true, "jobs": true, "workflows": true, "orbs": true, "commands": true,
-	"executors": true, "parameters": true, "setup": true, "description": true, "display": true,
-}
-
 // Load parses and checks a config file. name is used in error positions.
 func Load(name string, src []byte, opts LoadOptions) (*Config, error) {
 	root, anchored, err := parseYAML(name, src)
@@ -122,8 +117,12 @@ func Load(name string, src []byte, opts LoadOptions) (*Config, error) {
 	}
 	c := &Config{file: name, allowMachine: opts.AllowMachine, limits: opts.Limits.withDefaults()}
 	for _, k := range root.keys {
-		if !topLevelKeys[k.value] && !anchored[k.value] {
+		r, known := placeKeys["config"][k.value]
+		switch {
+		case !known && !anchored[k.value]:
 			return nil, errorf(k, "unknown top-level key %q", k.value)
+		case r.refused != "":
+			return nil, errorf(k, "%s is not supported: %s", k.value, r.refused)
 		}
 	}
 	v := root.get("version")

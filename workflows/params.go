@@ -34,6 +34,9 @@ func parseParamSpecs(n *node) ([]*paramSpec, error) {
 			return nil, errorf(v, "parameter %q must be a map with a type", k.value)
 		}
 		p := &paramSpec{name: k.value, at: k}
+		if err := checkKeys(v, "parameter", "parameter "+strconv.Quote(k.value)); err != nil {
+			return nil, err
+		}
 		for j, pk := range v.keys {
 			pv := v.vals[j]
 			switch pk.value {
@@ -48,9 +51,6 @@ func parseParamSpecs(n *node) ([]*paramSpec, error) {
 				for _, e := range pv.items {
 					p.enum = append(p.enum, e.str())
 				}
-			case "description":
-			default:
-				return nil, errorf(pk, "parameter %q: unknown key %q", k.value, pk.value)
 			}
 		}
 		switch p.typ {

@@ -126,9 +126,13 @@ type RegistryAuth struct {
 	Password string
 }
 
-// MachineSpec is a `machine:` executor.
+// MachineSpec is a `machine:` executor. Its ResourceClass and Shell,
+// when set, are also the job's, unless the job sets its own.
 type MachineSpec struct {
-	Image string `json:"image,omitempty"`
+	Image              string `json:"image,omitempty"`
+	ResourceClass      string `json:"resource_class,omitempty"`
+	Shell              string `json:"shell,omitempty"`
+	DockerLayerCaching bool   `json:"docker_layer_caching,omitempty"`
 }
 
 // Step is one primitive step of a compiled job. Exactly one field is set.
@@ -146,7 +150,9 @@ type Step struct {
 	Native             *NativeStep            `json:"native,omitempty"`
 }
 
-// Step run conditions (`when:` of a step).
+// Step run conditions (`when:` of a step). Every step but
+// store_artifacts and store_test_results, which always run, has one;
+// empty means WhenOnSuccess.
 const (
 	WhenOnSuccess = "on_success"
 	WhenOnFail    = "on_fail"
@@ -169,6 +175,7 @@ type RunStep struct {
 // working directory).
 type CheckoutStep struct {
 	Path string `json:"path,omitempty"`
+	When string `json:"when,omitempty"`
 }
 
 // SaveCacheStep saves Paths under Key, a CircleCI key template.
@@ -184,17 +191,20 @@ type SaveCacheStep struct {
 type RestoreCacheStep struct {
 	Name string   `json:"name,omitempty"`
 	Keys []string `json:"keys"`
+	When string   `json:"when,omitempty"`
 }
 
 // PersistStep stores Paths, relative to Root, in the workflow's workspace.
 type PersistStep struct {
 	Root  string   `json:"root"`
 	Paths []string `json:"paths"`
+	When  string   `json:"when,omitempty"`
 }
 
 // AttachStep unpacks the workflow's workspace at At.
 type AttachStep struct {
-	At string `json:"at"`
+	At   string `json:"at"`
+	When string `json:"when,omitempty"`
 }
 
 // StoreArtifactsStep keeps Path as the job's artifact under Destination.
@@ -212,11 +222,13 @@ type StoreTestResultsStep struct {
 type SetupRemoteDockerStep struct {
 	Version            string `json:"version,omitempty"`
 	DockerLayerCaching bool   `json:"docker_layer_caching,omitempty"`
+	When               string `json:"when,omitempty"`
 }
 
 // AddSSHKeysStep installs the server's SSH keys with these fingerprints.
 type AddSSHKeysStep struct {
 	Fingerprints []string `json:"fingerprints,omitempty"`
+	When         string   `json:"when,omitempty"`
 }
 
 // NativeStep is a command of a built-in orb (slipway/aws, slipway/slack),

@@ -12,12 +12,16 @@ import (
 
 // entryKeys are the keys of a workflow's job entry that belong to the
 // workflow rather than to the job's parameters.
-var entryKeys = map[string]bool{
-	"requires": true, "context": true, "filters": true, "type": true, "name": true,
-	"matrix": true, "pre-steps": true, "post-steps": true, "serial-group": true, "override-with": true,
-}
+var entryKeys = keySet("workflow job")
 
-var workflowKeys = map[string]bool{"jobs": true, "when": true, "unless": true, "triggers": true}
+// keySet is the set of a place's keys.
+func keySet(place string) map[string]bool {
+	m := map[string]bool{}
+	for k := range placeKeys[place] {
+		m[k] = true
+	}
+	return m
+}
 
 var requireStatuses = []string{StatusSuccess, StatusFailed, StatusCanceled, StatusNotRun, StatusUnauthorized, StatusTerminal}
 
@@ -105,13 +109,8 @@ func (cc *compiler) workflow(wf *workflowDef, t Trigger, all bool) (*PlannedWork
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range body.keys {
-		if !workflowKeys[k.value] {
-			if k.value == "max_auto_reruns" {
-				return nil, errorf(k, "workflow %q: max_auto_reruns is not supported", wf.name)
-			}
-			return nil, errorf(k, "workflow %q: unknown key %q", wf.name, k.value)
-		}
+	if err := checkKeys(body, "workflow", "workflow "+strconv.Quote(wf.name)); err != nil {
+		return nil, err
 	}
 	run := true
 	for _, key := range []string{"when", "unless"} {
@@ -220,8 +219,14 @@ func checkTriggers(tr *node) error {
 		if s == nil {
 			return errorf(it, "only schedule triggers are supported")
 		}
-		if s.get("cron") == nil {
+		if err := checkKeys(it, "schedule trigger", "trigger"); err != nil {
+			return err
+		}
+		if s.kind != mapNode || s.get("cron") == nil {
 			return errorf(s, "schedule needs a cron")
+		}
+		if err := checkKeys(s, "schedule", "schedule"); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -246,10 +251,15 @@ func (cc *compiler) entry(entry *node, pos int) ([]*instance, error) {
 	default:
 		return nil, errorf(entry, "a workflow job is a name or a map")
 	}
-	for _, k := range []string{"serial-group", "override-with"} {
-		if kn := args.keyNode(k); kn != nil {
-			return nil, errorf(kn, "job %q: %s is not supported", name, k)
+	if args != nil {
+		for _, k := range args.keys {
+			if r := placeKeys["workflow job"][k.value]; r.refused != "" {
+				return nil, errorf(k, "job %q: %s is not supported: %s", name, k.value, r.refused)
+			}
 		}
+	}
+	if kn := args.keyNode("serial-group"); kn != nil {
+		return nil, errorf(kn, "job %q: serial-group is not supported", name)
 	}
 	pipe := &vars{pipeline: cc.pipeline, budget: cc.budget}
 	m := args.get("matrix")
@@ -359,7 +369,7 @@ func matrix(m *node, job string) (*expansion, error) {
 	if m.kind != mapNode {
 		return nil, errorf(m, "matrix must be a map with parameters")
 	}
-	if err := onlyKeys(m, "matrix", "parameters", "exclude", "alias"); err != nil {
+	if err := checkKeys(m, "matrix", "matrix"); err != nil {
 		return nil, err
 	}
 	x := &expansion{alias: job}
