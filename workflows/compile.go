@@ -650,7 +650,7 @@ func (cc *compiler) step(sc *scope, it *node, out *[]Step, depth int) error {
 		if cond == nil {
 			return errorf(arg, "%s step needs a condition", name)
 		}
-		ok, err := evalCondition(cond)
+		ok, err := evalCondition(cond, nil)
 		if err != nil {
 			return err
 		}

@@ -41,7 +41,7 @@ func TestErrors(t *testing.T) {
 		{"unknown pipeline value", "version: 2.1\njobs:\n  a:\n    docker: [{image: x}]\n    steps: [{run: \"echo << pipeline.nope >>\"}]\nworkflows:\n  w:\n    jobs: [a]\n", "c.yml:5:19: unknown pipeline value pipeline.nope"},
 		{"recursive command", "version: 2.1\ncommands:\n  loop:\n    steps: [loop]\njobs:\n  a:\n    docker: [{image: x}]\n    steps: [loop]\nworkflows:\n  w:\n    jobs: [a]\n", "commands nested more than 50 deep"},
 		{"serial-group", head + "workflows:\n  w:\n    jobs:\n      - a:\n          serial-group: g\n", "c.yml:10:11: job \"a\": serial-group is not supported"},
-		{"pull request filter", head + "workflows:\n  w:\n    jobs:\n      - a:\n          filters:\n            pull_requests: {}\n", "c.yml:11:13: filters: \"pull_requests\" is not supported"},
+		{"pull request filter", head + "workflows:\n  w:\n    jobs:\n      - a:\n          filters:\n            pull_requests: {only: [a], mapping: x}\n", "c.yml:11:40: filter: unknown key \"mapping\""},
 		{"expression condition", head + "workflows:\n  w:\n    when: << pipeline.git.branch == \"main\" >>\n    jobs: [a]\n", "c.yml:8:11: unsupported expression"},
 		{"unknown logic", head + "workflows:\n  w:\n    when: {xor: [a, b]}\n    jobs: [a]\n", "c.yml:8:12: unknown logic operator \"xor\""},
 		{"duplicate names", head + "workflows:\n  w:\n    jobs:\n      - a\n      - a\n      - a: {name: a-1}\n", "c.yml:11:9: workflow \"w\" has two jobs named \"a-1\""},

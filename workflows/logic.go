@@ -10,8 +10,11 @@ import (
 // evalCondition evaluates a CircleCI logic statement (the value of a
 // workflow's or step's `when`/`unless`): a literal, or a map with one of
 // and, or, not, equal, matches. Literals are falsy when false, null, 0,
-// NaN or the empty string, truthy otherwise.
-func evalCondition(n *node) (bool, error) {
+// NaN or the empty string, truthy otherwise. Where env is given (a
+// workflow's when and unless), a string in the place of a condition is
+// an expression (see expr.go), evaluated in env: CircleCI made it so in
+// December 2024, when `when: always` stopped being a non-empty string.
+func evalCondition(n *node, env exprEnv) (bool, error) {
 	if n.isNull() {
 		return false, nil
 	}
@@ -20,7 +23,10 @@ func evalCondition(n *node) (bool, error) {
 		return len(n.items) > 0, nil
 	case scalarNode:
 		if strings.Contains(n.value, "<<") && strings.Contains(n.value, ">>") {
-			return false, errorf(n, "unsupported expression %q: slipway evaluates logic statements (and, or, not, equal, matches), not expressions", n.value)
+			return false, errorf(n, "unsupported expression %q: slipway evaluates expressions written without << >> (when: pipeline.git.branch == \"main\") and logic statements (and, or, not, equal, matches)", n.value)
+		}
+		if env != nil && isExpression(n) {
+			return evalExpression(n, "when", env)
 		}
 		return truthy(n), nil
 	}
@@ -34,7 +40,7 @@ func evalCondition(n *node) (bool, error) {
 			return false, errorf(arg, "%s takes a list", op.value)
 		}
 		for _, it := range arg.items {
-			v, err := evalCondition(it)
+			v, err := evalCondition(it, env)
 			if err != nil {
 				return false, err
 			}
@@ -47,7 +53,7 @@ func evalCondition(n *node) (bool, error) {
 		}
 		return op.value == "and", nil
 	case "not":
-		v, err := evalCondition(arg)
+		v, err := evalCondition(arg, env)
 		return !v, err
 	case "equal":
 		if arg.kind != seqNode || len(arg.items) == 0 {
@@ -72,6 +78,21 @@ func evalCondition(n *node) (bool, error) {
 		return re.MatchString(value.str()), nil
 	}
 	return false, errorf(op, "unknown logic operator %q (want and, or, not, equal, matches)", op.value)
+}
+
+// isExpression reports whether a condition's scalar is an expression: a
+// string, not a YAML 1.1 boolean, a number or an empty string.
+func isExpression(n *node) bool {
+	if strings.TrimSpace(n.value) == "" {
+		return false
+	}
+	if n.quoted {
+		return true
+	}
+	if _, ok := n.boolValue(); ok {
+		return false
+	}
+	return n.tag == "!!str"
 }
 
 // normalize makes 1 and 1.0 equal, as they are in CircleCI's comparisons.

@@ -115,7 +115,7 @@ func (cc *compiler) workflow(wf *workflowDef, t Trigger, all bool) (*PlannedWork
 	run := true
 	for _, key := range []string{"when", "unless"} {
 		if cond := body.get(key); cond != nil {
-			ok, err := evalCondition(cond)
+			ok, err := evalCondition(cond, pipelineEnv(cc.pipeline))
 			if err != nil {
 				return nil, err
 			}
@@ -521,7 +521,7 @@ func (cc *compiler) instance(name string, nameNode, a *node) (*instance, error) 
 		inst.requires = reqs
 	}
 	if f := a.get("filters"); f != nil {
-		fl, err := parseFilters(f)
+		fl, err := parseFilters(f, cc.pipeline)
 		if err != nil {
 			return nil, err
 		}
@@ -825,9 +825,13 @@ func (h *readyHeap) Pop() any {
 	return last
 }
 
-// filters are a workflow job's branch and tag filters.
+// filters are a workflow job's branch and tag filters, or the outcome
+// of its expression filter.
 type filters struct {
 	branches, tags *patterns
+	// expression is set for an expression filter, which decides alone
+	// whatever was pushed; result is what it gave for the trigger.
+	expression, result bool
 }
 
 type patterns struct {
@@ -847,9 +851,24 @@ func (p pattern) match(s string) bool {
 	return p.exact == s
 }
 
-func parseFilters(f *node) (*filters, error) {
+// parseFilters reads a job's filters: a map of branches, tags and
+// pull_requests patterns, or an expression, evaluated here with the
+// trigger's pipeline values. Pull request filters say which pull
+// requests run a job: a push is not a pull request, so they are read,
+// checked and left out.
+func parseFilters(f *node, pipeline map[string]*node) (*filters, error) {
+	if f.kind == scalarNode && !f.isNull() {
+		ok, err := evalExpression(f, "filters", pipelineEnv(pipeline))
+		if err != nil {
+			return nil, err
+		}
+		return &filters{expression: true, result: ok}, nil
+	}
 	if f.kind != mapNode {
-		return nil, errorf(f, "filters must be a map with branches or tags (expression filters are not supported)")
+		return nil, errorf(f, "filters must be a map with branches or tags, or an expression")
+	}
+	if err := checkKeys(f, "filters", "filters"); err != nil {
+		return nil, err
 	}
 	out := &filters{}
 	for i, k := range f.keys {
@@ -862,8 +881,6 @@ func parseFilters(f *node) (*filters, error) {
 			out.branches = p
 		case "tags":
 			out.tags = p
-		default:
-			return nil, errorf(k, "filters: %q is not supported (slipway filters on branches and tags)", k.value)
 		}
 	}
 	return out, nil
@@ -872,6 +889,9 @@ func parseFilters(f *node) (*filters, error) {
 func parsePatterns(n *node) (*patterns, error) {
 	if n.kind != mapNode {
 		return nil, errorf(n, "a filter is a map with only or ignore")
+	}
+	if err := checkKeys(n, "branch filter", "filter"); err != nil {
+		return nil, err
 	}
 	p := &patterns{}
 	for i, k := range n.keys {
@@ -921,6 +941,9 @@ func (f *filters) match(t Trigger) bool {
 	// pushes run a job, and do not apply to it.
 	if t.Deploy != nil {
 		return true
+	}
+	if f != nil && f.expression {
+		return f.result
 	}
 	if t.Tag != "" {
 		return f != nil && f.tags != nil && f.tags.match(t.Tag)
