@@ -87,6 +87,7 @@ type Config struct {
 	workflows      []*workflowDef
 	allowMachine   bool
 	limits         Limits
+	setup          bool
 }
 
 // scope holds the reusable elements visible from one place: the config's
@@ -136,9 +137,14 @@ func Load(name string, src []byte, opts LoadOptions) (*Config, error) {
 		return nil, errorf(v, "unsupported version %q (slipway runs version 2 and 2.1 configs)", v.str())
 	}
 	if s := root.get("setup"); s != nil {
-		if b, _ := s.boolValue(); b {
-			return nil, errorf(root.keyNode("setup"), "setup: true (dynamic configuration) is not supported: slipway runs the continuation config directly; point it at that file")
+		b, ok := s.boolValue()
+		if !ok {
+			return nil, errorf(s, "setup must be true or false")
 		}
+		if b && c.version != "2.1" {
+			return nil, errorf(root.keyNode("setup"), "setup: true needs version 2.1")
+		}
+		c.setup = b
 	}
 	if c.version != "2.1" {
 		for _, k := range []string{"orbs", "commands", "executors", "parameters"} {
@@ -210,6 +216,10 @@ func (c *Config) Validate() error {
 func (c *Config) Plan(t Trigger) (*Plan, error) {
 	return c.plan(t, false)
 }
+
+// Setup reports whether the config is a setup config (`setup: true`),
+// whose pipeline may be continued with another config.
+func (c *Config) Setup() bool { return c.setup }
 
 // WorkflowNames lists the config's workflows in file order.
 func (c *Config) WorkflowNames() []string {

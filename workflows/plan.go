@@ -61,6 +61,11 @@ type DeployValues struct {
 // each with the jobs that passed their filters, in dependency order.
 type Plan struct {
 	Workflows []*PlannedWorkflow `json:"workflows"`
+	// Setup marks the plan of a setup config (`setup: true`, CircleCI's
+	// dynamic configuration): its one workflow's jobs may continue the
+	// pipeline with another config (continuation/continue), which the
+	// engine then starts.
+	Setup bool `json:"setup,omitempty"`
 }
 
 // PlannedWorkflow is one workflow of a plan.
@@ -81,6 +86,10 @@ type PlannedJob struct {
 	// this job (CircleCI's status forms; plain requires mean "success").
 	Requires map[string][]string `json:"requires"`
 	Context  []string            `json:"context"`
+	// SerialGroup names the job's serial group, pipeline values
+	// interpolated: the jobs of a group run one at a time, across
+	// pipelines, in the order of their pipelines. Empty for most jobs.
+	SerialGroup string `json:"serial_group,omitempty"`
 	// Spec is what an executor runs; nil for approval and no-op jobs.
 	Spec *JobSpec `json:"-"`
 }
@@ -88,6 +97,9 @@ type PlannedJob struct {
 // JobSpec is a fully compiled job: parameters substituted, commands and
 // executors expanded, step conditions decided. Executors run it as is.
 type JobSpec struct {
+	// SerialGroup is the PlannedJob's, kept with what the job runs so
+	// that the engine finds it in its store.
+	SerialGroup      string            `json:"serial_group,omitempty"`
 	Executor         ExecutorKind      `json:"executor"`
 	Docker           []DockerImage     `json:"docker,omitempty"`
 	Machine          *MachineSpec      `json:"machine,omitempty"`

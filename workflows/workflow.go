@@ -79,6 +79,14 @@ func (c *Config) compile(t Trigger, all bool) (*Plan, *budget, error) {
 	if err := errs.err(); err != nil {
 		return nil, cc.budget, err
 	}
+	plan.Setup = c.setup
+	if c.setup && !all && len(plan.Workflows) > 1 {
+		names := make([]string, len(plan.Workflows))
+		for i, w := range plan.Workflows {
+			names[i] = w.Name
+		}
+		return nil, cc.budget, &Error{File: c.file, Msg: fmt.Sprintf("a setup config runs one workflow for a pipeline (CircleCI's rule), and %d would run: %s", len(names), strings.Join(names, ", "))}
+	}
 	return plan, cc.budget, nil
 }
 
@@ -257,9 +265,6 @@ func (cc *compiler) entry(entry *node, pos int) ([]*instance, error) {
 				return nil, errorf(k, "job %q: %s is not supported: %s", name, k.value, r.refused)
 			}
 		}
-	}
-	if kn := args.keyNode("serial-group"); kn != nil {
-		return nil, errorf(kn, "job %q: serial-group is not supported", name)
 	}
 	pipe := &vars{pipeline: cc.pipeline, budget: cc.budget}
 	m := args.get("matrix")
@@ -491,6 +496,10 @@ func matrixExclusions(ex *node, order []string, lists [][]*node) (map[int]bool, 
 	return excluded, class, nil
 }
 
+// serialGroupName is what a serial group's name may hold, as CircleCI's
+// troubleshooting guide for serial groups says.
+var serialGroupName = regexp.MustCompile(`^[A-Za-z0-9._/-]+$`)
+
 // instance reads one (already interpolated) workflow job entry and finds
 // the job it invokes, which compile compiles.
 func (cc *compiler) instance(name string, nameNode, a *node) (*instance, error) {
@@ -505,6 +514,12 @@ func (cc *compiler) instance(name string, nameNode, a *node) (*instance, error) 
 		if pj.Name == "" {
 			return nil, errorf(n, "job %q: empty name", name)
 		}
+	}
+	if g := a.get("serial-group"); g != nil {
+		if g.kind != scalarNode || !serialGroupName.MatchString(g.str()) {
+			return nil, errorf(g, "job %q: serial-group %q: a group's name is letters, digits and . - _ /", name, g.str())
+		}
+		pj.SerialGroup = g.str()
 	}
 	if ctx := a.get("context"); ctx != nil {
 		list, err := stringList(ctx)
@@ -570,6 +585,9 @@ func (cc *compiler) compile(in *instance) error {
 		return err
 	}
 	in.job.Type, in.job.Spec = typ, spec
+	if spec != nil {
+		spec.SerialGroup = in.job.SerialGroup
+	}
 	return nil
 }
 
