@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"path"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -141,10 +143,11 @@ const maxDepth = 50
 
 // element is a reusable job, command or executor, found from a scope.
 type element struct {
-	def    *node
-	scope  *scope // where the definition's own references resolve
-	native *nativeOrb
-	name   string // the name it was invoked by
+	def     *node
+	scope   *scope // where the definition's own references resolve
+	native  *nativeOrb
+	overlay *overlayElement // slipway's own meaning of the orb's def
+	name    string          // the name it was invoked by
 }
 
 // lookup finds name ("x" or "orb/x") among a scope's jobs, commands or
@@ -160,17 +163,13 @@ func (cc *compiler) lookup(sc *scope, kind, name string) (element, bool) {
 			return element{}, false
 		}
 		if o.native != nil {
-			m := o.native.commands
-			if kind == "jobs" {
-				m = o.native.jobs
-			}
-			if _, ok := m[rest]; ok {
+			if _, ok := o.native.commands[rest]; ok && kind == "commands" {
 				return element{scope: o, native: o.native, name: name}, true
 			}
 			return element{}, false
 		}
 		if d := o.elements(kind)[rest]; d != nil {
-			return element{def: d, scope: o, name: name}, true
+			return element{def: d, scope: o, name: name, overlay: o.overlays[kind+"/"+rest]}, true
 		}
 		return element{}, false
 	}
@@ -221,15 +220,20 @@ func invocationArgs(b *budget, n *node, reserved map[string]bool) (map[string]*n
 // job compiles one job invocation. pre and post are the workflow's
 // pre-steps and post-steps, already interpolated.
 func (cc *compiler) job(sc *scope, el element, at *node, args, argKeys map[string]*node, pre, post *node) (string, *JobSpec, error) {
-	if el.native != nil {
-		// A native orb's job (circleci/slack/on-hold) has nothing to run:
-		// slipway posts approval requests to the thread itself.
-		if _, err := bindParams(cc.budget, "job "+el.name, at, el.native.jobs[strings.SplitN(el.name, "/", 2)[1]], args, argKeys); err != nil {
+	def := el.def
+	if el.overlay != nil {
+		// An orb's job that slipway does itself (circleci/slack's
+		// on-hold) has nothing to run: slipway announces approvals in
+		// the thread. Its arguments are checked all the same.
+		specs, err := cc.paramSpecs(def)
+		if err != nil {
+			return "", nil, err
+		}
+		if _, err := bindParams(cc.budget, "job "+strconv.Quote(el.name), at, specs, args, argKeys); err != nil {
 			return "", nil, err
 		}
 		return JobNoOp, nil, nil
 	}
-	def := el.def
 	if def.kind != mapNode {
 		return "", nil, errorf(def, "job %q must be a map", el.name)
 	}
@@ -739,6 +743,9 @@ func (cc *compiler) step(sc *scope, it *node, out *[]Step, depth int) error {
 			return err
 		}
 		s := &StoreArtifactsStep{Path: arg.get("path").str(), Destination: arg.get("destination").str()}
+		if reserved(s.Destination) && !sc.continuation {
+			return errorf(arg.get("destination"), "store_artifacts: destination %q is where slipway keeps a continued config; choose another", s.Destination)
+		}
 		if s.Path == "" {
 			return errorf(nameNode, "store_artifacts needs a path")
 		}
@@ -798,6 +805,15 @@ func (cc *compiler) step(sc *scope, it *node, out *[]Step, depth int) error {
 	return cc.command(sc, name, nameNode, arg, out, depth)
 }
 
+// reserved reports whether an artifacts destination is slipway's own.
+func reserved(destination string) bool {
+	d := path.Clean("/" + destination)
+	return d == "/.slipway" || strings.HasPrefix(d, "/.slipway/")
+}
+
+// envReference matches a value that is one environment variable.
+var envReference = regexp.MustCompile(`^\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)$`)
+
 // command expands a command invocation into its steps.
 func (cc *compiler) command(sc *scope, name string, at, arg *node, out *[]Step, depth int) error {
 	el, ok := cc.lookup(sc, "commands", name)
@@ -812,15 +828,25 @@ func (cc *compiler) command(sc *scope, name string, at, arg *node, out *[]Step, 
 		return err
 	}
 	what := "command " + strconv.Quote(name)
-	if el.native != nil {
+	if ov := el.overlay; ov != nil && ov.refused != "" {
+		return errorf(at, "%s is not supported: %s", what, ov.refused)
+	}
+	if el.native != nil || el.overlay != nil {
 		cmd := name[strings.Index(name, "/")+1:]
-		bound, err := bindParams(cc.budget, what, at, el.native.commands[cmd], args, argKeys)
+		var specs []*paramSpec
+		ns := &NativeStep{Command: cmd, Params: map[string]string{}, When: WhenOnSuccess}
+		if el.native != nil {
+			specs, ns.Orb = el.native.commands[cmd], el.native.name
+		} else {
+			// The orb's own declarations, slipway's meaning.
+			if specs, err = cc.paramSpecs(el.def); err != nil {
+				return err
+			}
+			ns.Orb, ns.Command = el.overlay.orb, el.overlay.command
+		}
+		bound, err := bindParams(cc.budget, what, at, specs, args, argKeys)
 		if err != nil {
 			return err
-		}
-		ns := &NativeStep{Orb: el.native.name, Command: cmd, Params: map[string]string{}, When: WhenOnSuccess}
-		if el.native.target != "" {
-			ns.Orb = el.native.target
 		}
 		for k, v := range bound {
 			if v.kind != scalarNode {
@@ -833,12 +859,20 @@ func (cc *compiler) command(sc *scope, name string, at, arg *node, out *[]Step, 
 		} else if ev == "always" {
 			ns.When = WhenAlways
 		}
+		if el.overlay != nil && envReference.MatchString(ns.Params["channel"]) {
+			// circleci/slack's channel defaults to $SLACK_DEFAULT_CHANNEL,
+			// which means the project's channel: the app's, in slipway.
+			ns.Params["channel"] = ""
+		}
 		*out = append(*out, Step{Native: ns})
 		return nil
 	}
 	def := el.def
 	if def.kind != mapNode {
 		return errorf(def, "command %q must be a map with steps", name)
+	}
+	if el.scope.continuation && strings.HasSuffix(name, "/continue") && !cc.cfg.setup {
+		return errorf(at, "%s continues a setup pipeline: this config has no setup: true (CircleCI's dynamic configuration)", what)
 	}
 	if err := checkKeys(def, "command", "command "+name); err != nil {
 		return err

@@ -22,7 +22,7 @@ func TestErrors(t *testing.T) {
 		{"duplicate key", "version: 2.1\nversion: 2\n", "c.yml:2:1: key \"version\" is defined twice"},
 		{"setup in 2.0", "version: 2\nsetup: true\n", "c.yml:2:1: setup: true needs version 2.1"},
 		{"orbs in 2.0", "version: 2\norbs: {}\n", "c.yml:2:1: orbs needs version 2.1"},
-		{"missing orb", "version: 2.1\norbs:\n  node: circleci/node@5.0.2\n", "c.yml:3:9: orb circleci/node@5.0.2 is not vendored"},
+		{"missing orb", "version: 2.1\norbs:\n  node: circleci/node@5.0.2\n", "c.yml:3:9: orb circleci/node@5.0.2 can be neither vendored nor fetched: it is not vendored and no orb registry is configured; vendor it with `slipway orb vendor <config>`"},
 		{"unknown builtin", "version: 2.1\norbs:\n  x: slipway/gcp@1\n", "c.yml:3:6: unknown built-in orb slipway/gcp"},
 		{"macos", "version: 2.1\njobs:\n  a:\n    macos: {xcode: 15}\n    steps: [checkout]\nworkflows:\n  w:\n    jobs: [a]\n", "c.yml:4:5: job \"a\" uses the macos executor"},
 		{"machine not enabled", "version: 2.1\njobs:\n  a:\n    machine: true\n    steps: [checkout]\nworkflows:\n  w:\n    jobs: [a]\n", "c.yml:4:5: job \"a\" uses the machine executor, which this server does not enable"},

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -11,6 +12,11 @@ type LoadOptions struct {
 	// OrbDirs are folders searched, in order, for vendored orbs: the
 	// repository's .circleci/orbs, then the server's orb folder.
 	OrbDirs []string
+	// Registry answers for the orbs that are not vendored; nil when
+	// there is none (then only vendored and cached orbs are found).
+	Registry OrbRegistry
+	// Cache keeps the registry's answers; nil to keep nothing.
+	Cache OrbCache
 	// AllowMachine lets `machine` jobs run on the host.
 	AllowMachine bool
 	// Limits bound what compiling one plan may build.
@@ -88,6 +94,7 @@ type Config struct {
 	allowMachine   bool
 	limits         Limits
 	setup          bool
+	orbs           []OrbVersion
 }
 
 // scope holds the reusable elements visible from one place: the config's
@@ -99,6 +106,12 @@ type scope struct {
 	executors map[string]*node
 	orbs      map[string]*scope
 	native    *nativeOrb
+	// overlays are the elements of a fetched or vendored orb that
+	// slipway carries out itself, by "commands/name" or "jobs/name".
+	overlays map[string]*overlayElement
+	// continuation marks circleci/continuation, whose steps may keep
+	// artifacts where the engine looks for a continued config.
+	continuation bool
 }
 
 type workflowDef struct {
@@ -108,7 +121,14 @@ type workflowDef struct {
 }
 
 // Load parses and checks a config file. name is used in error positions.
+// It is LoadContext without a deadline.
 func Load(name string, src []byte, opts LoadOptions) (*Config, error) {
+	return LoadContext(context.Background(), name, src, opts)
+}
+
+// LoadContext parses and checks a config file, resolving its orbs: ctx
+// bounds what asking the orb registry may take.
+func LoadContext(ctx context.Context, name string, src []byte, opts LoadOptions) (*Config, error) {
 	root, anchored, err := parseYAML(name, src)
 	if err != nil {
 		return nil, err
@@ -153,11 +173,12 @@ func Load(name string, src []byte, opts LoadOptions) (*Config, error) {
 			}
 		}
 	}
-	ol := orbLoader{dirs: opts.OrbDirs}
-	c.root, err = ol.scope("", root, 0)
+	ol := orbLoader{dirs: opts.OrbDirs, registry: opts.Registry, cache: opts.Cache}
+	c.root, err = ol.scope(ctx, "", root, 0)
 	if err != nil {
 		return nil, err
 	}
+	c.orbs = ol.used
 	if c.pipelineParams, err = parseParamSpecs(root.get("parameters")); err != nil {
 		return nil, err
 	}
@@ -216,6 +237,10 @@ func (c *Config) Validate() error {
 func (c *Config) Plan(t Trigger) (*Plan, error) {
 	return c.plan(t, false)
 }
+
+// Orbs lists the orbs the config uses, the orbs they import included,
+// each once, as they were resolved.
+func (c *Config) Orbs() []OrbVersion { return c.orbs }
 
 // Setup reports whether the config is a setup config (`setup: true`),
 // whose pipeline may be continued with another config.
