@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"fmt"
 	"path"
 	"regexp"
 	"strconv"
@@ -420,7 +421,7 @@ func (cc *compiler) executor(sc *scope, body *node, spec *JobSpec, what string, 
 		return err
 	}
 	if err := cc.executor(el.scope, eb, spec, ewhat, depth+1); err != nil {
-		return err
+		return relocate(err, val)
 	}
 	if rc := eb.get("resource_class"); rc != nil {
 		spec.ResourceClass = rc.str()
@@ -805,6 +806,34 @@ func (cc *compiler) step(sc *scope, it *node, out *[]Step, depth int) error {
 	return cc.command(sc, name, nameNode, arg, out, depth)
 }
 
+// relocate points a problem found inside an orb's definition at the
+// place of the config that used it, saying where in the orb it is.
+func relocate(err error, at *node) error {
+	e, ok := err.(*Error)
+	if !ok || at == nil || e.File == at.file {
+		return err
+	}
+	return errorf(at, "%s (%s)", e.Msg, e.Error()[:len(e.Error())-len(e.Msg)-2])
+}
+
+// emptyOrb explains a missing element of an orb declared inline and
+// empty: the orb-tools development kit fills such an orb in with the
+// orb being developed when it continues the pipeline.
+func (cc *compiler) emptyOrb(sc *scope, name string) string {
+	alias, _, ok := strings.Cut(name, "/")
+	if !ok {
+		return ""
+	}
+	o := sc.orbs[alias]
+	if o == nil {
+		o = cc.cfg.root.orbs[alias]
+	}
+	if o == nil || o.native != nil || len(o.jobs)+len(o.commands)+len(o.executors)+len(o.orbs) > 0 {
+		return ""
+	}
+	return fmt.Sprintf(": orb %q is declared inline and empty ({}), to be filled in with an orb's source when the pipeline is continued (circleci/orb-tools' continue job does so); slipway runs configs as written", alias)
+}
+
 // reserved reports whether an artifacts destination is slipway's own.
 func reserved(destination string) bool {
 	d := path.Clean("/" + destination)
@@ -821,7 +850,7 @@ func (cc *compiler) command(sc *scope, name string, at, arg *node, out *[]Step, 
 		if orb, _, isOrb := strings.Cut(name, "/"); isOrb && sc.orbs[orb] == nil && cc.cfg.root.orbs[orb] == nil {
 			return errorf(at, "unknown step %q: no orb named %q is declared in orbs", name, orb)
 		}
-		return errorf(at, "unknown step or command %q", name)
+		return errorf(at, "unknown step or command %q%s", name, cc.emptyOrb(sc, name))
 	}
 	args, argKeys, err := invocationArgs(cc.budget, arg, nil)
 	if err != nil {

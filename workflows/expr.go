@@ -381,7 +381,7 @@ func (e *exprNode) eval(env exprEnv) (exprValue, error) {
 var undefinedPipelineValues = map[string]bool{
 	"trigger.type": true, "trigger.id": true, "trigger.name": true, "trigger.received_at": true,
 	"event.name": true, "event.action": true, "name": true, "integration_source": true,
-	"project.slug": true, "git.branch.is_default": true, "git.repo_id": true, "git.repo_name": true,
+	"git.branch.is_default": true, "git.repo_id": true, "git.repo_name": true,
 	"git.repo_owner": true, "git.repo_url": true, "git.commit.subject": true, "git.commit.body": true,
 	"git.commit.author_login": true, "git.commit.url": true, "config.file_path": true, "config.ref": true,
 	"config.sha": true,

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 )
@@ -255,6 +256,23 @@ func (c *Config) WorkflowNames() []string {
 	return names
 }
 
+// projectSlug is CircleCI's slug of a project, <vcs>/<org>/<repo>
+// ("gh/acme/backend"), from its git URL; empty when there is none.
+func projectSlug(typ, gitURL string) string {
+	raw := strings.TrimSuffix(gitURL, ".git")
+	var path string
+	if u, err := url.Parse(raw); err == nil && u.Scheme != "" {
+		path = strings.Trim(u.Path, "/")
+	} else if _, p, ok := strings.Cut(raw, ":"); ok {
+		path = p // git@github.com:acme/backend
+	}
+	vcs := map[string]string{"github": "gh", "bitbucket": "bb"}[typ]
+	if vcs == "" || strings.Count(path, "/") != 1 {
+		return ""
+	}
+	return vcs + "/" + path
+}
+
 // pipelineValues builds the `pipeline.*` values of a trigger, checking the
 // given pipeline parameters against the declarations.
 func (c *Config) pipelineValues(t Trigger) (map[string]*node, error) {
@@ -273,6 +291,7 @@ func (c *Config) pipelineValues(t Trigger) (map[string]*node, error) {
 		"number":             typedScalar(t.Number),
 		"project.git_url":    str(t.ProjectURL),
 		"project.type":       str(typ),
+		"project.slug":       str(projectSlug(typ, t.ProjectURL)),
 		"git.tag":            str(t.Tag),
 		"git.branch":         str(t.Branch),
 		"git.revision":       str(t.Revision),

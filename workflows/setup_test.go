@@ -73,3 +73,17 @@ workflows:
 		t.Errorf("setup: false: %v, %v", err, c.Setup())
 	}
 }
+
+func TestProjectSlug(t *testing.T) {
+	for url, want := range map[string]string{
+		"https://github.com/acme/backend":     "gh/acme/backend",
+		"https://github.com/acme/backend.git": "gh/acme/backend",
+		"git@github.com:acme/backend.git":     "gh/acme/backend",
+		"":                                    "",
+		"https://github.com/acme":             "",
+	} {
+		if got := projectSlug("github", url); got != want {
+			t.Errorf("projectSlug(%q) = %q, want %q", url, got, want)
+		}
+	}
+}

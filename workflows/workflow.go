@@ -562,7 +562,7 @@ func (cc *compiler) instance(name string, nameNode, a *node) (*instance, error) 
 		if orb, _, isOrb := strings.Cut(name, "/"); isOrb && cc.cfg.root.orbs[orb] == nil {
 			return nil, errorf(nameNode, "job %q: no orb named %q is declared in orbs", name, orb)
 		}
-		return nil, errorf(nameNode, "workflow invokes unknown job %q", name)
+		return nil, errorf(nameNode, "workflow invokes unknown job %q%s", name, cc.emptyOrb(cc.cfg.root, name))
 	}
 	inst.el, inst.args = el, a
 	return inst, nil
