@@ -655,7 +655,7 @@ func (cc *compiler) step(sc *scope, it *node, out *[]Step, depth int) error {
 		if cond == nil {
 			return errorf(arg, "%s step needs a condition", name)
 		}
-		ok, err := evalCondition(cond, nil)
+		ok, err := evalCondition(cond, nil, nil)
 		if err != nil {
 			return err
 		}

@@ -101,6 +101,10 @@ workflows:
   nightly:
     when: pipeline.parameters.nightly == true
     jobs: [a]
+  chat:
+    # A value put there by a whole reference keeps its literal meaning.
+    when: << pipeline.deploy.environment >>
+    jobs: [a]
 `
 	plan := func(t Trigger) map[string][]string {
 		c, err := Load("c.yml", []byte(src), LoadOptions{})
@@ -127,7 +131,7 @@ workflows:
 		"feature":     {Trigger{Branch: "feature/x"}, map[string][]string{"ci": {"everywhere", "not-main"}}},
 		"release tag": {Trigger{Tag: "release-2"}, map[string][]string{"ci": {"main-or-release", "not-main"}}},
 		"nightly":     {Trigger{Branch: "main", Parameters: map[string]any{"nightly": "true"}}, map[string][]string{"nightly": {"a"}}},
-		"chat deploy": {Trigger{Branch: "x", Deploy: &DeployValues{Environment: "e"}}, map[string][]string{"ci": {"everywhere", "main-or-release", "not-main", "branches-not-prs"}}},
+		"chat deploy": {Trigger{Branch: "x", Deploy: &DeployValues{Environment: "e"}}, map[string][]string{"ci": {"everywhere", "main-or-release", "not-main", "branches-not-prs"}, "chat": {"a"}}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if diff := cmp.Diff(tt.want, plan(tt.t)); diff != "" {

@@ -123,7 +123,7 @@ func (cc *compiler) workflow(wf *workflowDef, t Trigger, all bool) (*PlannedWork
 	run := true
 	for _, key := range []string{"when", "unless"} {
 		if cond := body.get(key); cond != nil {
-			ok, err := evalCondition(cond, pipelineEnv(cc.pipeline))
+			ok, err := evalCondition(cond, wf.body.get(key), pipelineEnv(cc.pipeline))
 			if err != nil {
 				return nil, err
 			}
