@@ -82,18 +82,21 @@ type Engine struct {
 	changed  chan struct{}  // closed and replaced on every state change
 	stopping bool
 
-	trouble   trouble              // store failures, see trouble.go
-	dags      dags                 // see dag.go
-	progress  map[string]*progress // owned by the scheduler loop
-	consumers []*consumer          // see outbox.go
-	refs      refs
-	wake      chan struct{} // scheduler loop
-	jobs      sync.WaitGroup
-	abandon   context.CancelFunc // cancels running attempts at the end of Shutdown
-	jobsCtx   context.Context    // parent of attempts; canceled by abandon
-	stopLoops context.CancelFunc
-	loops     sync.WaitGroup
-	started   bool
+	trouble  trouble              // store failures, see trouble.go
+	dags     dags                 // see dag.go
+	progress map[string]*progress // owned by the scheduler loop
+	// serialHeld are the serial groups attempts hold, by attempt ID;
+	// owned by the scheduler loop (see serial.go).
+	serialHeld map[string]serialLock
+	consumers  []*consumer // see outbox.go
+	refs       refs
+	wake       chan struct{} // scheduler loop
+	jobs       sync.WaitGroup
+	abandon    context.CancelFunc // cancels running attempts at the end of Shutdown
+	jobsCtx    context.Context    // parent of attempts; canceled by abandon
+	stopLoops  context.CancelFunc
+	loops      sync.WaitGroup
+	started    bool
 }
 
 // attemptRun is an attempt in an executor, owned by its goroutine.
