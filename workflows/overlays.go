@@ -44,6 +44,7 @@ var continuationParams = []string{"configuration_path", "parameters", "circleci_
 const (
 	ContinuationDir            = ".slipway/continuation"
 	ContinuationConfig         = "config.yml"
+	ContinuationConfigPath     = "config-path"
 	ContinuationParameters     = "parameters.json"
 	ContinuationFilesParameter = "files-changed-parameter"
 	ContinuationFiles          = "files-changed"
@@ -157,6 +158,7 @@ if [ ! -f "$CONFIG_PATH" ]; then
   exit 1
 fi
 cp "$CONFIG_PATH" "$out.tmp/` + ContinuationConfig + `"
+printf '%s' "$CONFIG_PATH" > "$out.tmp/` + ContinuationConfigPath + `"
 PARAMETERS="${PARAMETERS:-{\}}"
 if [ -f "$PARAMETERS" ]; then
   cp "$PARAMETERS" "$out.tmp/` + ContinuationParameters + `"

@@ -45,6 +45,10 @@ type Options struct {
 	// Natives carry out the steps of built-in orbs, by orb name
 	// (OrbAWS); slipway/slack is the engine's own.
 	Natives map[string]NativeRunner
+	// Continuations loads the configs that setup pipelines continue
+	// with; nil when setup pipelines are not continued (see
+	// continuation.go).
+	Continuations ContinuationLoader
 }
 
 // Engine runs pipelines durably: every decision is a transaction in the
@@ -170,7 +174,7 @@ func New(opts Options) *Engine {
 	}
 	e.natives = newNativeSteps(e, opts.Natives)
 	e.trouble.log = e.log
-	e.consumers = newConsumers(opts.Notifiers)
+	e.consumers = newConsumers(e.withContinuations(opts.Notifiers, opts.Continuations))
 	e.jobsCtx, e.abandon = context.WithCancel(context.Background())
 	return e
 }
