@@ -183,15 +183,27 @@ type exprNode struct {
 }
 
 type exprParser struct {
-	toks []exprToken
-	i    int
+	toks  []exprToken
+	i     int
+	depth int // of parentheses and nots, bounded
 }
+
+// maxExprDepth bounds nesting, so that a hostile expression is an error
+// rather than a deep recursion.
+const maxExprDepth = 100
+
+// maxExprTokens bounds an expression's length, and so the depth of its
+// left-leaning chains (a or b or c...) that evaluation walks.
+const maxExprTokens = 10_000
 
 // parseExpr parses an expression.
 func parseExpr(src string) (*exprNode, error) {
 	toks, err := scanExpr(src)
 	if err != nil {
 		return nil, err
+	}
+	if len(toks) > maxExprTokens {
+		return nil, &exprError{toks[maxExprTokens].pos, fmt.Sprintf("an expression longer than %d tokens", maxExprTokens)}
 	}
 	p := &exprParser{toks: toks}
 	e, err := p.or()
@@ -253,6 +265,10 @@ func (p *exprParser) comparison() (*exprNode, error) {
 func (p *exprParser) unary() (*exprNode, error) {
 	if t := p.peek(); t.kind == tNot {
 		p.next()
+		if p.depth++; p.depth > maxExprDepth {
+			return nil, &exprError{t.pos, fmt.Sprintf("nested more than %d deep", maxExprDepth)}
+		}
+		defer func() { p.depth-- }()
 		e, err := p.unary()
 		if err != nil {
 			return nil, err
@@ -268,6 +284,10 @@ func (p *exprParser) primary() (*exprNode, error) {
 	case tTrue, tFalse, tNumber, tString, tPattern, tIdent:
 		return &exprNode{op: t}, nil
 	case tLeft:
+		if p.depth++; p.depth > maxExprDepth {
+			return nil, &exprError{t.pos, fmt.Sprintf("nested more than %d deep", maxExprDepth)}
+		}
+		defer func() { p.depth-- }()
 		e, err := p.or()
 		if err != nil {
 			return nil, err

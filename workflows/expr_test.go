@@ -54,6 +54,8 @@ func TestExpressions(t *testing.T) {
 		{`and`, false, "expected a value, not and (at column 1"},
 		{`pipeline.git.tag matches "x"`, false, "matches takes a /pattern/ on its right (at column 26"},
 		{`a # b`, false, "unexpected character '#' (at column 3"},
+		{strings.Repeat("(", 101) + "true" + strings.Repeat(")", 101), false, "nested more than 100 deep (at column 101"},
+		{strings.Repeat("not ", 101) + "true", false, "nested more than 100 deep (at column 401"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.expr, func(t *testing.T) {
@@ -155,4 +157,28 @@ workflows:
 	if want := `c.yml:17:41: filters: expression "pipeline.git.branch ! \"main\"": a lone ! (negate with not) (at column 21 of the expression)`; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("got %v\nwant %s", err, want)
 	}
+}
+
+// FuzzExpression: any text is an expression or an error at a column of
+// it, never a panic.
+func FuzzExpression(f *testing.F) {
+	for _, s := range []string{`pipeline.git.branch == "main" or pipeline.git.tag starts-with "release"`, `not (a starts-with "api")`,
+		`x matches /a\/b/`, `1 < 2 == true and "\"" != "\\"`, `((`} {
+		f.Add(s)
+	}
+	env := pipelineEnv(map[string]*node{"git.branch": scalar("main", nil), "number": typedScalar(3)})
+	f.Fuzz(func(t *testing.T, src string) {
+		e, err := parseExpr(src)
+		if err != nil {
+			if ee, ok := err.(*exprError); !ok || ee.pos < 0 || ee.pos > len(src) {
+				t.Fatalf("%q: error %v", src, err)
+			}
+			return
+		}
+		if _, err := e.eval(env); err != nil {
+			if ee, ok := err.(*exprError); !ok || ee.pos < 0 || ee.pos > len(src) {
+				t.Fatalf("%q: error %v", src, err)
+			}
+		}
+	})
 }
