@@ -1,10 +1,5 @@
 package workflows
 
-import (
-	"slices"
-	"strings"
-)
-
 // What a config's maps may hold is taken from CircleCI's own JSON schema
 // for config files (shared/corpus/circleci/schema.json, from
 // CircleCI-Public/circleci-yaml-language-server) and from its
@@ -122,16 +117,4 @@ func checkKeys(n *node, place, what string) error {
 		}
 	}
 	return nil
-}
-
-// knownKeys lists a place's keys, for messages.
-func knownKeys(place string) string {
-	var ks []string
-	for k, r := range placeKeys[place] {
-		if r.refused == "" {
-			ks = append(ks, k)
-		}
-	}
-	slices.Sort(ks)
-	return strings.Join(ks, ", ")
 }

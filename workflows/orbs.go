@@ -126,6 +126,15 @@ type orbLoader struct {
 	// used lists the orbs resolved, each once, in the order met.
 	used []OrbVersion
 	seen map[string]bool
+	// fetched holds what the cache or registry gave for each reference,
+	// asked once a load.
+	fetched map[string]fetchResult
+}
+
+type fetchResult struct {
+	src []byte
+	ov  OrbVersion
+	err error
 }
 
 type orbSource struct {
@@ -232,7 +241,7 @@ func (l *orbLoader) resolve(ctx context.Context, local string, ref *node, depth 
 	if m[1] == "slipway" {
 		return nil, errorf(ref, "unknown built-in orb %s (built in: slipway/aws, slipway/slack)", full)
 	}
-	if s, ok, err := l.vendored(ctx, local, ref, full, version, depth); ok || err != nil {
+	if s, ok, err := l.vendored(ctx, local, full, version, depth); ok || err != nil {
 		return s, err
 	}
 	if version == "" {
@@ -258,14 +267,14 @@ func (l *orbLoader) resolve(ctx context.Context, local string, ref *node, depth 
 	}
 	sc, err := l.scope(ctx, local, body, depth+1)
 	if err == nil {
-		err = overlay(sc, full, ov.Version, ref)
+		overlay(sc, full, ov.Version)
 	}
 	return l.remember(key, sc, err)
 }
 
 // vendored looks for the orb in the vendor folders; ok says whether it
 // was found.
-func (l *orbLoader) vendored(ctx context.Context, local string, ref *node, full, version string, depth int) (*scope, bool, error) {
+func (l *orbLoader) vendored(ctx context.Context, local, full, version string, depth int) (*scope, bool, error) {
 	ns, name, _ := strings.Cut(full, "/")
 	for _, dir := range l.dirs {
 		for _, f := range []string{
@@ -297,7 +306,7 @@ func (l *orbLoader) vendored(ctx context.Context, local string, ref *node, full,
 			}
 			sc, err := l.scope(ctx, local, body, depth+1)
 			if err == nil {
-				err = overlay(sc, full, version, ref)
+				overlay(sc, full, version)
 			}
 			s, err := l.remember(key, sc, err)
 			return s, true, err
@@ -316,7 +325,7 @@ func (l *orbLoader) vendored(ctx context.Context, local string, ref *node, full,
 			}
 			sc, err := l.scope(ctx, local, body, depth+1)
 			if err == nil {
-				err = overlay(sc, full, version, ref)
+				overlay(sc, full, version)
 			}
 			s, err := l.remember(key, sc, err)
 			return s, true, err
@@ -331,6 +340,19 @@ func (l *orbLoader) vendored(ctx context.Context, local string, ref *node, full,
 // exact version is fetched once, then served from the cache; dev:
 // versions, which their authors overwrite, are always fetched.
 func (l *orbLoader) fetch(ctx context.Context, name, ref string) ([]byte, OrbVersion, error) {
+	key := name + "@" + ref
+	if r, ok := l.fetched[key]; ok {
+		return r.src, r.ov, r.err
+	}
+	src, ov, err := l.fetch1(ctx, name, ref)
+	if l.fetched == nil {
+		l.fetched = map[string]fetchResult{}
+	}
+	l.fetched[key] = fetchResult{src, ov, err}
+	return src, ov, err
+}
+
+func (l *orbLoader) fetch1(ctx context.Context, name, ref string) ([]byte, OrbVersion, error) {
 	ov := OrbVersion{Name: name, Ref: ref, Version: ref}
 	dev := strings.HasPrefix(ref, "dev:")
 	if !exactVersion.MatchString(ref) && !dev {

@@ -52,12 +52,12 @@ const (
 
 // overlay applies slipway's elements to an orb's scope. version is the
 // exact version when known, else the reference.
-func overlay(sc *scope, name, version string, at *node) error {
+func overlay(sc *scope, name, version string) {
 	major, _, _ := strings.Cut(version, ".")
 	switch name {
 	case "circleci/slack":
 		if !slices.Contains(slackMajors, major) {
-			return nil
+			return
 		}
 		sc.overlays = map[string]*overlayElement{}
 		if sc.commands["notify"] != nil {
@@ -92,7 +92,6 @@ func overlay(sc *scope, name, version string, at *node) error {
 			sc.commands[cmd] = continuationCommand(cmd, def)
 		}
 	}
-	return nil
 }
 
 // continuationCommand is slipway's continue (or finish) with the
