@@ -266,14 +266,15 @@ func (t *tx) DeployQueue(ctx context.Context, app, env string) ([]engine.QueuedD
 	var rows []struct {
 		JobID      string `db:"job_id"`
 		PipelineID string `db:"pipeline_id"`
+		QueuedAt   int64  `db:"queued_at"`
 	}
-	if err := sqlx.SelectContext(ctx, t.q, &rows, `SELECT job_id, pipeline_id FROM deploy_queue WHERE app = ? AND env = ? ORDER BY seq`,
+	if err := sqlx.SelectContext(ctx, t.q, &rows, `SELECT job_id, pipeline_id, queued_at FROM deploy_queue WHERE app = ? AND env = ? ORDER BY seq`,
 		app, env); err != nil {
 		return nil, err
 	}
 	out := make([]engine.QueuedDeploy, len(rows))
 	for i, r := range rows {
-		out[i] = engine.QueuedDeploy{JobID: r.JobID, PipelineID: r.PipelineID}
+		out[i] = engine.QueuedDeploy{JobID: r.JobID, PipelineID: r.PipelineID, QueuedAt: fromNanos(r.QueuedAt)}
 	}
 	return out, nil
 }

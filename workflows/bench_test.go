@@ -10,7 +10,8 @@ import (
 
 // BenchmarkPlanSnyk loads, compiles and plans the largest corpus file
 // (snyk/cli, 70 KB, 2,145 lines). Its macOS executors are swapped for a
-// docker image, since slipway refuses macOS jobs and would stop there.
+// docker image and its Windows machine images for a Linux one, since
+// slipway refuses macOS and Windows jobs and would stop there.
 func BenchmarkPlanSnyk(b *testing.B) {
 	src, err := os.ReadFile("../../shared/corpus/circleci/configs/snyk__cli.yml")
 	if err != nil {
@@ -18,6 +19,7 @@ func BenchmarkPlanSnyk(b *testing.B) {
 	}
 	macos := regexp.MustCompile(`macos:\n(\s*#[^\n]*\n)?\s*xcode: '[^']*'`)
 	src = macos.ReplaceAll(src, []byte("docker: [{image: macos-stand-in}]"))
+	src = regexp.MustCompile(`image: windows-[^\s]*`).ReplaceAll(src, []byte("image: ubuntu-2204:current"))
 	opts := LoadOptions{OrbDirs: []string{"../testdata/orbs"}, AllowMachine: true}
 	t := Trigger{Branch: "main", Revision: strings.Repeat("a", 40)}
 	benchPlan(b, src, opts, t)

@@ -1,6 +1,9 @@
 package workflows
 
 import (
+	"fmt"
+	"path"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -141,10 +144,11 @@ const maxDepth = 50
 
 // element is a reusable job, command or executor, found from a scope.
 type element struct {
-	def    *node
-	scope  *scope // where the definition's own references resolve
-	native *nativeOrb
-	name   string // the name it was invoked by
+	def     *node
+	scope   *scope // where the definition's own references resolve
+	native  *nativeOrb
+	overlay *overlayElement // slipway's own meaning of the orb's def
+	name    string          // the name it was invoked by
 }
 
 // lookup finds name ("x" or "orb/x") among a scope's jobs, commands or
@@ -160,17 +164,13 @@ func (cc *compiler) lookup(sc *scope, kind, name string) (element, bool) {
 			return element{}, false
 		}
 		if o.native != nil {
-			m := o.native.commands
-			if kind == "jobs" {
-				m = o.native.jobs
-			}
-			if _, ok := m[rest]; ok {
+			if _, ok := o.native.commands[rest]; ok && kind == "commands" {
 				return element{scope: o, native: o.native, name: name}, true
 			}
 			return element{}, false
 		}
 		if d := o.elements(kind)[rest]; d != nil {
-			return element{def: d, scope: o, name: name}, true
+			return element{def: d, scope: o, name: name, overlay: o.overlays[kind+"/"+rest]}, true
 		}
 		return element{}, false
 	}
@@ -218,38 +218,34 @@ func invocationArgs(b *budget, n *node, reserved map[string]bool) (map[string]*n
 	return args, keys, nil
 }
 
-var jobKeys = map[string]bool{
-	"docker": true, "machine": true, "macos": true, "executor": true, "resource_class": true,
-	"parallelism": true, "environment": true, "working_directory": true, "shell": true,
-	"steps": true, "parameters": true, "description": true, "type": true,
-	"circleci_ip_ranges": true, "retention": true,
-}
-
 // job compiles one job invocation. pre and post are the workflow's
 // pre-steps and post-steps, already interpolated.
 func (cc *compiler) job(sc *scope, el element, at *node, args, argKeys map[string]*node, pre, post *node) (string, *JobSpec, error) {
-	if el.native != nil {
-		// A native orb's job (circleci/slack/on-hold) has nothing to run:
-		// slipway posts approval requests to the thread itself.
-		if _, err := bindParams(cc.budget, "job "+el.name, at, el.native.jobs[strings.SplitN(el.name, "/", 2)[1]], args, argKeys); err != nil {
+	def := el.def
+	if el.overlay != nil {
+		// An orb's job that slipway does itself (circleci/slack's
+		// on-hold) has nothing to run: slipway announces approvals in
+		// the thread. Its arguments are checked all the same.
+		specs, err := cc.paramSpecs(def)
+		if err != nil {
+			return "", nil, err
+		}
+		if _, err := bindParams(cc.budget, "job "+strconv.Quote(el.name), at, specs, args, argKeys); err != nil {
 			return "", nil, err
 		}
 		return JobNoOp, nil, nil
 	}
-	def := el.def
 	if def.kind != mapNode {
 		return "", nil, errorf(def, "job %q must be a map", el.name)
 	}
-	for _, k := range def.keys {
-		if !jobKeys[k.value] {
-			return "", nil, errorf(k, "job %q: unknown key %q", el.name, k.value)
-		}
+	what := "job " + strconv.Quote(el.name)
+	if err := checkKeys(def, "job", what); err != nil {
+		return "", nil, err
 	}
 	specs, err := cc.paramSpecs(def)
 	if err != nil {
 		return "", nil, err
 	}
-	what := "job " + strconv.Quote(el.name)
 	bound, err := bindParams(cc.budget, what, at, specs, args, argKeys)
 	if err != nil {
 		return "", nil, err
@@ -263,6 +259,8 @@ func (cc *compiler) job(sc *scope, el element, at *node, args, argKeys map[strin
 	case "", JobBuild:
 	case JobNoOp, JobApproval:
 		return t, nil, nil
+	case "release", "lock", "unlock":
+		return "", nil, errorf(body.get("type"), "job %q: type %s is not supported: %s jobs belong to CircleCI's deploys and locks services", el.name, t, t)
 	default:
 		return "", nil, errorf(body.get("type"), "job %q: unknown type %q", el.name, t)
 	}
@@ -334,11 +332,6 @@ func withoutKey(n *node, key string) *node {
 // arguments.
 var executorArgKeys = map[string]bool{"name": true}
 
-var executorKeys = map[string]bool{
-	"docker": true, "machine": true, "macos": true, "resource_class": true, "shell": true,
-	"working_directory": true, "environment": true, "parameters": true, "description": true,
-}
-
 // executor fills spec from body's docker/machine/macos/executor keys. For
 // a named executor, its resource_class, shell, working_directory and
 // environment are defaults that the job's own keys override.
@@ -355,21 +348,33 @@ func (cc *compiler) executor(sc *scope, body *node, spec *JobSpec, what string, 
 	case len(kinds) > 1:
 		return errorf(kinds[1], "%s has both %s and %s; give it one executor", what, kinds[0].value, kinds[1].value)
 	}
+
 	key := kinds[0]
 	val := body.get(key.value)
 	switch key.value {
 	case "docker":
 		return dockerImages(val, spec)
 	case "machine":
+		m := &MachineSpec{}
+		if err := machine(val, m, what); err != nil {
+			return err
+		}
+		if windowsImage(m.Image) {
+			return errorf(val, "%s uses the Windows machine image %q, which slipway cannot provide: its steps are PowerShell for a Windows host", what, m.Image)
+		}
 		if !cc.cfg.allowMachine {
 			return errorf(key, "%s uses the machine executor, which this server does not enable (it would run on the host)", what)
 		}
 		spec.Executor = ExecutorMachine
-		spec.Machine = &MachineSpec{}
-		if val.kind == mapNode {
-			spec.Machine.Image = val.get("image").str()
-		} else if b, ok := val.boolValue(); !ok || !b {
-			return errorf(val, "machine must be true or a map with an image")
+		spec.Machine = m
+		// A machine's own resource_class and shell are the job's
+		// defaults, as CircleCI reads them; the job's keys override
+		// them.
+		if m.ResourceClass != "" {
+			spec.ResourceClass = m.ResourceClass
+		}
+		if m.Shell != "" {
+			spec.Shell = m.Shell
 		}
 		return nil
 	case "macos":
@@ -398,16 +403,14 @@ func (cc *compiler) executor(sc *scope, body *node, spec *JobSpec, what string, 
 	if el.def.kind != mapNode {
 		return errorf(el.def, "executor %q must be a map", name)
 	}
-	for _, k := range el.def.keys {
-		if !executorKeys[k.value] {
-			return errorf(k, "executor %q: unknown key %q", name, k.value)
-		}
+	ewhat := "executor " + strconv.Quote(name)
+	if err := checkKeys(el.def, "executor", ewhat); err != nil {
+		return err
 	}
 	specs, err := cc.paramSpecs(el.def)
 	if err != nil {
 		return err
 	}
-	ewhat := "executor " + strconv.Quote(name)
 	bound, err := bindParams(cc.budget, ewhat, val, specs, args, argKeys)
 	if err != nil {
 		return err
@@ -418,7 +421,7 @@ func (cc *compiler) executor(sc *scope, body *node, spec *JobSpec, what string, 
 		return err
 	}
 	if err := cc.executor(el.scope, eb, spec, ewhat, depth+1); err != nil {
-		return err
+		return relocate(err, val)
 	}
 	if rc := eb.get("resource_class"); rc != nil {
 		spec.ResourceClass = rc.str()
@@ -437,6 +440,37 @@ func (cc *compiler) executor(sc *scope, body *node, spec *JobSpec, what string, 
 	return nil
 }
 
+// machine reads a machine executor: true, or a map with an image and
+// the machine's own resource_class and shell.
+func machine(val *node, m *MachineSpec, what string) error {
+	if val.kind != mapNode {
+		if b, ok := val.boolValue(); !ok || !b {
+			return errorf(val, "machine must be true or a map with an image")
+		}
+		return nil
+	}
+	if err := checkKeys(val, "machine", what+": machine"); err != nil {
+		return err
+	}
+	if e := val.get("enabled"); e != nil {
+		if b, ok := e.boolValue(); ok && !b {
+			return errorf(e, "%s: machine: enabled is false: give the job another executor", what)
+		}
+	}
+	m.Image = val.get("image").str()
+	m.ResourceClass = val.get("resource_class").str()
+	m.Shell = val.get("shell").str()
+	m.DockerLayerCaching, _ = val.get("docker_layer_caching").boolValue()
+	return nil
+}
+
+// windowsImage reports whether a machine image is one of CircleCI's
+// Windows images (windows-server-2022-gui, windows-server-2019-cuda,
+// windows-default on server installations...).
+func windowsImage(image string) bool {
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(image)), "windows")
+}
+
 func dockerImages(val *node, spec *JobSpec) error {
 	if val.kind != seqNode || len(val.items) == 0 {
 		return errorf(val, "docker must be a list of images")
@@ -445,6 +479,9 @@ func dockerImages(val *node, spec *JobSpec) error {
 	for _, it := range val.items {
 		if it.kind != mapNode {
 			return errorf(it, "a docker entry is a map with an image")
+		}
+		if err := checkKeys(it, "docker image", "docker image"); err != nil {
+			return err
 		}
 		img := DockerImage{}
 		for i, k := range it.keys {
@@ -468,10 +505,6 @@ func dockerImages(val *node, spec *JobSpec) error {
 					return errorf(v, "auth must be a map with username and password")
 				}
 				img.Auth = &RegistryAuth{Username: v.get("username").str(), Password: v.get("password").str()}
-			case "aws_auth":
-				return errorf(k, "aws_auth is not supported: give registry credentials with auth (username, password) or in the server config")
-			default:
-				return errorf(k, "docker image: unknown key %q", k.value)
 			}
 			if err != nil {
 				return err
@@ -600,10 +633,14 @@ func (cc *compiler) step(sc *scope, it *node, out *[]Step, depth int) error {
 	case "checkout":
 		s := &CheckoutStep{}
 		if arg != nil && !arg.isNull() {
-			if err := onlyKeys(arg, "checkout", "path", "method", "depth", "name"); err != nil {
+			if err := stepArgs(arg, name); err != nil {
 				return err
 			}
 			s.Path = arg.get("path").str()
+			var err error
+			if s.When, err = optionalWhen(arg.get("when")); err != nil {
+				return err
+			}
 		}
 		*out = append(*out, Step{Checkout: s})
 		return nil
@@ -611,14 +648,14 @@ func (cc *compiler) step(sc *scope, it *node, out *[]Step, depth int) error {
 		if arg == nil || arg.kind != mapNode {
 			return errorf(nameNode, "%s needs a map with condition and steps", name)
 		}
-		if err := onlyKeys(arg, name, "condition", "steps"); err != nil {
+		if err := checkKeys(arg, "when step", name); err != nil {
 			return err
 		}
 		cond := arg.get("condition")
 		if cond == nil {
 			return errorf(arg, "%s step needs a condition", name)
 		}
-		ok, err := evalCondition(cond)
+		ok, err := evalCondition(cond, nil, nil)
 		if err != nil {
 			return err
 		}
@@ -627,7 +664,7 @@ func (cc *compiler) step(sc *scope, it *node, out *[]Step, depth int) error {
 		}
 		return nil
 	case "save_cache":
-		if err := onlyKeys(arg, name, "key", "paths", "name", "when"); err != nil {
+		if err := stepArgs(arg, name); err != nil {
 			return err
 		}
 		s := &SaveCacheStep{Name: arg.get("name").str(), Key: arg.get("key").str(), When: WhenOnSuccess}
@@ -645,10 +682,14 @@ func (cc *compiler) step(sc *scope, it *node, out *[]Step, depth int) error {
 		*out = append(*out, Step{SaveCache: s})
 		return nil
 	case "restore_cache":
-		if err := onlyKeys(arg, name, "key", "keys", "name"); err != nil {
+		if err := stepArgs(arg, name); err != nil {
 			return err
 		}
 		s := &RestoreCacheStep{Name: arg.get("name").str()}
+		var err error
+		if s.When, err = optionalWhen(arg.get("when")); err != nil {
+			return err
+		}
 		if k := arg.get("key"); k != nil {
 			s.Keys = append(s.Keys, k.str())
 		}
@@ -663,7 +704,7 @@ func (cc *compiler) step(sc *scope, it *node, out *[]Step, depth int) error {
 		*out = append(*out, Step{RestoreCache: s})
 		return nil
 	case "persist_to_workspace":
-		if err := onlyKeys(arg, name, "root", "paths", "name"); err != nil {
+		if err := stepArgs(arg, name); err != nil {
 			return err
 		}
 		paths, err := stringList(orEmpty(arg.get("paths")))
@@ -671,38 +712,48 @@ func (cc *compiler) step(sc *scope, it *node, out *[]Step, depth int) error {
 			return err
 		}
 		s := &PersistStep{Root: arg.get("root").str(), Paths: paths}
+		if s.When, err = optionalWhen(arg.get("when")); err != nil {
+			return err
+		}
 		if s.Root == "" || len(paths) == 0 {
 			return errorf(arg, "persist_to_workspace needs a root and paths")
 		}
 		*out = append(*out, Step{PersistToWorkspace: s})
 		return nil
 	case "attach_workspace":
-		if err := onlyKeys(arg, name, "at", "name"); err != nil {
+		if err := stepArgs(arg, name); err != nil {
 			return err
 		}
 		s := &AttachStep{At: arg.get("at").str()}
+		var err error
+		if s.When, err = optionalWhen(arg.get("when")); err != nil {
+			return err
+		}
 		if s.At == "" {
 			return errorf(nameNode, "attach_workspace needs at")
 		}
 		*out = append(*out, Step{AttachWorkspace: s})
 		return nil
 	case "store_artifacts":
-		// `when` is accepted for the 2.0 configs that set it; artifacts
-		// and test results are kept whatever the job's outcome.
-		if err := onlyKeys(arg, name, "path", "destination", "name", "when"); err != nil {
+		// `when` is accepted, as CircleCI does; artifacts and test
+		// results are kept whatever the job's outcome.
+		if err := stepArgs(arg, name); err != nil {
 			return err
 		}
 		if _, err := stepWhen(arg.get("when")); err != nil {
 			return err
 		}
 		s := &StoreArtifactsStep{Path: arg.get("path").str(), Destination: arg.get("destination").str()}
+		if reserved(s.Destination) && !sc.continuation {
+			return errorf(arg.get("destination"), "store_artifacts: destination %q is where slipway keeps a continued config; choose another", s.Destination)
+		}
 		if s.Path == "" {
 			return errorf(nameNode, "store_artifacts needs a path")
 		}
 		*out = append(*out, Step{StoreArtifacts: s})
 		return nil
 	case "store_test_results":
-		if err := onlyKeys(arg, name, "path", "name", "when"); err != nil {
+		if err := stepArgs(arg, name); err != nil {
 			return err
 		}
 		if _, err := stepWhen(arg.get("when")); err != nil {
@@ -717,18 +768,22 @@ func (cc *compiler) step(sc *scope, it *node, out *[]Step, depth int) error {
 	case "setup_remote_docker":
 		s := &SetupRemoteDockerStep{}
 		if arg != nil && !arg.isNull() {
-			if err := onlyKeys(arg, name, "version", "docker_layer_caching", "name"); err != nil {
+			if err := stepArgs(arg, name); err != nil {
 				return err
 			}
 			s.Version = arg.get("version").str()
 			s.DockerLayerCaching, _ = arg.get("docker_layer_caching").boolValue()
+			var err error
+			if s.When, err = optionalWhen(arg.get("when")); err != nil {
+				return err
+			}
 		}
 		*out = append(*out, Step{SetupRemoteDocker: s})
 		return nil
 	case "add_ssh_keys":
 		s := &AddSSHKeysStep{}
 		if arg != nil && !arg.isNull() {
-			if err := onlyKeys(arg, name, "fingerprints", "name"); err != nil {
+			if err := stepArgs(arg, name); err != nil {
 				return err
 			}
 			fps, err := stringList(orEmpty(arg.get("fingerprints")))
@@ -736,6 +791,9 @@ func (cc *compiler) step(sc *scope, it *node, out *[]Step, depth int) error {
 				return err
 			}
 			s.Fingerprints = fps
+			if s.When, err = optionalWhen(arg.get("when")); err != nil {
+				return err
+			}
 		}
 		*out = append(*out, Step{AddSSHKeys: s})
 		return nil
@@ -748,6 +806,43 @@ func (cc *compiler) step(sc *scope, it *node, out *[]Step, depth int) error {
 	return cc.command(sc, name, nameNode, arg, out, depth)
 }
 
+// relocate points a problem found inside an orb's definition at the
+// place of the config that used it, saying where in the orb it is.
+func relocate(err error, at *node) error {
+	e, ok := err.(*Error)
+	if !ok || at == nil || e.File == at.file {
+		return err
+	}
+	return errorf(at, "%s (%s)", e.Msg, e.Error()[:len(e.Error())-len(e.Msg)-2])
+}
+
+// emptyOrb explains a missing element of an orb declared inline and
+// empty: the orb-tools development kit fills such an orb in with the
+// orb being developed when it continues the pipeline.
+func (cc *compiler) emptyOrb(sc *scope, name string) string {
+	alias, _, ok := strings.Cut(name, "/")
+	if !ok {
+		return ""
+	}
+	o := sc.orbs[alias]
+	if o == nil {
+		o = cc.cfg.root.orbs[alias]
+	}
+	if o == nil || o.native != nil || len(o.jobs)+len(o.commands)+len(o.executors)+len(o.orbs) > 0 {
+		return ""
+	}
+	return fmt.Sprintf(": orb %q is declared inline and empty ({}), to be filled in with an orb's source when the pipeline is continued (circleci/orb-tools' continue job does so); slipway runs configs as written", alias)
+}
+
+// reserved reports whether an artifacts destination is slipway's own.
+func reserved(destination string) bool {
+	d := path.Clean("/" + destination)
+	return d == "/.slipway" || strings.HasPrefix(d, "/.slipway/")
+}
+
+// envReference matches a value that is one environment variable.
+var envReference = regexp.MustCompile(`^\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)$`)
+
 // command expands a command invocation into its steps.
 func (cc *compiler) command(sc *scope, name string, at, arg *node, out *[]Step, depth int) error {
 	el, ok := cc.lookup(sc, "commands", name)
@@ -755,22 +850,32 @@ func (cc *compiler) command(sc *scope, name string, at, arg *node, out *[]Step, 
 		if orb, _, isOrb := strings.Cut(name, "/"); isOrb && sc.orbs[orb] == nil && cc.cfg.root.orbs[orb] == nil {
 			return errorf(at, "unknown step %q: no orb named %q is declared in orbs", name, orb)
 		}
-		return errorf(at, "unknown step or command %q", name)
+		return errorf(at, "unknown step or command %q%s", name, cc.emptyOrb(sc, name))
 	}
 	args, argKeys, err := invocationArgs(cc.budget, arg, nil)
 	if err != nil {
 		return err
 	}
 	what := "command " + strconv.Quote(name)
-	if el.native != nil {
+	if ov := el.overlay; ov != nil && ov.refused != "" {
+		return errorf(at, "%s is not supported: %s", what, ov.refused)
+	}
+	if el.native != nil || el.overlay != nil {
 		cmd := name[strings.Index(name, "/")+1:]
-		bound, err := bindParams(cc.budget, what, at, el.native.commands[cmd], args, argKeys)
+		var specs []*paramSpec
+		ns := &NativeStep{Command: cmd, Params: map[string]string{}, When: WhenOnSuccess}
+		if el.native != nil {
+			specs, ns.Orb = el.native.commands[cmd], el.native.name
+		} else {
+			// The orb's own declarations, slipway's meaning.
+			if specs, err = cc.paramSpecs(el.def); err != nil {
+				return err
+			}
+			ns.Orb, ns.Command = el.overlay.orb, el.overlay.command
+		}
+		bound, err := bindParams(cc.budget, what, at, specs, args, argKeys)
 		if err != nil {
 			return err
-		}
-		ns := &NativeStep{Orb: el.native.name, Command: cmd, Params: map[string]string{}, When: WhenOnSuccess}
-		if el.native.target != "" {
-			ns.Orb = el.native.target
 		}
 		for k, v := range bound {
 			if v.kind != scalarNode {
@@ -783,6 +888,11 @@ func (cc *compiler) command(sc *scope, name string, at, arg *node, out *[]Step, 
 		} else if ev == "always" {
 			ns.When = WhenAlways
 		}
+		if el.overlay != nil && envReference.MatchString(ns.Params["channel"]) {
+			// circleci/slack's channel defaults to $SLACK_DEFAULT_CHANNEL,
+			// which means the project's channel: the app's, in slipway.
+			ns.Params["channel"] = ""
+		}
 		*out = append(*out, Step{Native: ns})
 		return nil
 	}
@@ -790,7 +900,10 @@ func (cc *compiler) command(sc *scope, name string, at, arg *node, out *[]Step, 
 	if def.kind != mapNode {
 		return errorf(def, "command %q must be a map with steps", name)
 	}
-	if err := onlyKeys(def, "command "+name, "parameters", "steps", "description"); err != nil {
+	if el.scope.continuation && strings.HasSuffix(name, "/continue") && !cc.cfg.setup {
+		return errorf(at, "%s continues a setup pipeline: this config has no setup: true (CircleCI's dynamic configuration)", what)
+	}
+	if err := checkKeys(def, "command", "command "+name); err != nil {
 		return err
 	}
 	specs, err := cc.paramSpecs(def)
@@ -819,24 +932,25 @@ func orEmpty(n *node) *node {
 	return n
 }
 
-// onlyKeys checks that a step's map uses only the keys it knows.
-func onlyKeys(n *node, what string, keys ...string) error {
+// stepArgs checks the map of a built-in step's arguments against the
+// keys CircleCI allows it.
+func stepArgs(n *node, step string) error {
 	if n == nil || n.isNull() {
-		return errorf(n, "%s needs arguments", what)
+		return errorf(n, "%s needs arguments", step)
 	}
 	if n.kind != mapNode {
-		return errorf(n, "%s takes a map, not %s", what, n.kind)
+		return errorf(n, "%s takes a map, not %s", step, n.kind)
 	}
-next:
-	for _, k := range n.keys {
-		for _, want := range keys {
-			if k.value == want {
-				continue next
-			}
-		}
-		return errorf(k, "%s: unknown key %q", what, k.value)
+	return checkKeys(n, step, step)
+}
+
+// optionalWhen reads the `when` of a step whose default is left empty
+// in the plan (it means WhenOnSuccess).
+func optionalWhen(n *node) (string, error) {
+	if n == nil {
+		return "", nil
 	}
-	return nil
+	return stepWhen(n)
 }
 
 func stepWhen(n *node) (string, error) {
@@ -862,6 +976,9 @@ func runStep(at, arg *node) (*RunStep, error) {
 	if arg.kind != mapNode {
 		return nil, errorf(arg, "run takes a command or a map")
 	}
+	if err := checkKeys(arg, "run", "run"); err != nil {
+		return nil, err
+	}
 	for i, k := range arg.keys {
 		v := arg.vals[i]
 		var err error
@@ -886,10 +1003,6 @@ func runStep(at, arg *node) (*RunStep, error) {
 			s.NoOutputTimeout, err = duration(v)
 		case "when":
 			s.When, err = stepWhen(v)
-		case "max_auto_reruns", "auto_rerun_delay":
-			return nil, errorf(k, "run: %s is not supported", k.value)
-		default:
-			return nil, errorf(k, "run: unknown key %q", k.value)
 		}
 		if err != nil {
 			return nil, err

@@ -322,7 +322,8 @@ func TestLimitsOptions(t *testing.T) {
 }
 
 // TestLimitsCorpusHeadroom validates each config of the corpus that slipway
-// can load (macOS executors swapped for docker, as in BenchmarkPlanSnyk)
+// can load (macOS executors swapped for docker and Windows images for
+// Linux ones, as in BenchmarkPlanSnyk)
 // and prints what it counts against each default limit: real configs stay
 // at a fiftieth of each, or less.
 func TestLimitsCorpusHeadroom(t *testing.T) {
@@ -332,6 +333,7 @@ func TestLimitsCorpusHeadroom(t *testing.T) {
 	}
 	files = append(files, "../testdata/seed/.circleci/config.yml")
 	macos := regexp.MustCompile(`macos:\n(\s*#[^\n]*\n)?\s*xcode: '[^']*'`)
+	windows := regexp.MustCompile(`image: windows-[^\s]*`)
 	var lines []string
 	for _, f := range files {
 		src, err := os.ReadFile(f)
@@ -339,6 +341,7 @@ func TestLimitsCorpusHeadroom(t *testing.T) {
 			t.Fatal(err)
 		}
 		src = macos.ReplaceAll(src, []byte("docker: [{image: macos-stand-in}]"))
+		src = windows.ReplaceAll(src, []byte("image: ubuntu-2204:current"))
 		c, err := Load(filepath.Base(f), src, LoadOptions{OrbDirs: []string{"../testdata/orbs"}, AllowMachine: true})
 		if err != nil {
 			continue // an orb that is not vendored

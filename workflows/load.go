@@ -1,7 +1,9 @@
 package workflows
 
 import (
+	"context"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 )
@@ -11,6 +13,11 @@ type LoadOptions struct {
 	// OrbDirs are folders searched, in order, for vendored orbs: the
 	// repository's .circleci/orbs, then the server's orb folder.
 	OrbDirs []string
+	// Registry answers for the orbs that are not vendored; nil when
+	// there is none (then only vendored and cached orbs are found).
+	Registry OrbRegistry
+	// Cache keeps the registry's answers; nil to keep nothing.
+	Cache OrbCache
 	// AllowMachine lets `machine` jobs run on the host.
 	AllowMachine bool
 	// Limits bound what compiling one plan may build.
@@ -87,6 +94,8 @@ type Config struct {
 	workflows      []*workflowDef
 	allowMachine   bool
 	limits         Limits
+	setup          bool
+	orbs           []OrbVersion
 }
 
 // scope holds the reusable elements visible from one place: the config's
@@ -98,6 +107,12 @@ type scope struct {
 	executors map[string]*node
 	orbs      map[string]*scope
 	native    *nativeOrb
+	// overlays are the elements of a fetched or vendored orb that
+	// slipway carries out itself, by "commands/name" or "jobs/name".
+	overlays map[string]*overlayElement
+	// continuation marks circleci/continuation, whose steps may keep
+	// artifacts where the engine looks for a continued config.
+	continuation bool
 }
 
 type workflowDef struct {
@@ -106,13 +121,15 @@ type workflowDef struct {
 	body *node // nil for the implicit workflow of a lone `build` job
 }
 
-var topLevelKeys = map[string]bool{
-	"version": true, "jobs": true, "workflows": true, "orbs": true, "commands": true,
-	"executors": true, "parameters": true, "setup": true, "description": true, "display": true,
+// Load parses and checks a config file. name is used in error positions.
+// It is LoadContext without a deadline.
+func Load(name string, src []byte, opts LoadOptions) (*Config, error) {
+	return LoadContext(context.Background(), name, src, opts)
 }
 
-// Load parses and checks a config file. name is used in error positions.
-func Load(name string, src []byte, opts LoadOptions) (*Config, error) {
+// LoadContext parses and checks a config file, resolving its orbs: ctx
+// bounds what asking the orb registry may take.
+func LoadContext(ctx context.Context, name string, src []byte, opts LoadOptions) (*Config, error) {
 	root, anchored, err := parseYAML(name, src)
 	if err != nil {
 		return nil, err
@@ -122,8 +139,12 @@ func Load(name string, src []byte, opts LoadOptions) (*Config, error) {
 	}
 	c := &Config{file: name, allowMachine: opts.AllowMachine, limits: opts.Limits.withDefaults()}
 	for _, k := range root.keys {
-		if !topLevelKeys[k.value] && !anchored[k.value] {
+		r, known := placeKeys["config"][k.value]
+		switch {
+		case !known && !anchored[k.value]:
 			return nil, errorf(k, "unknown top-level key %q", k.value)
+		case r.refused != "":
+			return nil, errorf(k, "%s is not supported: %s", k.value, r.refused)
 		}
 	}
 	v := root.get("version")
@@ -137,9 +158,14 @@ func Load(name string, src []byte, opts LoadOptions) (*Config, error) {
 		return nil, errorf(v, "unsupported version %q (slipway runs version 2 and 2.1 configs)", v.str())
 	}
 	if s := root.get("setup"); s != nil {
-		if b, _ := s.boolValue(); b {
-			return nil, errorf(root.keyNode("setup"), "setup: true (dynamic configuration) is not supported: slipway runs the continuation config directly; point it at that file")
+		b, ok := s.boolValue()
+		if !ok {
+			return nil, errorf(s, "setup must be true or false")
 		}
+		if b && c.version != "2.1" {
+			return nil, errorf(root.keyNode("setup"), "setup: true needs version 2.1")
+		}
+		c.setup = b
 	}
 	if c.version != "2.1" {
 		for _, k := range []string{"orbs", "commands", "executors", "parameters"} {
@@ -148,11 +174,12 @@ func Load(name string, src []byte, opts LoadOptions) (*Config, error) {
 			}
 		}
 	}
-	ol := orbLoader{dirs: opts.OrbDirs}
-	c.root, err = ol.scope("", root, 0)
+	ol := orbLoader{dirs: opts.OrbDirs, registry: opts.Registry, cache: opts.Cache}
+	c.root, err = ol.scope(ctx, "", root, 0)
 	if err != nil {
 		return nil, err
 	}
+	c.orbs = ol.used
 	if c.pipelineParams, err = parseParamSpecs(root.get("parameters")); err != nil {
 		return nil, err
 	}
@@ -212,6 +239,14 @@ func (c *Config) Plan(t Trigger) (*Plan, error) {
 	return c.plan(t, false)
 }
 
+// Orbs lists the orbs the config uses, the orbs they import included,
+// each once, as they were resolved.
+func (c *Config) Orbs() []OrbVersion { return c.orbs }
+
+// Setup reports whether the config is a setup config (`setup: true`),
+// whose pipeline may be continued with another config.
+func (c *Config) Setup() bool { return c.setup }
+
 // WorkflowNames lists the config's workflows in file order.
 func (c *Config) WorkflowNames() []string {
 	names := make([]string, len(c.workflows))
@@ -219,6 +254,23 @@ func (c *Config) WorkflowNames() []string {
 		names[i] = w.name
 	}
 	return names
+}
+
+// projectSlug is CircleCI's slug of a project, <vcs>/<org>/<repo>
+// ("gh/acme/backend"), from its git URL; empty when there is none.
+func projectSlug(typ, gitURL string) string {
+	raw := strings.TrimSuffix(gitURL, ".git")
+	var path string
+	if u, err := url.Parse(raw); err == nil && u.Scheme != "" {
+		path = strings.Trim(u.Path, "/")
+	} else if _, p, ok := strings.Cut(raw, ":"); ok {
+		path = p // git@github.com:acme/backend
+	}
+	vcs := map[string]string{"github": "gh", "bitbucket": "bb"}[typ]
+	if vcs == "" || strings.Count(path, "/") != 1 {
+		return ""
+	}
+	return vcs + "/" + path
 }
 
 // pipelineValues builds the `pipeline.*` values of a trigger, checking the
@@ -239,6 +291,7 @@ func (c *Config) pipelineValues(t Trigger) (map[string]*node, error) {
 		"number":             typedScalar(t.Number),
 		"project.git_url":    str(t.ProjectURL),
 		"project.type":       str(typ),
+		"project.slug":       str(projectSlug(typ, t.ProjectURL)),
 		"git.tag":            str(t.Tag),
 		"git.branch":         str(t.Branch),
 		"git.revision":       str(t.Revision),

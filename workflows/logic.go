@@ -10,8 +10,14 @@ import (
 // evalCondition evaluates a CircleCI logic statement (the value of a
 // workflow's or step's `when`/`unless`): a literal, or a map with one of
 // and, or, not, equal, matches. Literals are falsy when false, null, 0,
-// NaN or the empty string, truthy otherwise.
-func evalCondition(n *node) (bool, error) {
+// NaN or the empty string, truthy otherwise. Where env is given (a
+// workflow's when and unless), a string written in the place of a
+// condition is an expression (see expr.go), evaluated in env: CircleCI
+// made it so in December 2024, when `when: always` stopped being a
+// non-empty string. A value that a whole << >> reference put there
+// (`when: << pipeline.parameters.target >>`) keeps its literal meaning;
+// raw is the condition as written, before interpolation, to tell.
+func evalCondition(n, raw *node, env exprEnv) (bool, error) {
 	if n.isNull() {
 		return false, nil
 	}
@@ -20,7 +26,10 @@ func evalCondition(n *node) (bool, error) {
 		return len(n.items) > 0, nil
 	case scalarNode:
 		if strings.Contains(n.value, "<<") && strings.Contains(n.value, ">>") {
-			return false, errorf(n, "unsupported expression %q: slipway evaluates logic statements (and, or, not, equal, matches), not expressions", n.value)
+			return false, errorf(n, "unsupported expression %q: slipway evaluates expressions written without << >> (when: pipeline.git.branch == \"main\") and logic statements (and, or, not, equal, matches)", n.value)
+		}
+		if env != nil && isExpression(n) && !wholeReference(raw) {
+			return evalExpression(n, "when", env)
 		}
 		return truthy(n), nil
 	}
@@ -33,8 +42,8 @@ func evalCondition(n *node) (bool, error) {
 		if arg.kind != seqNode {
 			return false, errorf(arg, "%s takes a list", op.value)
 		}
-		for _, it := range arg.items {
-			v, err := evalCondition(it)
+		for i, it := range arg.items {
+			v, err := evalCondition(it, rawItem(raw, op.value, i, len(arg.items)), env)
 			if err != nil {
 				return false, err
 			}
@@ -47,7 +56,7 @@ func evalCondition(n *node) (bool, error) {
 		}
 		return op.value == "and", nil
 	case "not":
-		v, err := evalCondition(arg)
+		v, err := evalCondition(arg, raw.get("not"), env)
 		return !v, err
 	case "equal":
 		if arg.kind != seqNode || len(arg.items) == 0 {
@@ -72,6 +81,41 @@ func evalCondition(n *node) (bool, error) {
 		return re.MatchString(value.str()), nil
 	}
 	return false, errorf(op, "unknown logic operator %q (want and, or, not, equal, matches)", op.value)
+}
+
+// wholeReference reports whether a scalar as written is one << >>
+// reference and nothing else.
+func wholeReference(raw *node) bool {
+	if raw == nil || raw.kind != scalarNode {
+		return false
+	}
+	locs := references(raw.value, nil)
+	return len(locs) == 1 && strings.TrimSpace(raw.value) == raw.value[locs[0][0]:locs[0][1]]
+}
+
+// rawItem is item i of the list under op in a condition as written, when
+// it has the interpolated list's shape.
+func rawItem(raw *node, op string, i, n int) *node {
+	l := raw.get(op)
+	if l == nil || l.kind != seqNode || len(l.items) != n {
+		return nil
+	}
+	return l.items[i]
+}
+
+// isExpression reports whether a condition's scalar is an expression: a
+// string, not a YAML 1.1 boolean, a number or an empty string.
+func isExpression(n *node) bool {
+	if strings.TrimSpace(n.value) == "" {
+		return false
+	}
+	if n.quoted {
+		return true
+	}
+	if _, ok := n.boolValue(); ok {
+		return false
+	}
+	return n.tag == "!!str"
 }
 
 // normalize makes 1 and 1.0 equal, as they are in CircleCI's comparisons.

@@ -34,6 +34,9 @@ func parseParamSpecs(n *node) ([]*paramSpec, error) {
 			return nil, errorf(v, "parameter %q must be a map with a type", k.value)
 		}
 		p := &paramSpec{name: k.value, at: k}
+		if err := checkKeys(v, "parameter", "parameter "+strconv.Quote(k.value)); err != nil {
+			return nil, err
+		}
 		for j, pk := range v.keys {
 			pv := v.vals[j]
 			switch pk.value {
@@ -48,9 +51,6 @@ func parseParamSpecs(n *node) ([]*paramSpec, error) {
 				for _, e := range pv.items {
 					p.enum = append(p.enum, e.str())
 				}
-			case "description":
-			default:
-				return nil, errorf(pk, "parameter %q: unknown key %q", k.value, pk.value)
 			}
 		}
 		switch p.typ {
@@ -169,7 +169,8 @@ func bindParams(b *budget, what string, at *node, specs []*paramSpec, args map[s
 //
 //	<<\s*(parameters|pipeline|matrix)\.([A-Za-z0-9_.\-]+)\s*>>
 //
-// Other `<< ... >>` text (shell heredocs, say) is left alone. Each match
+// Other `<< ... >>` text (shell heredocs, say) is left alone, and so is
+// an escaped `\<<`. Each match
 // is appended to locs as regexp's FindAllStringSubmatchIndex gives it:
 // the match, the namespace, the name. It is written out rather than left
 // to the regexp package, which allocates for each string searched: a
@@ -180,7 +181,9 @@ func references(s string, locs [][6]int) [][6]int {
 		if j < 0 {
 			return locs
 		}
-		if loc, ok := referenceAt(s, i+j); ok {
+		if escapedAt(s, i+j) {
+			i += j + 2
+		} else if loc, ok := referenceAt(s, i+j); ok {
 			locs = append(locs, loc)
 			i = loc[1]
 		} else {
@@ -193,30 +196,40 @@ func references(s string, locs [][6]int) [][6]int {
 // with <<. The name's characters are neither spaces nor '>', so the
 // longest name is the only one that can be followed by the closing >>.
 func referenceAt(s string, start int) ([6]int, bool) {
-	p := skipSpace(s, start+2)
-	var ns string
-	for _, n := range [...]string{"parameters", "pipeline", "matrix"} {
-		if strings.HasPrefix(s[p:], n) && len(s) > p+len(n) && s[p+len(n)] == '.' {
-			ns = n
+	ns, name, end, ok := referenceBody(s, skipSpace(s, start+2))
+	if !ok {
+		return [6]int{}, false
+	}
+	return [6]int{start, end, ns[0], ns[1], name[0], name[1]}, true
+}
+
+// referenceBody matches what follows << (and spaces) in a reference or a
+// section tag, from s[p:]: a namespace, a dot, a name, spaces and >>. It
+// returns where the namespace and name are and where the >> ends.
+func referenceBody(s string, p int) (ns, name [2]int, end int, ok bool) {
+	var n string
+	for _, c := range [...]string{"parameters", "pipeline", "matrix"} {
+		if strings.HasPrefix(s[p:], c) && len(s) > p+len(c) && s[p+len(c)] == '.' {
+			n = c
 			break
 		}
 	}
-	if ns == "" {
-		return [6]int{}, false
+	if n == "" {
+		return ns, name, 0, false
 	}
-	nameStart := p + len(ns) + 1
+	nameStart := p + len(n) + 1
 	q := nameStart
 	for q < len(s) && isNameByte(s[q]) {
 		q++
 	}
 	if q == nameStart {
-		return [6]int{}, false
+		return ns, name, 0, false
 	}
-	end := skipSpace(s, q)
-	if !strings.HasPrefix(s[end:], ">>") {
-		return [6]int{}, false
+	e := skipSpace(s, q)
+	if !strings.HasPrefix(s[e:], ">>") {
+		return ns, name, 0, false
 	}
-	return [6]int{start, end + 2, p, p + len(ns), nameStart, q}, true
+	return [2]int{p, p + len(n)}, [2]int{nameStart, q}, e + 2, true
 }
 
 // skipSpace skips what \s matches: tab, newline, form feed, carriage
@@ -343,13 +356,20 @@ func (v *vars) interpolate(n *node) (*node, error) {
 	if !strings.Contains(n.value, "<<") {
 		return n, nil
 	}
+	s := n.value
+	if hasSection(s) {
+		var err error
+		if s, err = v.sections(n); err != nil {
+			return nil, err
+		}
+	}
+	escaped := strings.Contains(s, `\<<`)
 	var locBuf [4][6]int
-	locs := references(n.value, locBuf[:0])
-	if len(locs) == 0 {
+	locs := references(s, locBuf[:0])
+	if len(locs) == 0 && !escaped && s == n.value {
 		return n, nil
 	}
-	s := n.value
-	if len(locs) == 1 && strings.TrimSpace(s) == s[locs[0][0]:locs[0][1]] {
+	if len(locs) == 1 && !escaped && strings.TrimSpace(s) == s[locs[0][0]:locs[0][1]] {
 		val, err := v.lookup(s[locs[0][2]:locs[0][3]], s[locs[0][4]:locs[0][5]], n)
 		if err != nil {
 			return nil, err
@@ -383,11 +403,11 @@ func (v *vars) interpolate(n *node) (*node, error) {
 	b.Grow(size)
 	last := 0
 	for i, loc := range locs {
-		b.WriteString(s[last:loc[0]])
+		b.WriteString(unescape(s[last:loc[0]]))
 		b.WriteString(vals[i].str())
 		last = loc[1]
 	}
-	b.WriteString(s[last:])
+	b.WriteString(unescape(s[last:]))
 	c := *n
 	c.value = b.String()
 	c.tag = "!!str"

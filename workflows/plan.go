@@ -61,6 +61,11 @@ type DeployValues struct {
 // each with the jobs that passed their filters, in dependency order.
 type Plan struct {
 	Workflows []*PlannedWorkflow `json:"workflows"`
+	// Setup marks the plan of a setup config (`setup: true`, CircleCI's
+	// dynamic configuration): its one workflow's jobs may continue the
+	// pipeline with another config (continuation/continue), which the
+	// engine then starts.
+	Setup bool `json:"setup,omitempty"`
 }
 
 // PlannedWorkflow is one workflow of a plan.
@@ -81,6 +86,10 @@ type PlannedJob struct {
 	// this job (CircleCI's status forms; plain requires mean "success").
 	Requires map[string][]string `json:"requires"`
 	Context  []string            `json:"context"`
+	// SerialGroup names the job's serial group, pipeline values
+	// interpolated: the jobs of a group run one at a time, across
+	// pipelines, in the order of their pipelines. Empty for most jobs.
+	SerialGroup string `json:"serial_group,omitempty"`
 	// Spec is what an executor runs; nil for approval and no-op jobs.
 	Spec *JobSpec `json:"-"`
 }
@@ -88,6 +97,9 @@ type PlannedJob struct {
 // JobSpec is a fully compiled job: parameters substituted, commands and
 // executors expanded, step conditions decided. Executors run it as is.
 type JobSpec struct {
+	// SerialGroup is the PlannedJob's, kept with what the job runs so
+	// that the engine finds it in its store.
+	SerialGroup      string            `json:"serial_group,omitempty"`
 	Executor         ExecutorKind      `json:"executor"`
 	Docker           []DockerImage     `json:"docker,omitempty"`
 	Machine          *MachineSpec      `json:"machine,omitempty"`
@@ -126,9 +138,13 @@ type RegistryAuth struct {
 	Password string
 }
 
-// MachineSpec is a `machine:` executor.
+// MachineSpec is a `machine:` executor. Its ResourceClass and Shell,
+// when set, are also the job's, unless the job sets its own.
 type MachineSpec struct {
-	Image string `json:"image,omitempty"`
+	Image              string `json:"image,omitempty"`
+	ResourceClass      string `json:"resource_class,omitempty"`
+	Shell              string `json:"shell,omitempty"`
+	DockerLayerCaching bool   `json:"docker_layer_caching,omitempty"`
 }
 
 // Step is one primitive step of a compiled job. Exactly one field is set.
@@ -146,7 +162,9 @@ type Step struct {
 	Native             *NativeStep            `json:"native,omitempty"`
 }
 
-// Step run conditions (`when:` of a step).
+// Step run conditions (`when:` of a step). Every step but
+// store_artifacts and store_test_results, which always run, has one;
+// empty means WhenOnSuccess.
 const (
 	WhenOnSuccess = "on_success"
 	WhenOnFail    = "on_fail"
@@ -169,6 +187,7 @@ type RunStep struct {
 // working directory).
 type CheckoutStep struct {
 	Path string `json:"path,omitempty"`
+	When string `json:"when,omitempty"`
 }
 
 // SaveCacheStep saves Paths under Key, a CircleCI key template.
@@ -184,17 +203,20 @@ type SaveCacheStep struct {
 type RestoreCacheStep struct {
 	Name string   `json:"name,omitempty"`
 	Keys []string `json:"keys"`
+	When string   `json:"when,omitempty"`
 }
 
 // PersistStep stores Paths, relative to Root, in the workflow's workspace.
 type PersistStep struct {
 	Root  string   `json:"root"`
 	Paths []string `json:"paths"`
+	When  string   `json:"when,omitempty"`
 }
 
 // AttachStep unpacks the workflow's workspace at At.
 type AttachStep struct {
-	At string `json:"at"`
+	At   string `json:"at"`
+	When string `json:"when,omitempty"`
 }
 
 // StoreArtifactsStep keeps Path as the job's artifact under Destination.
@@ -212,11 +234,13 @@ type StoreTestResultsStep struct {
 type SetupRemoteDockerStep struct {
 	Version            string `json:"version,omitempty"`
 	DockerLayerCaching bool   `json:"docker_layer_caching,omitempty"`
+	When               string `json:"when,omitempty"`
 }
 
 // AddSSHKeysStep installs the server's SSH keys with these fingerprints.
 type AddSSHKeysStep struct {
 	Fingerprints []string `json:"fingerprints,omitempty"`
+	When         string   `json:"when,omitempty"`
 }
 
 // NativeStep is a command of a built-in orb (slipway/aws, slipway/slack),

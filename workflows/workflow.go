@@ -12,12 +12,16 @@ import (
 
 // entryKeys are the keys of a workflow's job entry that belong to the
 // workflow rather than to the job's parameters.
-var entryKeys = map[string]bool{
-	"requires": true, "context": true, "filters": true, "type": true, "name": true,
-	"matrix": true, "pre-steps": true, "post-steps": true, "serial-group": true, "override-with": true,
-}
+var entryKeys = keySet("workflow job")
 
-var workflowKeys = map[string]bool{"jobs": true, "when": true, "unless": true, "triggers": true}
+// keySet is the set of a place's keys.
+func keySet(place string) map[string]bool {
+	m := map[string]bool{}
+	for k := range placeKeys[place] {
+		m[k] = true
+	}
+	return m
+}
 
 var requireStatuses = []string{StatusSuccess, StatusFailed, StatusCanceled, StatusNotRun, StatusUnauthorized, StatusTerminal}
 
@@ -75,6 +79,14 @@ func (c *Config) compile(t Trigger, all bool) (*Plan, *budget, error) {
 	if err := errs.err(); err != nil {
 		return nil, cc.budget, err
 	}
+	plan.Setup = c.setup
+	if c.setup && !all && len(plan.Workflows) > 1 {
+		names := make([]string, len(plan.Workflows))
+		for i, w := range plan.Workflows {
+			names[i] = w.Name
+		}
+		return nil, cc.budget, &Error{File: c.file, Msg: fmt.Sprintf("a setup config runs one workflow for a pipeline (CircleCI's rule), and %d would run: %s", len(names), strings.Join(names, ", "))}
+	}
 	return plan, cc.budget, nil
 }
 
@@ -105,18 +117,13 @@ func (cc *compiler) workflow(wf *workflowDef, t Trigger, all bool) (*PlannedWork
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range body.keys {
-		if !workflowKeys[k.value] {
-			if k.value == "max_auto_reruns" {
-				return nil, errorf(k, "workflow %q: max_auto_reruns is not supported", wf.name)
-			}
-			return nil, errorf(k, "workflow %q: unknown key %q", wf.name, k.value)
-		}
+	if err := checkKeys(body, "workflow", "workflow "+strconv.Quote(wf.name)); err != nil {
+		return nil, err
 	}
 	run := true
 	for _, key := range []string{"when", "unless"} {
 		if cond := body.get(key); cond != nil {
-			ok, err := evalCondition(cond)
+			ok, err := evalCondition(cond, wf.body.get(key), pipelineEnv(cc.pipeline))
 			if err != nil {
 				return nil, err
 			}
@@ -220,8 +227,14 @@ func checkTriggers(tr *node) error {
 		if s == nil {
 			return errorf(it, "only schedule triggers are supported")
 		}
-		if s.get("cron") == nil {
+		if err := checkKeys(it, "schedule trigger", "trigger"); err != nil {
+			return err
+		}
+		if s.kind != mapNode || s.get("cron") == nil {
 			return errorf(s, "schedule needs a cron")
+		}
+		if err := checkKeys(s, "schedule", "schedule"); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -246,9 +259,11 @@ func (cc *compiler) entry(entry *node, pos int) ([]*instance, error) {
 	default:
 		return nil, errorf(entry, "a workflow job is a name or a map")
 	}
-	for _, k := range []string{"serial-group", "override-with"} {
-		if kn := args.keyNode(k); kn != nil {
-			return nil, errorf(kn, "job %q: %s is not supported", name, k)
+	if args != nil {
+		for _, k := range args.keys {
+			if r := placeKeys["workflow job"][k.value]; r.refused != "" {
+				return nil, errorf(k, "job %q: %s is not supported: %s", name, k.value, r.refused)
+			}
 		}
 	}
 	pipe := &vars{pipeline: cc.pipeline, budget: cc.budget}
@@ -359,7 +374,7 @@ func matrix(m *node, job string) (*expansion, error) {
 	if m.kind != mapNode {
 		return nil, errorf(m, "matrix must be a map with parameters")
 	}
-	if err := onlyKeys(m, "matrix", "parameters", "exclude", "alias"); err != nil {
+	if err := checkKeys(m, "matrix", "matrix"); err != nil {
 		return nil, err
 	}
 	x := &expansion{alias: job}
@@ -481,6 +496,10 @@ func matrixExclusions(ex *node, order []string, lists [][]*node) (map[int]bool, 
 	return excluded, class, nil
 }
 
+// serialGroupName is what a serial group's name may hold, as CircleCI's
+// troubleshooting guide for serial groups says.
+var serialGroupName = regexp.MustCompile(`^[A-Za-z0-9._/-]+$`)
+
 // instance reads one (already interpolated) workflow job entry and finds
 // the job it invokes, which compile compiles.
 func (cc *compiler) instance(name string, nameNode, a *node) (*instance, error) {
@@ -495,6 +514,12 @@ func (cc *compiler) instance(name string, nameNode, a *node) (*instance, error) 
 		if pj.Name == "" {
 			return nil, errorf(n, "job %q: empty name", name)
 		}
+	}
+	if g := a.get("serial-group"); g != nil {
+		if g.kind != scalarNode || !serialGroupName.MatchString(g.str()) {
+			return nil, errorf(g, "job %q: serial-group %q: a group's name is letters, digits and . - _ /", name, g.str())
+		}
+		pj.SerialGroup = g.str()
 	}
 	if ctx := a.get("context"); ctx != nil {
 		list, err := stringList(ctx)
@@ -511,7 +536,7 @@ func (cc *compiler) instance(name string, nameNode, a *node) (*instance, error) 
 		inst.requires = reqs
 	}
 	if f := a.get("filters"); f != nil {
-		fl, err := parseFilters(f)
+		fl, err := parseFilters(f, cc.pipeline)
 		if err != nil {
 			return nil, err
 		}
@@ -537,7 +562,7 @@ func (cc *compiler) instance(name string, nameNode, a *node) (*instance, error) 
 		if orb, _, isOrb := strings.Cut(name, "/"); isOrb && cc.cfg.root.orbs[orb] == nil {
 			return nil, errorf(nameNode, "job %q: no orb named %q is declared in orbs", name, orb)
 		}
-		return nil, errorf(nameNode, "workflow invokes unknown job %q", name)
+		return nil, errorf(nameNode, "workflow invokes unknown job %q%s", name, cc.emptyOrb(cc.cfg.root, name))
 	}
 	inst.el, inst.args = el, a
 	return inst, nil
@@ -560,6 +585,9 @@ func (cc *compiler) compile(in *instance) error {
 		return err
 	}
 	in.job.Type, in.job.Spec = typ, spec
+	if spec != nil {
+		spec.SerialGroup = in.job.SerialGroup
+	}
 	return nil
 }
 
@@ -815,9 +843,13 @@ func (h *readyHeap) Pop() any {
 	return last
 }
 
-// filters are a workflow job's branch and tag filters.
+// filters are a workflow job's branch and tag filters, or the outcome
+// of its expression filter.
 type filters struct {
 	branches, tags *patterns
+	// expression is set for an expression filter, which decides alone
+	// whatever was pushed; result is what it gave for the trigger.
+	expression, result bool
 }
 
 type patterns struct {
@@ -837,9 +869,24 @@ func (p pattern) match(s string) bool {
 	return p.exact == s
 }
 
-func parseFilters(f *node) (*filters, error) {
+// parseFilters reads a job's filters: a map of branches, tags and
+// pull_requests patterns, or an expression, evaluated here with the
+// trigger's pipeline values. Pull request filters say which pull
+// requests run a job: a push is not a pull request, so they are read,
+// checked and left out.
+func parseFilters(f *node, pipeline map[string]*node) (*filters, error) {
+	if f.kind == scalarNode && !f.isNull() {
+		ok, err := evalExpression(f, "filters", pipelineEnv(pipeline))
+		if err != nil {
+			return nil, err
+		}
+		return &filters{expression: true, result: ok}, nil
+	}
 	if f.kind != mapNode {
-		return nil, errorf(f, "filters must be a map with branches or tags (expression filters are not supported)")
+		return nil, errorf(f, "filters must be a map with branches or tags, or an expression")
+	}
+	if err := checkKeys(f, "filters", "filters"); err != nil {
+		return nil, err
 	}
 	out := &filters{}
 	for i, k := range f.keys {
@@ -852,8 +899,6 @@ func parseFilters(f *node) (*filters, error) {
 			out.branches = p
 		case "tags":
 			out.tags = p
-		default:
-			return nil, errorf(k, "filters: %q is not supported (slipway filters on branches and tags)", k.value)
 		}
 	}
 	return out, nil
@@ -862,6 +907,9 @@ func parseFilters(f *node) (*filters, error) {
 func parsePatterns(n *node) (*patterns, error) {
 	if n.kind != mapNode {
 		return nil, errorf(n, "a filter is a map with only or ignore")
+	}
+	if err := checkKeys(n, "branch filter", "filter"); err != nil {
+		return nil, err
 	}
 	p := &patterns{}
 	for i, k := range n.keys {
@@ -911,6 +959,9 @@ func (f *filters) match(t Trigger) bool {
 	// pushes run a job, and do not apply to it.
 	if t.Deploy != nil {
 		return true
+	}
+	if f != nil && f.expression {
+		return f.result
 	}
 	if t.Tag != "" {
 		return f != nil && f.tags != nil && f.tags.match(t.Tag)

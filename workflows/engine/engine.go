@@ -45,6 +45,10 @@ type Options struct {
 	// Natives carry out the steps of built-in orbs, by orb name
 	// (OrbAWS); slipway/slack is the engine's own.
 	Natives map[string]NativeRunner
+	// Continuations loads the configs that setup pipelines continue
+	// with; nil when setup pipelines are not continued (see
+	// continuation.go).
+	Continuations ContinuationLoader
 }
 
 // Engine runs pipelines durably: every decision is a transaction in the
@@ -82,18 +86,21 @@ type Engine struct {
 	changed  chan struct{}  // closed and replaced on every state change
 	stopping bool
 
-	trouble   trouble              // store failures, see trouble.go
-	dags      dags                 // see dag.go
-	progress  map[string]*progress // owned by the scheduler loop
-	consumers []*consumer          // see outbox.go
-	refs      refs
-	wake      chan struct{} // scheduler loop
-	jobs      sync.WaitGroup
-	abandon   context.CancelFunc // cancels running attempts at the end of Shutdown
-	jobsCtx   context.Context    // parent of attempts; canceled by abandon
-	stopLoops context.CancelFunc
-	loops     sync.WaitGroup
-	started   bool
+	trouble  trouble              // store failures, see trouble.go
+	dags     dags                 // see dag.go
+	progress map[string]*progress // owned by the scheduler loop
+	// serialHeld are the serial groups attempts hold, by attempt ID;
+	// owned by the scheduler loop (see serial.go).
+	serialHeld map[string]serialLock
+	consumers  []*consumer // see outbox.go
+	refs       refs
+	wake       chan struct{} // scheduler loop
+	jobs       sync.WaitGroup
+	abandon    context.CancelFunc // cancels running attempts at the end of Shutdown
+	jobsCtx    context.Context    // parent of attempts; canceled by abandon
+	stopLoops  context.CancelFunc
+	loops      sync.WaitGroup
+	started    bool
 }
 
 // attemptRun is an attempt in an executor, owned by its goroutine.
@@ -167,7 +174,7 @@ func New(opts Options) *Engine {
 	}
 	e.natives = newNativeSteps(e, opts.Natives)
 	e.trouble.log = e.log
-	e.consumers = newConsumers(opts.Notifiers)
+	e.consumers = newConsumers(e.withContinuations(opts.Notifiers, opts.Continuations))
 	e.jobsCtx, e.abandon = context.WithCancel(context.Background())
 	return e
 }

@@ -96,6 +96,29 @@ func (a *advancer) run(ctx context.Context) error {
 			a.considerDependents(i)
 		}
 	}
+	// Starting queued jobs can end some (a serial group's older jobs
+	// are skipped), which decides their dependents in turn.
+	for {
+		if err := a.decideNext(ctx); err != nil {
+			return err
+		}
+		if err := a.runQueued(ctx); err != nil {
+			return err
+		}
+		if len(a.next) == 0 {
+			break
+		}
+	}
+	a.queued = len(a.p.queued) > 0
+	if err := a.rollup(ctx); err != nil {
+		return err
+	}
+	return a.tx.AddEvents(ctx, a.events)
+}
+
+// decideNext decides the blocked jobs to look at, in plan order: ended,
+// held for approval, or queued.
+func (a *advancer) decideNext(ctx context.Context) error {
 	for len(a.next) > 0 {
 		i := a.next[0]
 		a.next = a.next[1:]
@@ -128,14 +151,7 @@ func (a *advancer) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := a.runQueued(ctx); err != nil {
-		return err
-	}
-	a.queued = len(a.p.queued) > 0
-	if err := a.rollup(ctx); err != nil {
-		return err
-	}
-	return a.tx.AddEvents(ctx, a.events)
+	return nil
 }
 
 // consider puts blocked job i among those to look at, in plan order.
@@ -176,26 +192,57 @@ func (a *advancer) runQueued(ctx context.Context) error {
 			}
 			break
 		}
+		spec, err := a.tx.JobSpec(ctx, j.ID)
+		if err != nil {
+			return err
+		}
+		if spec != nil && spec.SerialGroup != "" {
+			ok, end, reason, err := a.takeSerial(ctx, j, spec.SerialGroup)
+			if err != nil {
+				return err
+			}
+			if end != "" {
+				if err := a.setJob(ctx, j, end, reason); err != nil {
+					return err
+				}
+				continue
+			}
+			if !ok {
+				if err := a.wait(ctx, j, reason); err != nil {
+					return err
+				}
+				continue
+			}
+		}
 		if j.Env != "" {
 			ok, reason, err := a.takeLock(ctx, j)
 			if err != nil {
 				return err
 			}
 			if !ok {
-				if reason != j.Reason {
-					if err := a.tx.SetJobStatus(ctx, j.ID, StatusQueued, reason, a.now); err != nil {
-						return err
-					}
-					a.event(EventJobWaiting, j, EventData{Reason: reason, Env: j.Env})
+				if err := a.wait(ctx, j, reason); err != nil {
+					return err
 				}
 				continue
 			}
 		}
-		if err := a.startJob(ctx, j); err != nil {
+		if err := a.startJob(ctx, j, spec); err != nil {
 			return err
 		}
 		a.slots--
 	}
+	return nil
+}
+
+// wait notes why a ready job waits, when the reason changed.
+func (a *advancer) wait(ctx context.Context, j *JobRecord, reason string) error {
+	if reason == j.Reason {
+		return nil
+	}
+	if err := a.tx.SetJobStatus(ctx, j.ID, StatusQueued, reason, a.now); err != nil {
+		return err
+	}
+	a.event(EventJobWaiting, j, EventData{Reason: reason, Env: j.Env})
 	return nil
 }
 
@@ -257,14 +304,14 @@ func (a *advancer) ready(ctx context.Context, j *JobRecord) error {
 	return a.setJob(ctx, j, StatusQueued, "")
 }
 
-func (a *advancer) startJob(ctx context.Context, j *JobRecord) error {
+func (a *advancer) startJob(ctx context.Context, j *JobRecord, spec *workflows.JobSpec) error {
 	at := AttemptRecord{ID: a.e.ids.NewID(), JobID: j.ID, PipelineID: j.PipelineID, Executor: a.e.execName, Started: a.now}
 	if err := a.tx.StartAttempt(ctx, &at, a.st.Pipeline.App); err != nil {
 		return err
 	}
-	spec, err := a.tx.JobSpec(ctx, j.ID)
-	if err != nil {
-		return err
+	if spec != nil && spec.SerialGroup != "" {
+		app := a.st.Pipeline.App
+		a.tx.AfterCommit(func() { a.e.holdSerial(at.ID, app, spec.SerialGroup) })
 	}
 	a.p.set(a.v, a.v.index(j), StatusRunning)
 	if j.Env != "" {
@@ -388,6 +435,9 @@ func (e *Engine) schedule(ctx context.Context) {
 			if err := e.ExpireApprovals(ctx); err != nil && ctx.Err() == nil {
 				e.trouble.failed("expire approvals", err)
 			}
+			// Jobs waiting for a serial group or a lock may have waited
+			// too long.
+			e.recheckWaiting("")
 		}
 	}
 }
@@ -434,6 +484,9 @@ func (e *Engine) advance(ctx context.Context, pipelineID string, ended []endedAt
 		launches, queued = nil, false
 		for i := range ended {
 			if err := e.finishIn(ctx, tx, &ended[i].attempt); err != nil {
+				return err
+			}
+			if err := e.releaseSerial(ctx, tx, &ended[i].attempt); err != nil {
 				return err
 			}
 		}

@@ -350,8 +350,10 @@ type StoreTx interface {
 	AfterCommit(fn func())
 }
 
-// QueuedDeploy is a job waiting for an environment's lock.
+// QueuedDeploy is a job waiting for an environment's lock (or a serial
+// group's, see serial.go).
 type QueuedDeploy struct {
 	JobID      string
 	PipelineID string
+	QueuedAt   time.Time
 }
