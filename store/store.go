@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -46,6 +47,9 @@ type DB struct {
 	stmts     sync.Map      // query -> *sqlx.Stmt; see runner
 	liveLogs  sync.Map      // attempt ID -> *jobLog being written
 	logAge    time.Duration // smallLogAge; tests shorten it
+	// observe, if set, is told how long each write transaction took
+	// (ObserveWrites).
+	observe atomic.Pointer[func(time.Duration)]
 }
 
 var _ engine.Store = (*DB)(nil)
@@ -156,6 +160,9 @@ func (s *DB) update(ctx context.Context, fn func(tx *sqlx.Tx) error) error {
 // updateThen is update, calling committed (still holding wmu) once the
 // transaction committed.
 func (s *DB) updateThen(ctx context.Context, fn func(tx *sqlx.Tx) error, committed func()) error {
+	if obs := s.observe.Load(); obs != nil {
+		defer func(start time.Time) { (*obs)(time.Since(start)) }(time.Now())
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	tx, err := s.begin(ctx)
@@ -174,6 +181,10 @@ func (s *DB) updateThen(ctx context.Context, fn func(tx *sqlx.Tx) error, committ
 	}
 	return nil
 }
+
+// ObserveWrites has fn told how long each write transaction of this
+// process takes, waiting for the writer included: the metrics' hook.
+func (s *DB) ObserveWrites(fn func(time.Duration)) { s.observe.Store(&fn) }
 
 // begin starts a transaction on w, the connection this process writes
 // through. The transaction does not end with ctx: database/sql closes a

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -366,6 +367,38 @@ func TestOpenPathsWithURICharacters(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(dir, name, "slipway.db")); err != nil {
 			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// ObserveWrites hears every write transaction, and nothing else.
+func TestObserveWrites(t *testing.T) {
+	db := openTest(t)
+	var mu sync.Mutex
+	var heard []time.Duration
+	db.ObserveWrites(func(d time.Duration) {
+		mu.Lock()
+		heard = append(heard, d)
+		mu.Unlock()
+	})
+	ctx := context.Background()
+	kv := db.KV("test")
+	for i := range 3 {
+		if err := kv.Put(ctx, "k", fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := kv.Get(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(heard) != 3 {
+		t.Fatalf("heard %d writes, want the 3 puts", len(heard))
+	}
+	for _, d := range heard {
+		if d <= 0 {
+			t.Errorf("a write took %v", d)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	slackapi "github.com/slack-go/slack"
@@ -74,6 +75,9 @@ type Options struct {
 	// RetryMin and RetryMax bound the backoff of a request whose handling
 	// failed (the store was down); 1s and 1m when zero.
 	RetryMin, RetryMax time.Duration
+	// RateLimited, if set, is told each time Slack rate-limits a call and
+	// how long it asks to wait (the metrics' hook).
+	RateLimited func(wait time.Duration)
 }
 
 // Adapter is slipway's Slack app: the Socket Mode listener (Run), the
@@ -89,6 +93,10 @@ type Adapter struct {
 	retryMin time.Duration
 	retryMax time.Duration
 	pace     *pacer
+	// rateLimited is Options.RateLimited.
+	rateLimited func(wait time.Duration)
+	// link is why Socket Mode is not connected; nil once it is.
+	link atomic.Pointer[error]
 
 	mu       sync.Mutex
 	bot      *bot.Bot
@@ -123,7 +131,8 @@ func New(opts Options) (*Adapter, error) {
 	}
 	a := &Adapter{appToken: opts.AppToken, apiURL: opts.APIURL, inbox: opts.Inbox, log: opts.Logger,
 		bot: opts.Bot, notifier: opts.Notifier, retryMin: opts.RetryMin, retryMax: opts.RetryMax,
-		users: map[string]string{}, pace: newPacer(opts.PostEvery, opts.PostBurst)}
+		users: map[string]string{}, pace: newPacer(opts.PostEvery, opts.PostBurst), rateLimited: opts.RateLimited}
+	a.setLink(errors.New("Socket Mode not connected yet"))
 	if a.apiURL == "" {
 		a.apiURL = DefaultAPIURL
 	}
@@ -246,6 +255,34 @@ var permanent = map[string]bool{
 	"restricted_action":       true,
 	"user_not_found":          true,
 	"user_not_in_channel":     true,
+}
+
+// Connected says whether the Socket Mode connection is up: nil when it
+// is, else why not (for /readyz).
+func (a *Adapter) Connected() error {
+	if err := a.link.Load(); err != nil {
+		return *err
+	}
+	return nil
+}
+
+func (a *Adapter) setLink(err error) {
+	if err == nil {
+		a.link.Store(nil)
+		return
+	}
+	a.link.Store(&err)
+}
+
+// classify is the package's classify, telling Options.RateLimited of
+// each rate limit.
+func (a *Adapter) classify(method string, err error) error {
+	err = classify(method, err)
+	var ra *engine.RetryAfterError
+	if a.rateLimited != nil && errors.As(err, &ra) {
+		a.rateLimited(ra.After)
+	}
+	return err
 }
 
 // classify wraps a Web API error with its method and says what the outbox

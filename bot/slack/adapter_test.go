@@ -57,7 +57,8 @@ func TestCheck(t *testing.T) {
 func TestPostErrors(t *testing.T) {
 	fake := newFake(t)
 	fake.AddChannel(slacktest.Channel{ID: "C0OLD", Name: "old", Archived: true})
-	a := newAdapter(t, fake, slack.Options{PostEvery: time.Millisecond})
+	var limited []time.Duration
+	a := newAdapter(t, fake, slack.Options{PostEvery: time.Millisecond, RateLimited: func(d time.Duration) { limited = append(limited, d) }})
 	m := bot.Message{Summary: "hello", Title: "hello"}
 	for _, tc := range []struct {
 		name      string
@@ -92,6 +93,10 @@ func TestPostErrors(t *testing.T) {
 	}
 	if err := a.Update(t.Context(), web, "1.000001", m); !errors.As(err, new(*engine.PermanentError)) {
 		t.Errorf("editing no message: %v", err)
+	}
+	// The hook heard Slack's one rate limit, not the post held back.
+	if len(limited) != 1 || limited[0] != 3*time.Second {
+		t.Errorf("RateLimited heard %v, want [3s]", limited)
 	}
 }
 

@@ -46,7 +46,7 @@ func (a *Adapter) post(ctx context.Context, channel string, opts ...slackapi.Msg
 	}
 	_, ts, err := a.api.PostMessageContext(ctx, channel, opts...)
 	if err != nil {
-		err = classify("chat.postMessage", err)
+		err = a.classify("chat.postMessage", err)
 		a.pace.limited(channel, err)
 		return "", err
 	}
@@ -58,7 +58,7 @@ func (a *Adapter) post(ctx context.Context, channel string, opts ...slackapi.Msg
 // else left as it was.
 func (a *Adapter) Update(ctx context.Context, channel, ts string, m bot.Message) error {
 	_, _, _, err := a.api.UpdateMessageContext(ctx, channel, ts, messageOptions(m)...)
-	return classify("chat.update", err)
+	return a.classify("chat.update", err)
 }
 
 // messageOptions are m's text, blocks and metadata.
@@ -96,7 +96,7 @@ func (a *Adapter) Find(ctx context.Context, channel, threadTS, key string) (stri
 		h, err := a.api.GetConversationHistoryContext(ctx, &slackapi.GetConversationHistoryParameters{
 			ChannelID: channel, Limit: findLimit, IncludeAllMetadata: true})
 		if err != nil {
-			return "", false, classify("conversations.history", err)
+			return "", false, a.classify("conversations.history", err)
 		}
 		ts, found := match(h.Messages)
 		return ts, found, nil
@@ -106,7 +106,7 @@ func (a *Adapter) Find(ctx context.Context, channel, threadTS, key string) (stri
 		ms, more, next, err := a.api.GetConversationRepliesContext(ctx, &slackapi.GetConversationRepliesParameters{
 			ChannelID: channel, Timestamp: threadTS, Limit: findLimit, Cursor: cursor, IncludeAllMetadata: true})
 		if err != nil {
-			return "", false, classify("conversations.replies", err)
+			return "", false, a.classify("conversations.replies", err)
 		}
 		if ts, found := match(ms); found {
 			return ts, true, nil

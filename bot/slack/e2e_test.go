@@ -226,6 +226,9 @@ func TestReconnects(t *testing.T) {
 			if h.fake.Connects() < 2 {
 				t.Errorf("%d connections", h.fake.Connects())
 			}
+			if err := h.adapter.Connected(); err != nil {
+				t.Errorf("Connected after reconnecting: %v", err)
+			}
 		})
 	}
 }
@@ -492,6 +495,9 @@ func TestRunRefusedAppToken(t *testing.T) {
 	err = a.Run(ctx)
 	if want := "slack: the app token was refused by Slack: invalid_auth — check slack.app_token"; err == nil || err.Error() != want {
 		t.Errorf("Run: %v, want %q", err, want)
+	}
+	if err := a.Connected(); err == nil {
+		t.Error("Connected with a refused app token")
 	}
 	if err := newAdapter(t, fake, slack.Options{}).Run(ctx); err == nil || !strings.Contains(err.Error(), "Run needs") {
 		t.Errorf("Run without a bot: %v", err)

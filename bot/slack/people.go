@@ -44,7 +44,7 @@ func (a *Adapter) Groups(ctx context.Context, user string) ([]string, error) {
 	if g.byUser == nil || time.Since(g.at) >= groupsTTL {
 		groups, err := a.api.GetUserGroupsContext(ctx, slackapi.GetUserGroupsOptionIncludeUsers(true))
 		if err != nil {
-			return nil, classify("usergroups.list", err)
+			return nil, a.classify("usergroups.list", err)
 		}
 		byUser := map[string][]string{}
 		for _, grp := range groups {
@@ -100,7 +100,7 @@ func (a *Adapter) Identify(ctx context.Context, login, email string) (string, er
 	case slackCode(err) == "users_not_found":
 		p = person{at: time.Now()}
 	case err != nil:
-		return "", classify("users.lookupByEmail", err)
+		return "", a.classify("users.lookupByEmail", err)
 	case u.Deleted || u.IsBot:
 		// A deactivated account, or an app, is nobody who approves.
 		p = person{at: time.Now()}

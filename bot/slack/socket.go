@@ -205,16 +205,22 @@ func (h *handler) event(ctx context.Context, sm *socketmode.Client, evt socketmo
 	case socketmode.EventTypeErrorWriteFailed:
 		log.Warn("slack: an acknowledgement was not written; Slack will send its envelope again", "err", eventErr(evt))
 	case socketmode.EventTypeConnecting:
+		h.a.setLink(errors.New("connecting to Socket Mode"))
 		log.Debug("slack: connecting")
+	case socketmode.EventTypeDisconnect:
+		h.a.setLink(errors.New("Slack asked Socket Mode to reconnect"))
 	case socketmode.EventTypeConnected:
+		h.a.setLink(nil)
 		if c, ok := evt.Data.(*socketmode.ConnectedEvent); ok && c.ConnectionCount > 0 {
 			log.Info("slack: reconnected", "connections", c.ConnectionCount+1)
 		} else {
 			log.Info("slack: connected")
 		}
 	case socketmode.EventTypeConnectionError:
+		h.a.setLink(fmt.Errorf("connecting to Socket Mode failed: %v", eventErr(evt)))
 		log.Warn("slack: connecting failed; trying again", "err", eventErr(evt))
 	case socketmode.EventTypeInvalidAuth:
+		h.a.setLink(errors.New("Slack refused the app token (slack.app_token)"))
 		log.Error("slack: Slack refused the app token")
 	}
 }
@@ -591,7 +597,7 @@ func (h *handler) reply(ctx context.Context, r request, reply bot.Reply) {
 			_, err = h.a.post(ctx, r.Channel, slackapi.MsgOptionText(text, false), slackapi.MsgOptionDisableLinkUnfurl())
 		} else {
 			_, err = h.a.api.PostEphemeralContext(ctx, r.Channel, r.User, slackapi.MsgOptionText(text, false))
-			err = classify("chat.postEphemeral", err)
+			err = h.a.classify("chat.postEphemeral", err)
 		}
 		if err == nil {
 			return

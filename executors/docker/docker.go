@@ -178,6 +178,15 @@ func (e *Executor) Close(ctx context.Context) error {
 	return e.nets.close(ctx)
 }
 
+// Ping says whether the Docker engine answers: nil, or why it does not
+// (for /readyz).
+func (e *Executor) Ping(ctx context.Context) error {
+	if _, err := e.client.Ping(ctx); err != nil {
+		return fmt.Errorf("the Docker engine does not answer: %w", err)
+	}
+	return nil
+}
+
 // Run runs the job's steps in its containers; see engine.Executor.
 func (e *Executor) Run(ctx context.Context, job *engine.JobRun, log io.Writer) (engine.JobResult, error) {
 	// Attempt IDs are label values and workspace layer names here.
