@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/slipway-ci/slipway/orbregistry"
 	"github.com/slipway-ci/slipway/workflows"
 	"github.com/slipway-ci/slipway/workflows/engine"
 )
@@ -30,6 +31,7 @@ const (
 	DefaultDeployWorkflow = "deploy"
 	DefaultStoreFile      = "slipway.db" // in the data directory
 	DefaultLinkTTL        = 30 * 24 * time.Hour
+	DefaultOrbRegistry    = orbregistry.DefaultURL
 )
 
 // Config is a slipway.yml, checked and with its defaults applied.
@@ -61,6 +63,7 @@ type Config struct {
 	// Limits bound what planning one pushed config may cost; zero fields
 	// take workflows' defaults.
 	Limits workflows.Limits
+	Orbs   Orbs
 	Log    Log
 
 	byRepo map[string]*App // by repository, lowercased
@@ -102,6 +105,18 @@ type DashboardUser struct {
 	PasswordHash Secret
 	// ChatID is the Slack user the user acts as; empty: view only.
 	ChatID string
+}
+
+// Orbs is where the orbs a config uses come from when it does not vendor
+// them.
+type Orbs struct {
+	// Registry is the GraphQL endpoint of CircleCI's orb registry;
+	// default orbregistry.DefaultURL.
+	Registry string
+	// Token reads private orbs (a CircleCI personal API token).
+	Token Secret
+	// Offline: vendored orbs only, the registry never asked.
+	Offline bool
 }
 
 // Log is how slipway logs.
@@ -262,6 +277,13 @@ func (d *decoder) config(top *yaml.Node, c *Config) {
 				"auth": func(_, v *yaml.Node, path string) {
 					d.auth(v, path, &c.HTTP.Auth)
 				},
+			})
+		},
+		"orbs": func(_, v *yaml.Node, path string) {
+			d.object(v, path, fields{
+				"registry": d.str(&c.Orbs.Registry, checkURL),
+				"token":    d.req((*string)(&c.Orbs.Token), nil),
+				"offline":  d.boolean(&c.Orbs.Offline),
 			})
 		},
 		"log": func(_, v *yaml.Node, path string) {
@@ -638,6 +660,9 @@ func (c *Config) setDefaults(dir string) {
 	if c.HTTP.LinkTTL == 0 {
 		c.HTTP.LinkTTL = DefaultLinkTTL
 	}
+	if c.Orbs.Registry == "" {
+		c.Orbs.Registry = DefaultOrbRegistry
+	}
 	if c.Log.Format == "" {
 		c.Log.Format = "text"
 	}
@@ -754,6 +779,7 @@ func (c *Config) Secrets() []string {
 	add(c.GitHub.WebhookSecret)
 	add(c.GitHub.PrivateKey)
 	add(c.HTTP.LinkKey)
+	add(c.Orbs.Token)
 	for _, u := range c.HTTP.Auth.Users {
 		add(u.PasswordHash)
 	}

@@ -30,6 +30,7 @@ var exampleEnv = map[string]string{
 	"AWS_SECRET_ACCESS_KEY": "aws-secret-example",
 	"PROD_DB_PASSWORD":      "db-password-example",
 	"SLIPWAY_LINK_KEY":      "0123456789abcdef0123456789abcdef-link-key",
+	"CIRCLECI_TOKEN":        "circleci-token-example",
 }
 
 func lookup(env map[string]string) func(string) (string, bool) {
@@ -115,7 +116,7 @@ func TestExampleEveryKey(t *testing.T) {
 		"slack:", "app_token:", "bot_token:", "contexts:", "env:", "secrets:", "users:", "apps:", "repo:", "channel:",
 		"config_path:", "deploy_workflow:", "cancel_superseded:", "lock_after_rollback:", "environments:",
 		"deployers:", "approvers:", "self_approval:", "link_key:", "link_ttl:", "auth:", "password_hash:",
-		"chat_id:", "trusted_header:", "trusted_proxies:", "header_users:", "log:", "format:", "level:",
+		"chat_id:", "trusted_header:", "trusted_proxies:", "header_users:", "log:", "format:", "level:", "orbs:", "registry:", "offline:",
 		"limits:", "max_jobs:", "max_steps:", "max_requires:", "max_bytes:",
 	} {
 		if !strings.Contains(text, key) {
@@ -129,6 +130,7 @@ func TestDefaults(t *testing.T) {
 	want := &Config{
 		HTTP:          HTTP{Addr: ":8080", PublicURL: "http://localhost:8080", LinkTTL: 720 * time.Hour},
 		Log:           Log{Format: "text"},
+		Orbs:          Orbs{Registry: "https://circleci.com/graphql-unstable"},
 		Store:         Store{Path: "/data/slipway.db"},
 		DataDir:       "/data",
 		Parallelism:   4,

@@ -42,6 +42,7 @@ func (c *Config) LogValue() slog.Value {
 	g := []slog.Attr{
 		slog.Group("http", "addr", c.HTTP.Addr, "public_url", c.HTTP.PublicURL, "link_key", c.HTTP.LinkKey,
 			"link_ttl", c.HTTP.LinkTTL.String(), "auth", c.HTTP.Auth.logValue()),
+		slog.Group("orbs", "registry", c.Orbs.Registry, "token", c.Orbs.Token, "offline", c.Orbs.Offline),
 		slog.Group("log", "format", c.Log.Format, "level", c.Log.Level.String()),
 		slog.Group("store", "path", c.Store.Path),
 		slog.String("data_dir", c.DataDir),

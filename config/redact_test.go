@@ -56,8 +56,8 @@ func TestSecret(t *testing.T) {
 func TestRedacted(t *testing.T) {
 	c := loadExample(t)
 	secrets := c.Secrets()
-	if len(secrets) != 9 {
-		t.Fatalf("Secrets() = %q, want the example's 9", secrets)
+	if len(secrets) != 10 {
+		t.Fatalf("Secrets() = %q, want the example's 10", secrets)
 	}
 	env := c.Apps["backend"].Environments["production"]
 	outputs := map[string]string{

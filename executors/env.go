@@ -93,8 +93,20 @@ func StepWhen(s workflows.Step) string {
 	switch {
 	case s.Run != nil:
 		w = s.Run.When
+	case s.Checkout != nil:
+		w = s.Checkout.When
 	case s.SaveCache != nil:
 		w = s.SaveCache.When
+	case s.RestoreCache != nil:
+		w = s.RestoreCache.When
+	case s.PersistToWorkspace != nil:
+		w = s.PersistToWorkspace.When
+	case s.AttachWorkspace != nil:
+		w = s.AttachWorkspace.When
+	case s.SetupRemoteDocker != nil:
+		w = s.SetupRemoteDocker.When
+	case s.AddSSHKeys != nil:
+		w = s.AddSSHKeys.When
 	case s.Native != nil:
 		w = s.Native.When
 	case s.StoreArtifacts != nil, s.StoreTestResults != nil:

@@ -350,6 +350,12 @@ func TestEnvAndWhen(t *testing.T) {
 		{"artifacts after failure", workflows.Step{StoreArtifacts: &workflows.StoreArtifactsStep{}}, true, true},
 		{"checkout after failure", workflows.Step{Checkout: &workflows.CheckoutStep{}}, true, false},
 		{"save_cache on_fail", workflows.Step{SaveCache: &workflows.SaveCacheStep{When: workflows.WhenOnFail}}, true, true},
+		{"checkout always", workflows.Step{Checkout: &workflows.CheckoutStep{When: workflows.WhenAlways}}, true, true},
+		{"restore_cache on_fail after success", workflows.Step{RestoreCache: &workflows.RestoreCacheStep{When: workflows.WhenOnFail}}, false, false},
+		{"persist_to_workspace always", workflows.Step{PersistToWorkspace: &workflows.PersistStep{When: workflows.WhenAlways}}, true, true},
+		{"attach_workspace on_fail", workflows.Step{AttachWorkspace: &workflows.AttachStep{When: workflows.WhenOnFail}}, true, true},
+		{"setup_remote_docker on_fail after success", workflows.Step{SetupRemoteDocker: &workflows.SetupRemoteDockerStep{When: workflows.WhenOnFail}}, false, false},
+		{"add_ssh_keys always", workflows.Step{AddSSHKeys: &workflows.AddSSHKeysStep{When: workflows.WhenAlways}}, true, true},
 	}
 	for _, tt := range whens {
 		t.Run(tt.name, func(t *testing.T) {

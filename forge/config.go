@@ -84,7 +84,7 @@ func (c *Client) loadConfig(ctx context.Context, repo, sha, file string, opts wo
 	// The cache folder holds .circleci/orbs as the repository does, so
 	// that with its prefix cut the paths in errors are the repository's.
 	opts.OrbDirs = append([]string{filepath.Join(root, filepath.FromSlash(orbsDir))}, opts.OrbDirs...)
-	cfg, err := workflows.Load(file, data, opts)
+	cfg, err := workflows.LoadContext(ctx, file, data, opts)
 	if err != nil {
 		return nil, relocate(err, root+string(filepath.Separator))
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/slipway-ci/slipway/config"
 	"github.com/slipway-ci/slipway/executors/docker"
 	"github.com/slipway-ci/slipway/executors/local"
+	"github.com/slipway-ci/slipway/orbregistry"
 	"github.com/slipway-ci/slipway/store"
 	"github.com/slipway-ci/slipway/workflows"
 	"github.com/slipway-ci/slipway/workflows/engine"
@@ -89,6 +90,7 @@ func newConsole(ctx context.Context, dir, cfgFile, appName, executor string, std
 	var contexts map[string]*engine.Context
 	var storePath, dataDir string
 	c.repo = &gitRepo{dir: dir}
+	orbs := config.Orbs{Registry: orbregistry.DefaultURL, Token: config.Secret(os.Getenv("CIRCLECI_TOKEN"))}
 	if cfgFile == "" {
 		tmp, release, err := runDir(os.TempDir())
 		if err != nil {
@@ -124,6 +126,8 @@ func newConsole(ctx context.Context, dir, cfgFile, appName, executor string, std
 		apps, contexts = cfg.EngineApps(), cfg.EngineContexts()
 		c.app = &bot.App{App: apps[name], Channel: console.Channel, ConfigPath: a.ConfigPath, DeployWorkflow: a.DeployWorkflow}
 		c.repo.configPath = a.ConfigPath
+		c.repo.load.Limits = cfg.Limits
+		orbs = cfg.Orbs
 		storePath, dataDir = cfg.Store.Path, cfg.DataDir
 	}
 	db, err := store.Open(ctx, storePath)
@@ -132,6 +136,10 @@ func newConsole(ctx context.Context, dir, cfgFile, appName, executor string, std
 	}
 	c.db = db
 	c.cleanup = append(c.cleanup, func() { db.Close() })
+	c.repo.load.Cache = db.OrbCache()
+	if !orbs.Offline {
+		c.repo.load.Registry = orbregistry.New(orbs.Registry, orbregistry.Options{Token: string(orbs.Token)})
+	}
 	exe, name, closeExe, err := c.executor(ctx, executor, dataDir)
 	if err != nil {
 		return nil, err
@@ -163,7 +171,8 @@ func newConsole(ctx context.Context, dir, cfgFile, appName, executor string, std
 	c.engine = engine.New(engine.Options{
 		Store: db, Executor: exe, ExecutorName: name, Notifiers: map[string]engine.Notifier{"console": c.notifier}, Logger: c.log,
 		Natives: map[string]engine.NativeRunner{engine.OrbAWS: dryRunAWS{}}, Apps: apps, Contexts: contexts,
-		DataDir: dataDir, RetryMin: 50 * time.Millisecond, RetryMax: time.Second,
+		Continuations: continuations(c.repo.load),
+		DataDir:       dataDir, RetryMin: 50 * time.Millisecond, RetryMax: time.Second,
 	})
 	c.bot = bot.New(bot.Options{Engine: c.engine, Store: db, Repos: c.repo, Directory: everyone{}, Apps: []*bot.App{c.app},
 		Words: words, Logger: c.log})

@@ -90,7 +90,7 @@ func (g *gitRepo) Config(app *bot.App, sha string) engine.ConfigLoader {
 			defer os.RemoveAll(dir)
 			opts.OrbDirs = append([]string{filepath.Join(dir, path.Dir(file), "orbs")}, opts.OrbDirs...)
 		}
-		return workflows.Load(file, data, opts)
+		return workflows.LoadContext(ctx, file, data, opts)
 	})
 }
 

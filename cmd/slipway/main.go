@@ -19,9 +19,14 @@ commands:
   serve --config FILE [--check]
                               the bot: GitHub webhooks, pipelines, statuses; --check validates FILE
   validate FILE...            check config files; errors as file:line:col
+  orb vendor FILE [--out DIR] [--registry URL]
+                              write the orbs FILE uses into .circleci/orbs, for use offline
   plan FILE --branch B | --tag T [--sha S] [--param k=v]... [--deploy-env E] [--json]
   run FILE [--branch B | --tag T] [--sha S] [--repo DIR] [--param k=v]... [--allow-machine]
            [--executor local|docker] [--remote-docker] [--approve | --reject] [--logs] [--json]
+
+validate, plan and run fetch orbs that are not vendored from CircleCI's orb
+registry (--registry URL; CIRCLECI_TOKEN for private orbs); --offline never does.
 `
 
 func main() {
@@ -48,6 +53,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return runCommand(ctx, rest, stdin, stdout, stderr)
 	case "console":
 		return consoleCommand(ctx, rest, stdin, stdout, stderr)
+	case "orb":
+		return orbCommand(ctx, rest, stdout, stderr)
 	case "serve":
 		return serveCommand(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":

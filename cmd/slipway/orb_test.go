@@ -68,3 +68,28 @@ func TestOrbVendor(t *testing.T) {
 		t.Errorf("no subcommand: exit %d", code)
 	}
 }
+
+// validate, plan and run fetch the orbs a config does not vendor from the
+// registry --registry names; --offline never asks it.
+func TestCommandsFetchOrbs(t *testing.T) {
+	reg := registrytest.New(t, map[string]map[string]string{
+		"acme/tools": {"5.2.0": "version: 2.1\ncommands: {hi: {steps: [{run: echo hi from the orb}]}}\n"},
+	})
+	cfg := filepath.Join(t.TempDir(), "config.yml")
+	src := "version: 2.1\norbs:\n  t: acme/tools@5\njobs:\n  a: {docker: [{image: x}], steps: [t/hi]}\nworkflows: {w: {jobs: [a]}}\n"
+	if err := os.WriteFile(cfg, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, stderr := runMain(t, "validate", cfg, "--registry", reg.URL); code != 0 {
+		t.Errorf("validate: exit %d: %s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr := runMain(t, "plan", cfg, "--branch", "main", "--registry", reg.URL, "--json")
+	if code != 0 || !strings.Contains(stdout, `"job": "a"`) {
+		t.Errorf("plan: exit %d: %s%s", code, stdout, stderr)
+	}
+	asked := len(reg.Queries())
+	code, _, stderr = runMain(t, "validate", cfg, "--registry", reg.URL, "--offline")
+	if code != 1 || !strings.Contains(stderr, "acme/tools@5") || len(reg.Queries()) != asked {
+		t.Errorf("validate --offline: exit %d, %d more queries: %s", code, len(reg.Queries())-asked, stderr)
+	}
+}

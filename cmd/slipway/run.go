@@ -94,7 +94,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	if src.Revision == "" {
 		src.Revision = trig.Revision
 	}
-	cfg, err := cf.load(files[0])
+	cfg, err := cf.load(ctx, files[0])
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -107,7 +107,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		stdin: bufio.NewReader(stdin), progress: progress, stderr: stderr,
 		approve: *approve, reject: *reject, who: localUser(),
 	}
-	return r.run(ctx, runSpec{file: files[0], repo: *repo, src: src, trig: trig, cfg: cfg, parallel: *parallel, asJSON: *asJSON,
+	return r.run(ctx, runSpec{file: files[0], repo: *repo, src: src, trig: trig, cfg: cfg, load: cf.options(files[0]), parallel: *parallel, asJSON: *asJSON,
 		executor: *executor, remoteDocker: *remoteDocker, logs: *logs}, stdout)
 }
 
@@ -117,6 +117,7 @@ type runSpec struct {
 	src      engine.Source
 	trig     workflows.Trigger
 	cfg      *workflows.Config
+	load     workflows.LoadOptions // how cfg was loaded, for the configs it continues with
 	parallel int
 	asJSON   bool
 	executor string // "local" or "docker"
@@ -166,7 +167,8 @@ func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int 
 		Store: db, Executor: exe, ExecutorName: spec.executor, Notifiers: map[string]engine.Notifier{"terminal": pr}, Logger: logger,
 		Natives:  map[string]engine.NativeRunner{engine.OrbAWS: dryRunAWS{}},
 		Contexts: contexts, Parallelism: spec.parallel, DataDir: filepath.Join(tmp, "data"),
-		RetryMin: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond,
+		Continuations: continuations(spec.load),
+		RetryMin:      10 * time.Millisecond, RetryMax: 100 * time.Millisecond,
 	})
 	// The pipeline is stored before the engine starts running it, so
 	// that the contexts its jobs name are known first.

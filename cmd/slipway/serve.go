@@ -36,7 +36,14 @@ func serveCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stdout, "%s: valid (%d apps)\n", *file, len(cfg.Apps))
 		return 0
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	hopts := &slog.HandlerOptions{Level: cfg.Log.Level}
+	var log *slog.Logger
+	if cfg.Log.Format == "json" {
+		log = slog.New(slog.NewJSONHandler(stderr, hopts))
+	} else {
+		log = slog.New(slog.NewTextHandler(stderr, hopts))
+	}
+	log.Info("config loaded", "file", *file, "config", cfg)
 	s, err := NewServer(ctx, cfg, ServerOptions{Logger: log})
 	if err != nil {
 		fmt.Fprintln(stderr, "slipway serve:", err)

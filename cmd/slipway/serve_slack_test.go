@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"html"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -201,6 +203,18 @@ func TestServeWithSlack(t *testing.T) {
 	parent := e.posted("*backend* · main")
 	if !strings.Contains(parent.AllText(), "by <@U0ALICE>") {
 		t.Errorf("the thread's author is not the pusher matched to Slack: %q", parent.AllText())
+	}
+	// The thread links to the pipeline's page, which opens without
+	// signing in; the server is ready, Slack connected.
+	link := regexp.MustCompile(`<(https://slipway\.example\.com/pipelines/[^|>]+)\|pipeline 1 `).FindStringSubmatch(parent.AllText())
+	if link == nil {
+		t.Fatalf("no link to the pipeline in %q", parent.AllText())
+	}
+	if code, page := openLink(t, e.srv.Addr(), html.UnescapeString(link[1])); code != http.StatusOK || !strings.Contains(page, "backend") {
+		t.Errorf("the thread's link: %d %s", code, page)
+	}
+	if code, body := get(t, e.srv.Addr(), "/readyz", nil); code != http.StatusOK || !strings.Contains(body, "ok   slack") {
+		t.Errorf("readyz: %d %s", code, body)
 	}
 	e.waitFor("an approval request", func() bool { return len(e.requests()) == 1 })
 	req := e.requests()[0]

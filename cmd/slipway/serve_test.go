@@ -8,9 +8,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -153,6 +155,50 @@ func waitStatuses(t *testing.T, gh *forgetest.Server, repo string, cond func([]f
 	}
 }
 
+// get fetches path from the server with the given cookies, following no
+// redirect.
+func get(t *testing.T, addr, path string, cookies []*http.Cookie) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest("GET", "http://"+addr+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// openLink opens a link slipway posted (at its public URL) on the
+// server, as a browser would: the link's token becomes a cookie, then
+// the page.
+func openLink(t *testing.T, addr, link string) (int, string) {
+	t.Helper()
+	u, err := url.Parse(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", "http://"+addr+u.RequestURI(), nil)
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound {
+		return resp.StatusCode, "the link did not redirect"
+	}
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	return get(t, addr, u.ResolveReference(loc).RequestURI(), resp.Cookies())
+}
+
 // final maps each status context to its latest state.
 func final(st []forgetest.Status) map[string]string {
 	m := map[string]string{}
@@ -194,9 +240,30 @@ func TestServeRunsAPushedCommit(t *testing.T) {
 	if code := deliver(t, s.Addr(), "ping", "d-2", []byte(`{"zen":"Keep it logically awesome."}`)); code != http.StatusOK {
 		t.Errorf("ping answered %d", code)
 	}
-	resp, err := http.Get("http://" + s.Addr() + "/healthz")
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Errorf("healthz: %v %v", resp, err)
+	if code, body := get(t, s.Addr(), "/healthz", nil); code != http.StatusOK {
+		t.Errorf("healthz: %d %s", code, body)
+	}
+	if code, body := get(t, s.Addr(), "/readyz", nil); code != http.StatusOK || !strings.Contains(body, "ok   store\nok   engine\n") {
+		t.Errorf("readyz: %d %s", code, body)
+	}
+	// The dashboard is closed, but the status's link opens its pipeline.
+	if code, _ := get(t, s.Addr(), "/pipelines", nil); code != http.StatusUnauthorized {
+		t.Errorf("the dashboard without signing in: %d", code)
+	}
+	code, page := openLink(t, s.Addr(), st[len(st)-1].TargetURL)
+	if code != http.StatusOK || !strings.Contains(page, "feature/login") || !strings.Contains(page, "test") {
+		t.Errorf("the status's link: %d %s", code, page)
+	}
+	_, metrics := get(t, s.Addr(), "/metrics", nil)
+	for _, want := range []string{
+		`slipway_pipelines_finished_total{app="backend",status="success"} 1`,
+		`slipway_jobs_finished_total{app="backend",status="success"} 2`,
+		`slipway_outbox_deliveries_total{consumer="github",result="delivered"}`,
+		`slipway_store_transaction_seconds_count`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
 	}
 	time.Sleep(200 * time.Millisecond)
 	if n := len(gh.Statuses("acme/backend")); n != len(st) {

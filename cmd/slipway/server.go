@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -18,12 +17,15 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/slipway-ci/slipway/bot"
+	"github.com/slipway-ci/slipway/bot/console"
 	"github.com/slipway-ci/slipway/bot/slack"
 	"github.com/slipway-ci/slipway/config"
 	"github.com/slipway-ci/slipway/executors/docker"
 	"github.com/slipway-ci/slipway/executors/local"
 	"github.com/slipway-ci/slipway/forge"
+	"github.com/slipway-ci/slipway/orbregistry"
 	"github.com/slipway-ci/slipway/store"
+	"github.com/slipway-ci/slipway/web"
 	"github.com/slipway-ci/slipway/workflows"
 	"github.com/slipway-ci/slipway/workflows/engine"
 )
@@ -42,6 +44,7 @@ type Server struct {
 	intake   *forge.Intake
 	slack    *slack.Adapter // nil without a slack section
 	threads  *bot.Notifier  // the Slack threads; nil without Slack
+	metrics  *web.Metrics
 	ln       net.Listener
 	http     *http.Server
 }
@@ -86,13 +89,30 @@ func NewServer(ctx context.Context, cfg *config.Config, opts ServerOptions) (s *
 	if s.github, err = forge.New(gh); err != nil {
 		return nil, err
 	}
-	notifiers := map[string]engine.Notifier{
-		"github": forge.NewNotifier(s.github, s.db.KV("github"), forge.NotifierOptions{
-			TargetURL: func(ev engine.Event) string { return cfg.HTTP.PublicURL + "/pipelines/" + ev.PipelineID },
-			Logger:    s.log.With("component", "github"),
-		}),
+	s.metrics = web.NewMetrics(s.db, web.MetricsOptions{Logger: s.log.With("component", "metrics")})
+	s.db.ObserveWrites(s.metrics.ObserveStoreTx)
+	key := []byte(cfg.HTTP.LinkKey)
+	if len(key) == 0 {
+		if key, err = web.StoredKey(ctx, s.db.KV("web")); err != nil {
+			return nil, err
+		}
 	}
-	load := workflows.LoadOptions{OrbDirs: []string{filepath.Join(cfg.DataDir, "orbs")}, Limits: cfg.Limits}
+	// Links posted in threads and statuses open their pipeline's pages
+	// for link_ttl, without signing in.
+	link := func(pipelineID string) string {
+		return web.SignedLink(key, cfg.HTTP.PublicURL, "/pipelines/"+pipelineID, cfg.HTTP.LinkTTL)
+	}
+	notifiers := map[string]engine.Notifier{
+		"github": s.metrics.CountDeliveries("github", forge.NewNotifier(s.github, s.db.KV("github"), forge.NotifierOptions{
+			TargetURL: func(ev engine.Event) string { return link(ev.PipelineID) },
+			Logger:    s.log.With("component", "github"),
+		})),
+		"metrics": s.metrics.Notifier(),
+	}
+	load := workflows.LoadOptions{OrbDirs: []string{filepath.Join(cfg.DataDir, "orbs")}, Limits: cfg.Limits, Cache: s.db.OrbCache()}
+	if !cfg.Orbs.Offline {
+		load.Registry = orbregistry.New(cfg.Orbs.Registry, orbregistry.Options{Token: string(cfg.Orbs.Token)})
+	}
 	engineApps := cfg.EngineApps()
 	var apps []*bot.App
 	for _, name := range slices.Sorted(maps.Keys(cfg.Apps)) {
@@ -100,31 +120,34 @@ func NewServer(ctx context.Context, cfg *config.Config, opts ServerOptions) (s *
 		apps = append(apps, &bot.App{App: engineApps[name], Channel: a.Channel, ConfigPath: a.ConfigPath, DeployWorkflow: a.DeployWorkflow})
 	}
 	var people forge.People
+	var directory web.Directory
+	words := console.Words()
 	if cfg.Slack != nil {
 		// The chat: its adapter is the threads' chat, the bot's directory
 		// and the intake's way to know people; the bot is attached to it
 		// once the engine exists.
 		s.slack, err = slack.New(slack.Options{AppToken: string(cfg.Slack.AppToken), BotToken: string(cfg.Slack.BotToken),
 			APIURL: cfg.Slack.APIURL, Inbox: s.db, Users: cfg.Users, Logger: s.log.With("component", "slack"),
-			RetryMin: opts.RetryMin, RetryMax: opts.RetryMax})
+			RetryMin: opts.RetryMin, RetryMax: opts.RetryMax, RateLimited: s.metrics.SlackRateLimited})
 		if err != nil {
 			return nil, err
 		}
+		words = slack.Words()
 		s.threads = bot.NewNotifier(bot.NotifierOptions{Chat: s.slack, KV: s.db.KV("slack"), Store: s.db, Apps: apps,
-			Words: slack.Words(), Logger: s.log.With("component", "threads"),
-			Link: func(pipelineID, jobID string) string { return cfg.HTTP.PublicURL + "/pipelines/" + pipelineID }})
-		notifiers["slack"] = s.threads
-		people = s.slack
+			Words: words, Logger: s.log.With("component", "threads"),
+			Link: func(pipelineID, _ string) string { return link(pipelineID) }})
+		notifiers["slack"] = s.metrics.CountDeliveries("slack", s.threads)
+		people, directory = s.slack, s.slack
 	}
 	s.engine = engine.New(engine.Options{
 		Store: s.db, Executor: s.exec, ExecutorName: executorName(cfg, opts.Executor), Notifiers: notifiers,
 		Logger: s.log.With("component", "engine"), Apps: engineApps, Contexts: cfg.EngineContexts(),
-		Parallelism: cfg.Parallelism, DataDir: cfg.DataDir, Sources: s.github,
+		Parallelism: cfg.Parallelism, DataDir: cfg.DataDir, Sources: s.github, Continuations: continuations(load),
 		RetryMin: opts.RetryMin, RetryMax: opts.RetryMax,
 	})
 	if s.slack != nil {
 		s.slack.Attach(bot.New(bot.Options{Engine: s.engine, Store: s.db, Repos: forgeRepos{gh: s.github, load: load},
-			Directory: s.slack, Apps: apps, Words: slack.Words(), Logger: s.log.With("component", "bot")}), s.threads)
+			Directory: s.slack, Apps: apps, Words: words, Logger: s.log.With("component", "bot")}), s.threads)
 	}
 	var intakeApps []forge.App
 	for _, a := range cfg.Apps {
@@ -139,9 +162,16 @@ func NewServer(ctx context.Context, cfg *config.Config, opts ServerOptions) (s *
 	if err != nil {
 		return nil, err
 	}
+	dashboard, err := web.New(web.Options{Store: s.db, Engine: s.engine, Apps: engineApps, DataDir: cfg.DataDir,
+		PublicURL: cfg.HTTP.PublicURL, Key: key, Auth: web.Auth{Users: dashboardUsers(cfg.HTTP.Auth.Users),
+			TrustedHeader: cfg.HTTP.Auth.TrustedHeader, TrustedProxies: cfg.HTTP.Auth.TrustedProxies, HeaderUsers: cfg.HTTP.Auth.HeaderUsers},
+		Directory: directory, Words: words, Metrics: s.metrics, Checks: s.checks(), Logger: s.log.With("component", "web")})
+	if err != nil {
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("POST /webhooks/github", receiver)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.Handle("/", dashboard)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
 	s.ln = opts.Listener
@@ -151,6 +181,32 @@ func NewServer(ctx context.Context, cfg *config.Config, opts ServerOptions) (s *
 		}
 	}
 	return s, nil
+}
+
+// dashboardUsers are the config's dashboard users as the dashboard takes
+// them.
+func dashboardUsers(users map[string]config.DashboardUser) map[string]web.User {
+	out := make(map[string]web.User, len(users))
+	for name, u := range users {
+		out[name] = web.User{PasswordHash: string(u.PasswordHash), ChatID: u.ChatID}
+	}
+	return out
+}
+
+// checks are what /readyz looks at: the store answers, the engine's
+// writes go through, the executor can run jobs, Slack is connected.
+func (s *Server) checks() []web.Check {
+	cs := []web.Check{
+		{Name: "store", Func: s.db.Ping},
+		{Name: "engine", Func: func(context.Context) error { return s.engine.StoreError() }},
+	}
+	if p, ok := s.exec.(interface{ Ping(context.Context) error }); ok {
+		cs = append(cs, web.Check{Name: "executor", Func: p.Ping})
+	}
+	if s.slack != nil {
+		cs = append(cs, web.Check{Name: "slack", Func: func(context.Context) error { return s.slack.Connected() }})
+	}
+	return cs
 }
 
 // executorName is what attempts record as their executor.

@@ -12,29 +12,55 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/slipway-ci/slipway/orbregistry"
 	"github.com/slipway-ci/slipway/workflows"
+	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
 // configFlags are the flags every command that reads a config shares.
 type configFlags struct {
 	orbDirs      stringList
 	allowMachine bool
+	registry     string
+	offline      bool
 }
 
 func (c *configFlags) register(fs *flag.FlagSet) {
 	fs.Var(&c.orbDirs, "orbs", "folder of vendored orbs, searched after the config's own orbs/ folder (repeatable)")
 	fs.BoolVar(&c.allowMachine, "allow-machine", false, "let machine jobs run on this host")
+	fs.StringVar(&c.registry, "registry", orbregistry.DefaultURL, "the orb registry that orbs not vendored come from (token: CIRCLECI_TOKEN)")
+	fs.BoolVar(&c.offline, "offline", false, "use vendored orbs only, never the orb registry")
 }
 
-// load reads and loads a config file; vendored orbs are looked for in the
-// orbs/ folder beside it (.circleci/orbs for .circleci/config.yml) first.
-func (c *configFlags) load(file string) (*workflows.Config, error) {
+// options are the load options of a config file: vendored orbs are
+// looked for in the orbs/ folder beside it (.circleci/orbs for
+// .circleci/config.yml) first, then in --orbs, then in the registry.
+func (c *configFlags) options(file string) workflows.LoadOptions {
+	opts := workflows.LoadOptions{
+		OrbDirs:      append([]string{filepath.Join(filepath.Dir(file), "orbs")}, c.orbDirs...),
+		AllowMachine: c.allowMachine,
+	}
+	if !c.offline {
+		opts.Registry = orbregistry.New(c.registry, orbregistry.Options{Token: os.Getenv("CIRCLECI_TOKEN")})
+	}
+	return opts
+}
+
+// load reads and loads a config file.
+func (c *configFlags) load(ctx context.Context, file string) (*workflows.Config, error) {
 	src, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
-	dirs := append([]string{filepath.Join(filepath.Dir(file), "orbs")}, c.orbDirs...)
-	return workflows.Load(file, src, workflows.LoadOptions{OrbDirs: dirs, AllowMachine: c.allowMachine})
+	return workflows.LoadContext(ctx, file, src, c.options(file))
+}
+
+// continuations loads the configs setup pipelines continue with, as
+// their pipelines' configs are loaded.
+func continuations(opts workflows.LoadOptions) engine.ContinuationLoader {
+	return engine.ContinuationFunc(func(ctx context.Context, _ *engine.PipelineRecord, name string, src []byte) (*workflows.Config, error) {
+		return workflows.LoadContext(ctx, name, src, opts)
+	})
 }
 
 type stringList []string
@@ -83,7 +109,7 @@ func validateCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	code := 0
 	for _, f := range files {
-		cfg, err := cf.load(f)
+		cfg, err := cf.load(ctx, f)
 		if err == nil {
 			err = cfg.Validate()
 		}
@@ -118,7 +144,7 @@ func planCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "slipway plan:", err)
 		return 2
 	}
-	cfg, err := cf.load(files[0])
+	cfg, err := cf.load(ctx, files[0])
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
