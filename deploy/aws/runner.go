@@ -86,12 +86,14 @@ func (r *Runner) RunNative(ctx context.Context, run *engine.NativeRun) (engine.O
 		st.log = io.Discard
 	}
 	switch run.Step.Command {
+	case "ecr-push":
+		return st.ecrPush(ctx)
 	case "beanstalk-deploy":
 		return st.beanstalkDeploy(ctx)
 	case "lambda-update":
 		return st.lambdaUpdate(ctx)
 	}
-	return nil, fmt.Errorf("%s has no command %q (it has beanstalk-deploy and lambda-update)", engine.OrbAWS, run.Step.Command)
+	return nil, fmt.Errorf("%s has no command %q (it has ecr-push, beanstalk-deploy and lambda-update)", engine.OrbAWS, run.Step.Command)
 }
 
 // step is one step being carried out.

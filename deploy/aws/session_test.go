@@ -12,6 +12,7 @@ import (
 // every command fails before calling AWS, saying where credentials go.
 func TestCredentialsMissing(t *testing.T) {
 	for _, s := range []step{
+		{command: "ecr-push", params: map[string]string{"repo": "backend", "tag": "${CIRCLE_SHA1}"}},
 		{command: "beanstalk-deploy", params: map[string]string{"application": "backend", "environment": "backend-app", "version-label": "v2", "image": "backend:v2"}},
 		{command: "lambda-update", params: map[string]string{"function": "api-handler", "image-uri": "backend:v2"}},
 	} {
@@ -105,12 +106,12 @@ func TestParametersAndCommands(t *testing.T) {
 	h := newHarness(t, nil)
 	_, _, err := h.run(ctx(t), step{command: "ecs-deploy"})
 	wantErr(t, err, `slipway/aws has no command "ecs-deploy"`)
-	_, _, err = h.run(ctx(t), step{command: "lambda-update", params: map[string]string{"timeout": "soon", "image-uri": "a", "zip-file": "b"}})
-	wantErr(t, err, "function is required", `timeout is "soon", not a duration`, "give one of image-uri, repo and zip-file")
 	_, _, err = h.run(ctx(t), step{command: "beanstalk-deploy", params: map[string]string{"application": "backend",
 		"version-label": "v1", "timeout": "soon", "rollback-on-failure": "maybe", "image": "a", "bundle": "b"}})
 	wantErr(t, err, "environment is required", `timeout is "soon", not a duration`, `rollback-on-failure is "maybe", not true or false`,
 		"give one of image, repo and bundle")
+	_, _, err = h.run(ctx(t), step{command: "ecr-push", params: map[string]string{"repo": "backend", "tag": "${CIRCLE_SHA1}", "extra-tags": "latest, -bad"}})
+	wantErr(t, err, `"-bad" is not an image tag`)
 	if c := h.fake.Calls(); len(c) != 0 {
 		t.Errorf("AWS was called: %+v", c)
 	}
