@@ -21,7 +21,7 @@ commands:
   validate FILE...            check config files; errors as file:line:col
   plan FILE --branch B | --tag T [--sha S] [--param k=v]... [--deploy-env E] [--json]
   run FILE [--branch B | --tag T] [--sha S] [--repo DIR] [--param k=v]... [--allow-machine]
-           [--executor local|docker] [--remote-docker] [--approve | --reject] [--logs] [--json]
+           [--executor local|docker] [--remote-docker] [--approve | --reject] [--deploy] [--logs] [--json]
 `
 
 func main() {
