@@ -56,10 +56,10 @@ func TestConfig(t *testing.T) {
 		err       string   // the *workflows.Error's text, or a part of the ErrorList's
 		list      bool
 	}{
-		{name: "present", commit: seed, workflows: []string{"build-test-deploy"}},
+		{name: "present", commit: seed, workflows: []string{"build-test-deploy", "deploy"}},
 		{name: "vendored orbs", commit: withOrbs(t), workflows: []string{"release"}},
-		{name: "other path", commit: other, path: "ci/pipeline.yml", workflows: []string{"build-test-deploy"}},
-		{name: "large, through the blobs API", commit: big, workflows: []string{"build-test-deploy"}},
+		{name: "other path", commit: other, path: "ci/pipeline.yml", workflows: []string{"build-test-deploy", "deploy"}},
+		{name: "large, through the blobs API", commit: big, workflows: []string{"build-test-deploy", "deploy"}},
 		{name: "missing", commit: forgetest.Commit{Files: map[string]string{"README": "x"}},
 			err: ".circleci/config.yml: no config at .circleci/config.yml in acme/backend@SHA7"},
 		{name: "a folder", commit: forgetest.Commit{Files: map[string]string{".circleci/config.yml/x": "x"}},

@@ -23,7 +23,7 @@ commands:
                               write the orbs FILE uses into .circleci/orbs, for use offline
   plan FILE --branch B | --tag T [--sha S] [--param k=v]... [--deploy-env E] [--json]
   run FILE [--branch B | --tag T] [--sha S] [--repo DIR] [--param k=v]... [--allow-machine]
-           [--executor local|docker] [--remote-docker] [--approve | --reject] [--logs] [--json]
+           [--executor local|docker] [--remote-docker] [--approve | --reject] [--deploy] [--logs] [--json]
 
 validate, plan and run fetch orbs that are not vendored from CircleCI's orb
 registry (--registry URL; CIRCLECI_TOKEN for private orbs); --offline never does.

@@ -21,6 +21,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/slipway-ci/slipway/bot"
+	awsdeploy "github.com/slipway-ci/slipway/deploy/aws"
 	"github.com/slipway-ci/slipway/executors/docker"
 	"github.com/slipway-ci/slipway/executors/local"
 	"github.com/slipway-ci/slipway/store"
@@ -28,7 +29,7 @@ import (
 	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
-const runUsage = "usage: slipway run FILE [--branch B | --tag T] [--sha S] [--repo DIR] [--param k=v]... [--allow-machine] [--executor local|docker [--remote-docker]] [--approve | --reject] [--logs] [--json]"
+const runUsage = "usage: slipway run FILE [--branch B | --tag T] [--sha S] [--repo DIR] [--param k=v]... [--allow-machine] [--executor local|docker [--remote-docker]] [--approve | --reject] [--deploy] [--logs] [--json]"
 
 // runCommand is `slipway run`: plan the config for a push and run every
 // workflow on this machine, through the same engine as the bot, with its
@@ -51,6 +52,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	asJSON := fs.Bool("json", false, "end with the outcome as JSON; progress goes to stderr")
 	parallel := fs.Int("parallelism", 4, "jobs run at once")
 	logs := fs.Bool("logs", false, "print every job's log when it ends (a failed job's last lines are always printed)")
+	deploy := fs.Bool("deploy", false, "carry out slipway/aws steps for real, with this machine's AWS configuration (the SDK's environment variables and shared config) and Docker engine; without it they are dry runs")
 	files, err := parseArgs(fs, args)
 	if err != nil {
 		return flagExit(err)
@@ -108,7 +110,7 @@ func runCommand(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		approve: *approve, reject: *reject, who: localUser(),
 	}
 	return r.run(ctx, runSpec{file: files[0], repo: *repo, src: src, trig: trig, cfg: cfg, load: cf.options(files[0]), parallel: *parallel, asJSON: *asJSON,
-		executor: *executor, remoteDocker: *remoteDocker, logs: *logs}, stdout)
+		executor: *executor, remoteDocker: *remoteDocker, logs: *logs, deploy: *deploy}, stdout)
 }
 
 type runSpec struct {
@@ -125,6 +127,9 @@ type runSpec struct {
 	// machine's engine.
 	remoteDocker bool
 	logs         bool // print every job's log, not only failed ones' tails
+	// deploy carries out slipway/aws steps for real instead of as dry
+	// runs.
+	deploy bool
 }
 
 // words are the chat's words, for a terminal.
@@ -161,11 +166,17 @@ func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int 
 		return 1
 	}
 	defer closeExe()
+	var aws engine.NativeRunner = dryRunAWS{}
+	if spec.deploy {
+		runner, closeRunner := deployRunner(ctx, logger, r.stderr)
+		defer closeRunner()
+		aws = runner
+	}
 	contexts := map[string]*engine.Context{}
 	pr := &progressPrinter{w: r.progress, started: map[string]time.Time{}, logs: db, allLogs: spec.logs}
 	e := engine.New(engine.Options{
 		Store: db, Executor: exe, ExecutorName: spec.executor, Notifiers: map[string]engine.Notifier{"terminal": pr}, Logger: logger,
-		Natives:  map[string]engine.NativeRunner{engine.OrbAWS: dryRunAWS{}},
+		Natives:  map[string]engine.NativeRunner{engine.OrbAWS: aws},
 		Contexts: contexts, Parallelism: spec.parallel, DataDir: filepath.Join(tmp, "data"),
 		Continuations: continuations(spec.load),
 		RetryMin:      10 * time.Millisecond, RetryMax: 100 * time.Millisecond,
@@ -551,8 +562,29 @@ func newExecutor(ctx context.Context, spec runSpec, dir string, logger *slog.Log
 	return exe, func() {}, err
 }
 
-// dryRunAWS stands in for slipway/aws on a developer's machine: `slipway
-// run` never deploys, so each step says what the server would do.
+// deployRunner is slipway/aws for `slipway run --deploy`: AWS as this
+// machine's SDK configuration says (jobs' contexts are empty here), and
+// images built and pushed by its Docker engine when one answers.
+func deployRunner(ctx context.Context, logger *slog.Logger, stderr io.Writer) (engine.NativeRunner, func()) {
+	opts := awsdeploy.Options{Logger: logger}
+	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err == nil {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err = cli.Ping(pctx)
+		cancel()
+		if err == nil {
+			opts.Docker = cli
+			return awsdeploy.New(opts), func() { cli.Close() }
+		}
+		cli.Close()
+	}
+	fmt.Fprintf(stderr, "note: no Docker engine answers (%v): ecr-push steps can only find images already in ECR\n", err)
+	return awsdeploy.New(opts), func() {}
+}
+
+// dryRunAWS stands in for slipway/aws on a developer's machine: unless
+// told --deploy, `slipway run` does not deploy, so each step says what
+// the server would do.
 type dryRunAWS struct{}
 
 func (dryRunAWS) RunNative(ctx context.Context, run *engine.NativeRun) (engine.Outputs, error) {

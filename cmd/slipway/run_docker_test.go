@@ -86,7 +86,7 @@ func TestRunSeedPipelineInDocker(t *testing.T) {
 					t.Errorf("progress lacks %q:\n%s", line, errs.String())
 				}
 			}
-			if tt.branch == "main" && !strings.Contains(errs.String(), `slipway/aws ecr-push (dry run: slipway run does not deploy): dockerfile="Dockerfile"`) {
+			if tt.branch == "main" && !strings.Contains(errs.String(), `slipway/aws ecr-push (dry run: slipway run does not deploy): build-args="" create-repo="false" dockerfile="Dockerfile"`) {
 				t.Errorf("progress lacks the ecr-push dry run:\n%s", errs.String())
 			}
 		})
