@@ -639,8 +639,31 @@ func (b *Bot) history(ctx context.Context, app *App, env string) (Reply, error) 
 			line += " ← /rollback goes here"
 		}
 		lines = append(lines, line)
+		lines = append(lines, b.artifacts(r.Artifacts)...)
 	}
 	return private("%s", strings.Join(lines, "\n")), nil
+}
+
+// artifactsMax bounds the artifacts /slipway history shows per release.
+const artifactsMax = 12
+
+// artifacts are a release's artifacts, one indented line each, by name:
+// what its native steps shipped (image digests, version labels, function
+// versions), which a rollback to it reuses.
+func (b *Bot) artifacts(a map[string]string) []string {
+	var lines []string
+	for i, k := range slices.Sorted(maps.Keys(a)) {
+		if i == artifactsMax {
+			lines = append(lines, fmt.Sprintf("    … and %d more", len(a)-artifactsMax))
+			break
+		}
+		v := a[k]
+		if v == "" {
+			v = "none"
+		}
+		lines = append(lines, "    "+b.words.Text(clipText(k, 100))+": `"+b.words.Text(clipText(v, 200))+"`")
+	}
+	return lines
 }
 
 // Press is a press of an approval's button.

@@ -17,13 +17,17 @@ import (
 // deployConfig has a CI workflow for pushes and the deploy workflow
 // /deploy and /rollback run, deploying to the environment they name.
 const deployConfig = `version: 2.1
+orbs:
+  aws: slipway/aws@1
 jobs:
   build:
     machine: true
     steps: [{run: "true"}]
   ship:
     machine: true
-    steps: [{run: "echo shipping << pipeline.deploy.version >>"}]
+    steps:
+      - run: "echo shipping << pipeline.deploy.version >>"
+      - aws/lambda-update: {function: api, repo: backend}
 workflows:
   ci:
     unless: << pipeline.deploy.environment >>
@@ -70,11 +74,32 @@ type groups map[string][]string
 
 func (g groups) Groups(ctx context.Context, user string) ([]string, error) { return g[user], nil }
 
-// okExecutor runs every job to success at once.
+// okExecutor runs every job to success at once, its native steps
+// through the engine.
 type okExecutor struct{}
 
 func (okExecutor) Run(ctx context.Context, job *engine.JobRun, log io.Writer) (engine.JobResult, error) {
+	for _, st := range job.Spec.Steps {
+		if st.Native == nil {
+			continue
+		}
+		if _, err := job.Native.RunNative(ctx, &engine.NativeRun{Job: job, Step: st.Native, Env: job.Env, Log: log}); err != nil {
+			return engine.JobResult{Status: workflows.StatusFailed, Reason: err.Error()}, nil
+		}
+	}
 	return engine.JobResult{Status: workflows.StatusSuccess}, nil
+}
+
+// versionedAWS stands in for slipway/aws: a function's version is its
+// commit's short SHA, or what a rollback restores.
+type versionedAWS struct{}
+
+func (versionedAWS) RunNative(ctx context.Context, run *engine.NativeRun) (engine.Outputs, error) {
+	key := "lambda." + run.Step.Params["function"] + ".version"
+	if v, ok := run.Job.Restore[key]; ok {
+		return engine.Outputs{key: v}, nil
+	}
+	return engine.Outputs{key: run.Env["CIRCLE_SHA1"][:7]}, nil
 }
 func (okExecutor) Cleanup(ctx context.Context, attemptID string) error { return nil }
 
@@ -111,6 +136,7 @@ func newBotHarness(t *testing.T) *botHarness {
 	apps := []*App{backendApp(), {App: &engine.App{Name: "frontend", Repo: "acme/frontend",
 		Environments: map[string]*engine.Environment{"staging": {Name: "staging"}}}, Channel: "C0WEB"}}
 	e := engine.New(engine.Options{Store: db, Executor: okExecutor{}, DataDir: t.TempDir(),
+		Natives: map[string]engine.NativeRunner{engine.OrbAWS: versionedAWS{}},
 		Apps: map[string]*engine.App{"backend": apps[0].App, "frontend": apps[1].App}})
 	if err := e.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -266,7 +292,8 @@ func TestRollback(t *testing.T) {
 	expect(t, h.say("U0ALICE", "C0DEPLOYS", "/rollback backend production to #9"), false, "no release #9")
 	expect(t, h.say("U0ALICE", "C0DEPLOYS", "/rollback backend production to abcdef0"), false, "never deployed there")
 	expect(t, h.say("U0MALLORY", "C0DEPLOYS", "/rollback backend production"), false, "only U0ALICE may roll backend back")
-	expect(t, h.say("U0ALICE", "C0DEPLOYS", "/slipway history backend production"), false, "#3 v1 (`1111111`) by U0ALICE, approved by U0RELEASE", "(rollback)", "#1 v1", "← /rollback goes here")
+	expect(t, h.say("U0ALICE", "C0DEPLOYS", "/slipway history backend production"), false, "#3 v1 (`1111111`) by U0ALICE, approved by U0RELEASE", "(rollback)", "#1 v1", "← /rollback goes here",
+		"(rollback)\n    lambda.api.version: `1111111`\n#2 v2 (`2222222`) by U0ALICE, approved by U0SRE, just now ← /rollback goes here\n    lambda.api.version: `2222222`\n#1 v1")
 }
 
 func TestRollbackTarget(t *testing.T) {

@@ -49,7 +49,15 @@ type chatE2E struct {
 	n     int
 }
 
-func newChatE2E(t *testing.T) *chatE2E {
+// chatOptions change the e2e's server.
+type chatOptions struct {
+	// production is the production environment's keys, beyond who may
+	// deploy and approve: a YAML flow map's entries.
+	production string
+	opts       ServerOptions
+}
+
+func newChatE2E(t *testing.T, co chatOptions) *chatE2E {
 	t.Helper()
 	gh := forgetest.New(t)
 	sl := slacktest.New(t)
@@ -76,14 +84,14 @@ apps:
     channel: C0DEPLOYS
     environments:
       staging: {deployers: [U0ALICE]}
-      production: {deployers: [U0ALICE], approvers: [U0RELEASE]}
-`, dir, gh.Token, webhookSecret, gh.URL, slacktest.AppToken, slacktest.BotToken, sl.URL()+"/api/")
+      production: {deployers: [U0ALICE], approvers: [U0RELEASE]%s}
+`, dir, gh.Token, webhookSecret, gh.URL, slacktest.AppToken, slacktest.BotToken, sl.URL()+"/api/", co.production)
 	cfg, err := config.Parse("slipway.yml", []byte(text), nil, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &chatE2E{t: t, gh: gh, slack: sl, db: cfg.Store.Path}
-	e.srv = startServer(t, cfg, ServerOptions{})
+	e.srv = startServer(t, cfg, co.opts)
 	return e
 }
 
@@ -189,7 +197,7 @@ func (e *chatE2E) releases(env string) []string {
 // approver's press deploys; /deploy ships an older commit, /rollback goes
 // back, and production is then locked.
 func TestServeWithSlack(t *testing.T) {
-	e := newChatE2E(t)
+	e := newChatE2E(t, chatOptions{})
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, ".circleci"), 0o755)
 	os.WriteFile(filepath.Join(dir, ".circleci", "config.yml"), []byte(deployRepo), 0o644)

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"time"
 
+	awsdeploy "github.com/slipway-ci/slipway/deploy/aws"
+
 	"github.com/docker/docker/client"
 	"golang.org/x/sync/errgroup"
 
@@ -40,13 +42,15 @@ type Server struct {
 	engine   *engine.Engine
 	exec     engine.Executor
 	closeExe func()
-	github   *forge.Client
-	intake   *forge.Intake
-	slack    *slack.Adapter // nil without a slack section
-	threads  *bot.Notifier  // the Slack threads; nil without Slack
-	metrics  *web.Metrics
-	ln       net.Listener
-	http     *http.Server
+	// closeDocker closes the Docker engine's client, after the executor.
+	closeDocker func()
+	github      *forge.Client
+	intake      *forge.Intake
+	slack       *slack.Adapter // nil without a slack section
+	threads     *bot.Notifier  // the Slack threads; nil without Slack
+	metrics     *web.Metrics
+	ln          net.Listener
+	http        *http.Server
 }
 
 // ServerOptions are what tests set beyond the config.
@@ -58,6 +62,9 @@ type ServerOptions struct {
 	Listener net.Listener
 	// RetryMin and RetryMax bound the outbox's and the intake's backoff.
 	RetryMin, RetryMax time.Duration
+	// AWSPoll is how often slipway/aws looks at a deploy it waits for;
+	// deploy/aws's default when zero.
+	AWSPoll time.Duration
 }
 
 // NewServer opens the store and makes everything the config asks for;
@@ -78,10 +85,25 @@ func NewServer(ctx context.Context, cfg *config.Config, opts ServerOptions) (s *
 	if s.db, err = store.Open(ctx, cfg.Store.Path); err != nil {
 		return nil, err
 	}
+	// One client of the Docker engine, when one answers, for the docker
+	// executor and slipway/aws's image builds.
+	cli, dockerErr := dockerClient(ctx)
+	if cli != nil {
+		s.closeDocker = func() { cli.Close() }
+	}
 	if s.exec == nil {
-		if s.exec, s.closeExe, err = serverExecutor(ctx, cfg, s.log); err != nil {
+		if s.exec, s.closeExe, err = serverExecutor(ctx, cfg, cli, dockerErr, s.log); err != nil {
 			return nil, err
 		}
+	}
+	// slipway/aws: AWS as the SDK's configuration says, overridden per job
+	// by its contexts' AWS_* variables; images built and pushed by the
+	// Docker engine.
+	awsOpts := awsdeploy.Options{Logger: s.log.With("component", "aws"), Poll: opts.AWSPoll}
+	if cli != nil {
+		awsOpts.Docker = cli
+	} else {
+		s.log.Warn("no Docker engine answers: aws/ecr-push can only find images already in ECR", "err", dockerErr)
 	}
 	gh := forge.Options{APIURL: cfg.GitHub.APIURL, Token: string(cfg.GitHub.Token), AppID: cfg.GitHub.AppID,
 		PrivateKey: []byte(cfg.GitHub.PrivateKey), InstallationID: cfg.GitHub.InstallationID,
@@ -143,6 +165,7 @@ func NewServer(ctx context.Context, cfg *config.Config, opts ServerOptions) (s *
 		Store: s.db, Executor: s.exec, ExecutorName: executorName(cfg, opts.Executor), Notifiers: notifiers,
 		Logger: s.log.With("component", "engine"), Apps: engineApps, Contexts: cfg.EngineContexts(),
 		Parallelism: cfg.Parallelism, DataDir: cfg.DataDir, Sources: s.github, Continuations: continuations(load),
+		Natives:  map[string]engine.NativeRunner{engine.OrbAWS: awsdeploy.New(awsOpts)},
 		RetryMin: opts.RetryMin, RetryMax: opts.RetryMax,
 	})
 	if s.slack != nil {
@@ -220,27 +243,34 @@ func executorName(cfg *config.Config, given engine.Executor) string {
 	return cfg.Executor
 }
 
+// dockerClient is a client of the Docker engine DOCKER_HOST names (the
+// local one by default), nil with the reason when none answers.
+func dockerClient(ctx context.Context) (*client.Client, error) {
+	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := c.Ping(pctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
 // serverExecutor makes the executor the config names; "" picks docker
-// when an engine answers, else local.
-func serverExecutor(ctx context.Context, cfg *config.Config, log *slog.Logger) (engine.Executor, func(), error) {
+// when cli, a Docker engine that answered, is not nil, else local.
+func serverExecutor(ctx context.Context, cfg *config.Config, cli *client.Client, dockerErr error, log *slog.Logger) (engine.Executor, func(), error) {
 	kind := cfg.Executor
-	var cli *client.Client
-	if kind == "" || kind == "docker" {
-		c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-		if err == nil {
-			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_, err = c.Ping(pctx)
-			cancel()
-		}
-		switch {
-		case err == nil:
-			cli, kind = c, "docker"
-		case kind == "docker":
-			return nil, nil, fmt.Errorf("executor docker: no Docker engine answers: %w", err)
-		default:
-			log.Warn("no Docker engine answers; jobs run on this host with the local executor", "err", err)
-			kind = "local"
-		}
+	switch {
+	case kind == "docker" && cli == nil:
+		return nil, nil, fmt.Errorf("executor docker: no Docker engine answers: %w", dockerErr)
+	case kind == "" && cli != nil:
+		kind = "docker"
+	case kind == "":
+		log.Warn("no Docker engine answers; jobs run on this host with the local executor", "err", dockerErr)
+		kind = "local"
 	}
 	if kind == "docker" {
 		opts := docker.Options{Logger: log.With("component", "docker"), NetworkPool: cfg.Parallelism}
@@ -252,7 +282,6 @@ func serverExecutor(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 			cctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			exe.Close(cctx)
-			cli.Close()
 		}, nil
 	}
 	exe, err := local.New(local.Options{Dir: filepath.Join(cfg.DataDir, "attempts"), Logger: log.With("component", "local")})
@@ -310,6 +339,9 @@ func (s *Server) Run(ctx context.Context) error {
 func (s *Server) close() {
 	if s.closeExe != nil {
 		s.closeExe()
+	}
+	if s.closeDocker != nil {
+		s.closeDocker()
 	}
 	if s.db != nil {
 		s.db.Close()
