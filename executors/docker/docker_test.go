@@ -1044,3 +1044,38 @@ func TestOutputStreams(t *testing.T) {
 		t.Errorf("log:\n%q", log.buf.String())
 	}
 }
+
+// nopCloser lets a test's buffer stand as the log the engine closes.
+type nopCloser struct{ *logBuffer }
+
+func (nopCloser) Close() error { return nil }
+
+// TestSecretSplitAcrossStreamsIsMasked prints a secret in two halves on
+// one line, the first on stdout and the rest on stderr, through the
+// engine's masking writer: the log must show the line masked, as the
+// local executor's log does, where both streams share one pipe.
+func TestSecretSplitAcrossStreamsIsMasked(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	const secret = "s3cr3t-t0ken-value"
+	spec := image(run(`printf 'token=%s' "${SECRET%-*}"; printf -- '-%s\n' "${SECRET##*-}" >&2; echo after`))
+	job := newJob(t, spec, "", "")
+	job.Env["SECRET"] = secret
+	log := &logBuffer{}
+	masked := engine.NewMaskingWriter(nopCloser{log}, []string{secret})
+	res, err := e.Run(context.Background(), job, masked)
+	if err != nil {
+		t.Fatalf("Run: %v\nlog:\n%s", err, log)
+	}
+	if err := masked.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := countLabelled(t, cli, docker.LabelAttempt+"="+job.ID); n != 0 {
+		t.Errorf("%d containers, networks or volumes of attempt %s left after Run", n, job.ID)
+	}
+	if res.Status != workflows.StatusSuccess {
+		t.Fatalf("status %s (%s), log:\n%s", res.Status, res.Reason, log)
+	}
+	if got := log.String(); strings.Contains(got, "s3cr3t") || strings.Contains(got, "value") || !strings.Contains(got, "token=********\nafter\n") {
+		t.Errorf("the secret is not masked whole on its line:\n%s", got)
+	}
+}

@@ -746,3 +746,28 @@ func TestNoOutputTimeoutDefaultsToTenMinutes(t *testing.T) {
 		t.Errorf("default no_output_timeout = %s, want 10m", e.opts.NoOutputTimeout)
 	}
 }
+
+type nopCloser struct{ *bytes.Buffer }
+
+func (nopCloser) Close() error { return nil }
+
+// TestSecretSplitAcrossStreamsIsMasked is the docker executor's test of
+// the same name: a secret printed half on stdout, half on stderr, on one
+// line, reaches the masking writer whole.
+func TestSecretSplitAcrossStreamsIsMasked(t *testing.T) {
+	const secret = "s3cr3t-t0ken-value"
+	job := newJob(t, newShared(t), run(`printf 'token=%s' "${SECRET%-*}"; printf -- '-%s\n' "${SECRET##*-}" >&2; echo after`))
+	job.Env["SECRET"] = secret
+	var log bytes.Buffer
+	masked := engine.NewMaskingWriter(nopCloser{&log}, []string{secret})
+	res, err := newExecutor(t).Run(context.Background(), job, masked)
+	if err != nil || res.Status != workflows.StatusSuccess {
+		t.Fatalf("Run = %+v, %v; log:\n%s", res, err, log.String())
+	}
+	if err := masked.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := log.String(); strings.Contains(got, "s3cr3t") || strings.Contains(got, "value") || !strings.Contains(got, "token=********\nafter\n") {
+		t.Errorf("the secret is not masked whole on its line:\n%s", got)
+	}
+}
