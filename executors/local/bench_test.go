@@ -75,15 +75,16 @@ func BenchmarkOneStepJobPaired(b *testing.B) {
 		if !ok {
 			continue
 		}
-		b.Run(name, func(b *testing.B) { benchPaired(b, base) })
+		b.Run(name, func(b *testing.B) { benchPaired(b, Options{Dir: base}) })
 	}
 }
 
-func benchPaired(b *testing.B, base string) {
-	e, err := New(Options{Dir: base})
+func benchPaired(b *testing.B, opts Options) {
+	e, err := New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { e.Close(context.Background()) })
 	spec := &workflows.JobSpec{Shell: "/bin/sh -e", Steps: []workflows.Step{run("true")}}
 	var inExec, inSpawn time.Duration
 	for i := 0; b.Loop(); i++ {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/slipway-ci/slipway/executors"
 	"github.com/slipway-ci/slipway/workflows"
@@ -43,30 +44,32 @@ func (j *job) checkout(ctx context.Context, s *workflows.CheckoutStep) outcome {
 // checkoutGit makes dest a git repository borrowing the source's objects
 // (git alternates): no copy of history, any commit of the source can be
 // checked out, even one no branch points at, and the source repository
-// is never written to.
+// is never written to. The source is asked about as slipway; dest, the
+// job's, is written by git run as a process of the job, in its cgroup: a
+// hook that an earlier step planted in dest/.git runs as the job.
 func (j *job) checkoutGit(ctx context.Context, src engine.Source, dest string) error {
 	if src.Revision == "" {
 		return errors.New("no revision to check out")
 	}
-	gitDir, err := j.git(ctx, src.GitDir, "rev-parse", "--path-format=absolute", "--git-common-dir")
+	gitDir, err := j.git(ctx, false, src.GitDir, "rev-parse", "--path-format=absolute", "--git-common-dir")
 	if err != nil {
 		return err
 	}
-	sha, err := j.git(ctx, src.GitDir, "rev-parse", "--verify", "--end-of-options", src.Revision+"^{commit}")
+	sha, err := j.git(ctx, false, src.GitDir, "rev-parse", "--verify", "--end-of-options", src.Revision+"^{commit}")
 	if err != nil {
 		return fmt.Errorf("revision %q: %w", src.Revision, err)
 	}
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return err
 	}
-	if _, err := j.git(ctx, dest, "init", "-q"); err != nil {
+	if _, err := j.git(ctx, true, dest, "init", "-q"); err != nil {
 		return err
 	}
 	alternates := filepath.Join(dest, ".git", "objects", "info", "alternates")
 	if err := os.WriteFile(alternates, []byte(filepath.Join(gitDir, "objects")+"\n"), 0o644); err != nil {
 		return err
 	}
-	if _, err := j.git(ctx, dest, "config", "remote.origin.url", src.GitDir); err != nil {
+	if _, err := j.git(ctx, true, dest, "config", "remote.origin.url", src.GitDir); err != nil {
 		return err
 	}
 	// On a branch as CircleCI leaves it, so that `git branch` and tools
@@ -75,19 +78,30 @@ func (j *job) checkoutGit(ctx context.Context, src engine.Source, dest string) e
 	if b := j.run.Env["CIRCLE_BRANCH"]; b != "" {
 		args = []string{"checkout", "-q", "-f", "-B", b, sha}
 	}
-	_, err = j.git(ctx, dest, args...)
+	_, err = j.git(ctx, true, dest, args...)
 	return err
 }
 
 // git runs git in dir with the job's base environment, returning its
-// trimmed output; its error carries what git said.
-func (j *job) git(ctx context.Context, dir string, args ...string) (string, error) {
+// trimmed output; its error carries what git said. asJob runs it as a
+// process of the job, for a dir the job owns.
+func (j *job) git(ctx context.Context, asJob bool, dir string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
-	cmd.Env = executors.EnvList(executors.MergeEnv(j.base, map[string]string{"GIT_TERMINAL_PROMPT": "0"}))
+	cmd.Env = executors.EnvList(executors.MergeEnv(j.base, map[string]string{"GIT_TERMINAL_PROMPT": "0", attemptEnv: j.run.ID}))
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	var err error
+	if asJob {
+		err = j.start(cmd)
+	} else {
+		err = cmd.Start()
+	}
+	if err == nil {
+		err = cmd.Wait()
+	}
+	if err != nil {
 		return "", fmt.Errorf("git %s: %w: %s", args[0], err, strings.TrimSpace(errOut.String()))
 	}
 	return strings.TrimSpace(out.String()), nil
