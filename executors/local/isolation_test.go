@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/slipway-ci/slipway/executors"
 	"github.com/slipway-ci/slipway/workflows"
 	"github.com/slipway-ci/slipway/workflows/engine"
@@ -26,13 +28,14 @@ import (
 // helperEnv, set in the environment of this test binary run again, makes
 // it run one job through an executor instead of the tests (see TestMain),
 // as os/exec's tests do: a process that a test can SIGKILL mid-step, or
-// that runs a job for as long as a test wants.
+// whose own environment a job tries to read.
 const helperEnv = "SLIPWAY_LOCAL_TEST_HELPER"
 
 // helperJob is what the helper process runs, passed as JSON in helperEnv.
 type helperJob struct {
 	Dir       string
 	Tracking  string // one of trackings; the executor's choice when empty
+	NoProtect bool   // make the process dumpable again after New
 	AttemptID string
 	Command   string
 	Env       map[string]string
@@ -56,6 +59,12 @@ func helperMain(spec string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper:", err)
 		return 2
+	}
+	if h.NoProtect {
+		if err := unix.Prctl(unix.PR_SET_DUMPABLE, 1, 0, 0, 0); err != nil {
+			fmt.Fprintln(os.Stderr, "helper:", err)
+			return 2
+		}
 	}
 	if h.Tracking != "" {
 		if why := track(e, h.Tracking); why != "" {
@@ -283,6 +292,31 @@ func liveRecords(t *testing.T, dir string) int {
 		}
 	}
 	return n
+}
+
+// nobody is Debian's unprivileged user, jobs' user in tests run as root.
+const nobody = "65534"
+
+// requireRoot skips tests of what the executor does as root.
+func requireRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: the executor switches users only as root, and this test runs as uid", os.Geteuid())
+	}
+}
+
+// reachableTempDir is a temporary folder that other users can go
+// through, as a folder for attempts run as another user must be
+// (t.TempDir's are the test's user's alone).
+func reachableTempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // A step that forks as fast as it can, in the background, leaves nothing

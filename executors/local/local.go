@@ -25,6 +25,9 @@
 // and by SLIPWAY_ATTEMPT in their environment, which a process that
 // leaves its session and drops the variable escapes.
 //
+// slipway's own process is non-dumpable (Protect): no other process of
+// its user, its jobs included, reads its environment or memory.
+//
 // Jobs see only the variables CircleCI jobs see (the engine's CIRCLE_*
 // and context variables, the job's and step's `environment`) plus PATH,
 // HOME and the locale from the host, CIRCLE_WORKING_DIRECTORY, and
@@ -140,6 +143,9 @@ func New(opts Options) (*Executor, error) {
 		logger = slog.Default()
 	}
 	logger = logger.With("executor", "local")
+	if err := Protect(); err != nil {
+		logger.Warn("slipway's own process stays readable by its user's processes", "err", err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("local: %w", err)
 	}
