@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func BenchmarkOneStepJob(b *testing.B) {
 			name = "executor-sh"
 		}
 		b.Run(name, func(b *testing.B) {
-			e, err := New(Options{Dir: b.TempDir()})
+			e, err := New(Options{Dir: b.TempDir(), AllowRoot: true})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -75,7 +76,20 @@ func BenchmarkOneStepJobPaired(b *testing.B) {
 		if !ok {
 			continue
 		}
-		b.Run(name, func(b *testing.B) { benchPaired(b, Options{Dir: base}) })
+		b.Run(name, func(b *testing.B) { benchPaired(b, Options{Dir: base, AllowRoot: true}) })
+	}
+	// As a server runs them: slipway as root, each job as a user of its
+	// own.
+	if os.Geteuid() == 0 {
+		dir := b.TempDir()
+		for d := dir; d != os.TempDir(); d = filepath.Dir(d) {
+			if err := os.Chmod(d, 0o755); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run("disk-users", func(b *testing.B) {
+			benchPaired(b, Options{Dir: filepath.Join(dir, "attempts"), Users: []string{"65534", "65533:65533"}})
+		})
 	}
 }
 

@@ -34,6 +34,7 @@ const helperEnv = "SLIPWAY_LOCAL_TEST_HELPER"
 // helperJob is what the helper process runs, passed as JSON in helperEnv.
 type helperJob struct {
 	Dir       string
+	User      string // Options.User; empty for AllowRoot
 	Tracking  string // one of trackings; the executor's choice when empty
 	NoProtect bool   // make the process dumpable again after New
 	AttemptID string
@@ -55,7 +56,7 @@ func helperMain(spec string) int {
 		fmt.Fprintln(os.Stderr, "helper:", err)
 		return 2
 	}
-	e, err := New(Options{Dir: h.Dir})
+	e, err := New(Options{Dir: h.Dir, User: h.User, AllowRoot: h.User == ""})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper:", err)
 		return 2
@@ -218,7 +219,7 @@ func TestLeftoversOfAKilledProcessAreStopped(t *testing.T) {
 				if !alive(pid) {
 					t.Fatalf("the step died with the helper; its log:\n%s", log)
 				}
-				e := newExecutorWith(t, Options{Dir: dir})
+				e := newExecutorWith(t, Options{Dir: dir, AllowRoot: true})
 				if by == "Cleanup" {
 					if err := e.Cleanup(context.Background(), h.AttemptID); err != nil {
 						t.Fatal(err)
@@ -292,6 +293,24 @@ func liveRecords(t *testing.T, dir string) int {
 		}
 	}
 	return n
+}
+
+// A job cannot read the environment of the process running the executor,
+// where the server keeps its tokens: as root, the executor runs it as
+// another user.
+func TestJobCannotReadTheExecutorsEnvironment(t *testing.T) {
+	requireRoot(t)
+	h := helperJob{
+		Dir: filepath.Join(reachableTempDir(t), "attempts"), AttemptID: "reader-1", User: nobody,
+		Command: `if tr '\0' '\n' < /proc/$PPID/environ | grep -q SLIPWAY_TEST_TOKEN; then echo LEAKED; else echo unreadable; fi`,
+	}
+	helper, log := startHelper(t, h, "SLIPWAY_TEST_TOKEN=xoxb-not-for-jobs")
+	if err := helper.Wait(); err != nil {
+		t.Fatalf("helper: %v\n%s", err, log)
+	}
+	if !strings.Contains(log.String(), "unreadable\n") {
+		t.Errorf("the job read the executor's environment:\n%s", log)
+	}
 }
 
 // nobody is Debian's unprivileged user, jobs' user in tests run as root.
@@ -448,7 +467,7 @@ func TestLiveOwnersAttemptsAreLeftAlone(t *testing.T) {
 	}
 	helper, log := startHelper(t, h)
 	pid := readPID(t, filepath.Join(out, "step"))
-	e := newExecutorWith(t, Options{Dir: dir})
+	e := newExecutorWith(t, Options{Dir: dir, AllowRoot: true})
 	t.Cleanup(func() {
 		helper.Process.Kill()
 		helper.Wait()
@@ -504,7 +523,7 @@ func TestRecordNamingAnotherCgroupIsNotActedOn(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, ".running", "999999999-1"), r.encode(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	newExecutorWith(t, Options{Dir: dir})
+	newExecutorWith(t, Options{Dir: dir, AllowRoot: true})
 	if _, err := os.Stat(victim); err != nil {
 		t.Errorf("the cgroup a forged record named: %v", err)
 	}

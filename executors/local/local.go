@@ -8,6 +8,7 @@
 //	<Dir>/.steps/<pid>-<n>       the command of a running step, passed to its shell as a file
 //	<Dir>/.trash/<pid>-<n>       a finished attempt's folder, being deleted (see trash)
 //	<Dir>/.running/<pid>-<n>     what a running attempt holds, for whoever outlives it (see record)
+//	<Dir>/.users/<uid>           a lock held while an attempt runs as that user (Options.Users)
 //
 // HOME points at the attempt's folder so that `cd ~/project` in a command
 // and `working_directory: ~/project` agree, and so that jobs do not share
@@ -15,22 +16,33 @@
 // reused from attempt to attempt, not made and removed with each. An
 // absolute working_directory or path is a host path, shared with
 // everything else on the host: the local executor isolates jobs by
-// folder and cgroup, not by namespace. It is not a sandbox.
+// folder, user and cgroup, not by namespace. It is not a sandbox: a job
+// sees the host's file system, network and processes as its user may.
 //
-// A job's processes run in a cgroup per attempt where the host lets
-// slipway make one (see cgroups): the job's end, a cancel, the engine's
-// Cleanup after a crash and the next executor's start kill them all,
-// however they detached; limits (processes, and memory and CPU by
-// resource_class) apply there. Elsewhere they are found by process group
-// and by SLIPWAY_ATTEMPT in their environment, which a process that
-// leaves its session and drops the variable escapes.
+// What it does isolate:
 //
-// slipway's own process is non-dumpable (Protect): no other process of
-// its user, its jobs included, reads its environment or memory.
+//   - A job's processes, in a cgroup per attempt where the host lets
+//     slipway make one (see cgroups): the job's end, a cancel, the
+//     engine's Cleanup after a crash and the next executor's start kill
+//     them all, however they detached; limits (processes, and memory and
+//     CPU by resource_class) apply there. Elsewhere they are found by
+//     process group and by SLIPWAY_ATTEMPT in their environment, which a
+//     process that leaves its session and drops the variable escapes.
+//   - slipway's own process: non-dumpable (Protect), so that no process
+//     of its user reads its environment or memory; and, when slipway
+//     runs as root, jobs run as Options.User or one of Options.Users,
+//     never as root unless AllowRoot says so. The executor's own work in
+//     a job's folders (checkout, caches, workspaces, artifacts) runs with
+//     the job's user's rights.
+//   - Jobs from each other, when each runs as a user of its own
+//     (Options.Users): their homes and /proc/PID/environ, where their
+//     contexts' secrets are, are closed to each other. Jobs sharing a
+//     user can read both while they run.
 //
 // Jobs see only the variables CircleCI jobs see (the engine's CIRCLE_*
 // and context variables, the job's and step's `environment`) plus PATH,
-// HOME and the locale from the host, CIRCLE_WORKING_DIRECTORY, and
+// HOME and the locale from the host, USER and LOGNAME (the job's user's,
+// where slipway switches users), CIRCLE_WORKING_DIRECTORY, and
 // SLIPWAY_ATTEMPT — never the rest of slipway's own environment, which
 // holds its Slack, GitHub and AWS credentials.
 //
@@ -65,7 +77,8 @@ var _ engine.Executor = (*Executor)(nil)
 
 // Options configures an Executor.
 type Options struct {
-	// Dir holds one folder per running attempt. Required.
+	// Dir holds one folder per running attempt. Required. When jobs run
+	// as User or Users, every folder above it must let them through.
 	Dir    string
 	Logger *slog.Logger // slog.Default() when nil
 	// NoOutputTimeout applies to run steps that set none;
@@ -82,6 +95,29 @@ type Options struct {
 	// running them may. Off, the step fails: the config expects an
 	// engine the operator did not offer.
 	RemoteDocker bool
+
+	// User is who jobs run as when slipway runs as root: a name from the
+	// user database, or "uid" or "uid:gid" (a uid the database does not
+	// know needs its gid). Jobs get its user and group IDs and its
+	// supplementary groups; their HOME stays the attempt's folder, which
+	// they own. A root job could read every process's environment,
+	// slipway's tokens included, and move itself out of its cgroup. When
+	// slipway does not run as root, User must be empty or its own user.
+	//
+	// Jobs that share a user can read each other's files and, while they
+	// run, each other's /proc/PID/environ, where their contexts' secrets
+	// are. Users avoids that.
+	User string
+	// Users, instead of User, gives each running attempt a user of its own
+	// among these (written as User is), so that jobs running at the same
+	// time cannot read each other's processes or homes. An attempt waits
+	// while all of them have one. Slipway processes sharing these users
+	// must share Dir: they claim them by locks in <Dir>/.users.
+	Users []string
+	// AllowRoot lets jobs run as root when slipway does and names no
+	// User: for `slipway run` on a developer's machine, where the jobs
+	// are the developer's own. Without it, New refuses to run root jobs.
+	AllowRoot bool
 
 	// MaxProcesses bounds the processes and threads of one attempt, where
 	// the host has a pids cgroup controller for slipway;
@@ -111,6 +147,7 @@ type Executor struct {
 	folder  *folder
 	scripts *scripts
 	trash   *trash
+	users   *users   // nil: jobs run as this process's user
 	cg      *cgroups // nil: jobs are tracked by process group
 }
 
@@ -143,6 +180,10 @@ func New(opts Options) (*Executor, error) {
 		logger = slog.Default()
 	}
 	logger = logger.With("executor", "local")
+	us, err := jobsUsers(opts)
+	if err != nil {
+		return nil, fmt.Errorf("local: %w", err)
+	}
 	if err := Protect(); err != nil {
 		logger.Warn("slipway's own process stays readable by its user's processes", "err", err)
 	}
@@ -153,12 +194,26 @@ func New(opts Options) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("local: %w", err)
 	}
+	if us != nil {
+		// The users' shells read their step files by path.
+		if err := os.Chmod(f.scripts.dir, 0o711); err != nil {
+			return nil, fmt.Errorf("local: %w", err)
+		}
+		for _, u := range us.all {
+			if err := u.checkReach(f.scripts.dir); err != nil {
+				return nil, fmt.Errorf("local: %w", err)
+			}
+		}
+	}
 	cg, why := findCgroups()
 	logOnce.Do(func() {
 		if cg != nil {
 			logger.Info("each attempt's processes run in a cgroup of its own", cg.describe()...)
 		} else {
 			logger.Warn("no cgroup for attempts: their processes are tracked by process group and environment, and one that leaves its session and drops SLIPWAY_ATTEMPT outlives its job; jobs get no limits", "why", why)
+		}
+		if us == nil && os.Geteuid() == 0 {
+			logger.Warn("jobs run as root (AllowRoot): they can read every process's environment and memory, slipway's included")
 		}
 	})
 	_, err = os.Stat("/bin/bash")
@@ -169,8 +224,39 @@ func New(opts Options) (*Executor, error) {
 		folder:  f,
 		scripts: f.scripts,
 		trash:   f.trash,
+		users:   us,
 		cg:      cg,
 	}, nil
+}
+
+// jobsUsers are who opts make jobs run as: nil for this process's user.
+func jobsUsers(opts Options) (*users, error) {
+	specs, perAttempt := opts.Users, true
+	switch {
+	case opts.User != "" && len(opts.Users) > 0:
+		return nil, errors.New("name the jobs' User or their Users, not both")
+	case len(opts.Users) == 0 && opts.User != "":
+		specs, perAttempt = []string{opts.User}, false
+	}
+	if os.Geteuid() != 0 {
+		for _, spec := range specs {
+			u, err := lookupUser(spec)
+			if err != nil {
+				return nil, err
+			}
+			if u.uid != os.Geteuid() {
+				return nil, fmt.Errorf("jobs can run as %s only when slipway runs as root", u)
+			}
+		}
+		return nil, nil
+	}
+	if len(specs) == 0 {
+		if opts.AllowRoot {
+			return nil, nil
+		}
+		return nil, errors.New("slipway runs as root: name the unprivileged user jobs run as (Options.User), or allow root jobs (AllowRoot) where the jobs are the machine owner's own")
+	}
+	return newUsers(specs, perAttempt, filepath.Join(opts.Dir, ".users"))
 }
 
 // attemptEnv marks every process of an attempt, so that the job's end,
@@ -191,8 +277,11 @@ func (e *Executor) Run(ctx context.Context, job *engine.JobRun, log io.Writer) (
 		return engine.JobResult{}, fmt.Errorf("local: attempt %s is already running", job.ID)
 	}
 	defer e.folder.done(job.ID)
-	j, err := e.newJob(job, log)
+	j, err := e.newJob(ctx, job, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			return engine.JobResult{Status: workflows.StatusCanceled, Reason: "canceled"}, nil
+		}
 		return engine.JobResult{}, err
 	}
 	defer j.end()
@@ -271,6 +360,8 @@ type job struct {
 
 	home, workdir string            // home is the attempt's folder
 	base          map[string]string // what the executor provides under the job's env
+	user          *jobUser          // nil: this process's user
+	release       func()            // ends the attempt's claim on its user
 	record        *recordFile       // the attempt's record
 	cgroup        *attemptCgroup    // nil: tracked by process group
 	sincePID      int               // without cgroups: lastPID before the job's first process
@@ -279,31 +370,46 @@ type job struct {
 	background []*process // background steps, stopped at the job's end
 }
 
-func (e *Executor) newJob(run *engine.JobRun, log io.Writer) (*job, error) {
+func (e *Executor) newJob(ctx context.Context, run *engine.JobRun, log io.Writer) (*job, error) {
 	lim, err := e.limits(run.Spec.ResourceClass)
 	if err != nil {
 		return nil, fmt.Errorf("local: %w", err)
 	}
+	var u *jobUser
+	release := func() {}
+	if e.users != nil {
+		if u, release, err = e.users.take(ctx, log); err != nil {
+			return nil, fmt.Errorf("local: %w", err)
+		}
+	}
 	dir := filepath.Join(e.opts.Dir, run.ID)
-	err = os.Mkdir(dir, 0o755)
+	home := os.FileMode(0o755)
+	if u != nil {
+		home = 0o700 // the job's user's
+	}
+	err = os.Mkdir(dir, home)
 	if errors.Is(err, fs.ErrExist) {
 		// A folder left by an earlier Run with this ID (the engine
 		// promises none, but a crash can leave one) must not leak into
 		// a fresh job.
 		if err := e.cleanup(run.ID); err != nil {
+			release()
 			return nil, fmt.Errorf("local: %s: %w", run.ID, err)
 		}
-		err = os.Mkdir(dir, 0o755)
+		err = os.Mkdir(dir, home)
 	}
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("local: %w", err)
 	}
 	j := &job{
-		e:      e,
-		run:    run,
-		log:    executors.NewSyncWriter(log),
-		logger: e.logger.With("attempt", run.ID, "job", run.JobName),
-		home:   dir,
+		e:       e,
+		run:     run,
+		log:     executors.NewSyncWriter(log),
+		logger:  e.logger.With("attempt", run.ID, "job", run.JobName),
+		home:    dir,
+		user:    u,
+		release: release,
 	}
 	if err := j.track(lim); err != nil {
 		j.end()
@@ -323,18 +429,36 @@ func (e *Executor) newJob(run *engine.JobRun, log io.Writer) (*job, error) {
 			j.base[k] = v
 		}
 	}
+	if u != nil {
+		delete(j.base, "USER")
+		delete(j.base, "LOGNAME")
+		if u.name != "" {
+			j.base["USER"], j.base["LOGNAME"] = u.name, u.name
+		}
+	}
 	return j, nil
 }
 
-// makeHome gives the job its working directory, which exists from the
-// start as on CircleCI.
+// makeHome gives the job its home and working directory, which exists
+// from the start as on CircleCI, both its user's.
 func (j *job) makeHome() error {
+	if err := j.user.chown(j.home); err != nil {
+		return err
+	}
 	wd := j.run.Spec.WorkingDirectory
 	if wd == "" {
 		wd = "~/project"
 	}
 	j.workdir = j.resolve(j.home, wd)
-	return os.MkdirAll(j.workdir, 0o755)
+	if j.workdir == filepath.Join(j.home, "project") {
+		// The usual case, in a folder no process of the job has
+		// touched yet: made here, cheaper than as the user.
+		if err := os.Mkdir(j.workdir, 0o755); err != nil {
+			return err
+		}
+		return j.user.chown(j.workdir)
+	}
+	return j.user.do(func() error { return os.MkdirAll(j.workdir, 0o755) })
 }
 
 // track writes the attempt's record and makes its cgroups.
@@ -389,6 +513,10 @@ func (j *job) end() {
 		j.cgroup.close() // nothing starts from here on
 	}
 	j.stopProcesses()
+	// The user is free for another attempt once nothing of this one runs
+	// as it: every process is killed, and SIGKILLed processes run none of
+	// their code again.
+	j.release()
 	if err := j.e.trash.discard(j.home); err != nil {
 		j.logger.Warn("removing the attempt folder", "err", err)
 	}

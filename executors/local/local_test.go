@@ -23,7 +23,7 @@ import (
 
 func newExecutor(t *testing.T) *Executor {
 	t.Helper()
-	return newExecutorWith(t, Options{Dir: filepath.Join(t.TempDir(), "attempts")})
+	return newExecutorWith(t, Options{Dir: filepath.Join(t.TempDir(), "attempts"), AllowRoot: true})
 }
 
 // newExecutorWith returns an executor of opts, closed when the test ends.
@@ -252,7 +252,7 @@ func TestRun(t *testing.T) {
 }
 
 func TestSetupRemoteDockerWhereTheOperatorAllowsIt(t *testing.T) {
-	e, err := New(Options{Dir: t.TempDir(), RemoteDocker: true})
+	e, err := New(Options{Dir: t.TempDir(), RemoteDocker: true, AllowRoot: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -722,7 +722,7 @@ func TestWhatEndedProcessesLeftIsRemoved(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := New(Options{Dir: dir}); err != nil {
+	if _, err := New(Options{Dir: dir, AllowRoot: true}); err != nil {
 		t.Fatal(err)
 	}
 	waitEmpty(t, trash)
@@ -757,7 +757,7 @@ func waitEmpty(t *testing.T, dir string) {
 
 // A run step that sets no no_output_timeout gets CircleCI's 10 minutes.
 func TestNoOutputTimeoutDefaultsToTenMinutes(t *testing.T) {
-	e, err := New(Options{Dir: t.TempDir()})
+	e, err := New(Options{Dir: t.TempDir(), AllowRoot: true})
 	if err != nil {
 		t.Fatal(err)
 	}

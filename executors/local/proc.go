@@ -50,11 +50,11 @@ func (j *job) runStep(ctx context.Context, i int, rs *workflows.RunStep) outcome
 	if rs.WorkingDirectory != "" {
 		dir = j.resolve(j.workdir, rs.WorkingDirectory)
 		// CircleCI creates the working directory if it is missing.
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := j.user.do(func() error { return os.MkdirAll(dir, 0o755) }); err != nil {
 			return fail("working_directory: %v", err)
 		}
 	}
-	script, err := j.e.scripts.take(rs.Command)
+	script, err := j.e.scripts.take(rs.Command, j.user)
 	if err != nil {
 		return fail("writing the command: %v", err)
 	}
@@ -129,10 +129,12 @@ type scripts struct {
 type script struct {
 	path string
 	size int
+	uid  int // its owner, once given to a job's user
 }
 
-// take writes command to a file of its own until it is given back.
-func (s *scripts) take(command string) (script, error) {
+// take writes command to a file of its own until it is given back,
+// readable by u alone (or this process's user, for a nil u).
+func (s *scripts) take(command string, u *jobUser) (script, error) {
 	s.mu.Lock()
 	var sc script
 	if n := len(s.free); n > 0 {
@@ -147,6 +149,11 @@ func (s *scripts) take(command string) (script, error) {
 		// Someone removed the folder; it is only a pool.
 		if err = os.MkdirAll(s.dir, 0o700); err == nil {
 			err = overwrite(sc.path, []byte(command))
+		}
+	}
+	if err == nil && u != nil && sc.uid != u.uid {
+		if err = u.chown(sc.path); err == nil {
+			sc.uid = u.uid
 		}
 	}
 	if err != nil {
@@ -200,9 +207,10 @@ func exitOutcome(err error) outcome {
 }
 
 // start starts cmd, whose SysProcAttr is set, as a process of the job:
-// in its cgroups, or else with its process group noted in the attempt's
-// record.
+// as its user, in its cgroups, or else with its process group noted in
+// the attempt's record.
 func (j *job) start(cmd *exec.Cmd) error {
+	cmd.SysProcAttr.Credential = j.user.credential()
 	if j.cgroup != nil {
 		return j.cgroup.start(cmd)
 	}
