@@ -614,7 +614,8 @@ func TestJobsIsolated(t *testing.T) {
 		run(`for i in $(seq 100); do wget -q -O- http://$(hostname -i):8080/index.html && break; sleep 0.1; done; echo serving; sleep 60`),
 	)
 	serverJob := newJob(t, server, "", "")
-	log := &logBuffer{want: "serving", seen: make(chan struct{})}
+	// "serving\n", not "serving": the step's header line holds that.
+	log := &logBuffer{want: "serving\n", seen: make(chan struct{})}
 	serving := log.seen
 	done := make(chan engine.JobResult, 1)
 	go func() {
@@ -695,7 +696,8 @@ func TestHolderSingleUse(t *testing.T) {
 	e, cli := setup(t, docker.Options{NetworkPool: 1, HolderImage: holderImage(t, dockertest.RequireImage(t))})
 	for i := range 3 {
 		e.WaitHolders()
-		log := &logBuffer{want: "marked", seen: make(chan struct{})}
+		// "marked\n", not "marked": the step's header line holds that.
+		log := &logBuffer{want: "marked\n", seen: make(chan struct{})}
 		marked := log.seen
 		job := newJob(t, image(run(`echo "found=$(grep -c slipway-mark /etc/hosts)"; echo "127.0.0.2 slipway-mark" >> /etc/hosts && echo marked; sleep 30`)), "", "")
 		ctx, cancel := context.WithCancel(context.Background())
@@ -758,10 +760,13 @@ func TestCleanupRemovesHolder(t *testing.T) {
 	}
 }
 
-// poolNetworks lists the networks of executors' pools.
+// poolNetworks lists the networks of this process's executors' pools.
 func poolNetworks(t *testing.T, cli client.APIClient) []string {
 	t.Helper()
-	ns, err := cli.NetworkList(context.Background(), network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", docker.LabelPool))})
+	// This process's only: other processes on the engine (other test
+	// binaries, a `slipway run`) start and close pools of their own.
+	f := filters.NewArgs(filters.Arg("label", docker.LabelPool), filters.Arg("label", docker.LabelOwner+"="+docker.Owner()))
+	ns, err := cli.NetworkList(context.Background(), network.ListOptions{Filters: f})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -802,7 +807,8 @@ func TestNetworkReused(t *testing.T) {
 	// An idle network removed behind the pool's back (by hand, or by
 	// another executor's sweep), its holder first, is replaced.
 	e.WaitHolders()
-	holders, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", docker.LabelPool))})
+	mine := filters.NewArgs(filters.Arg("label", docker.LabelPool), filters.Arg("label", docker.LabelOwner+"="+docker.Owner()))
+	holders, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: mine})
 	if err != nil || len(holders) != 1 {
 		t.Fatalf("holders: %v, %v; want one", holders, err)
 	}
