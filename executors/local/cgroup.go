@@ -595,7 +595,9 @@ func killCgroup(dir string) error {
 		if pass == 10 {
 			return fmt.Errorf("cgroup %s: %d processes survive", dir, len(pids))
 		}
-		if err := os.WriteFile(state, []byte("FROZEN"), 0); err != nil {
+		if err := os.WriteFile(state, []byte("FROZEN"), 0); removed(err) {
+			return nil
+		} else if err != nil {
 			return err
 		}
 		// A process in an uninterruptible sleep delays freezing; it is
@@ -614,7 +616,9 @@ func killCgroup(dir string) error {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
-		if err := os.WriteFile(state, []byte("THAWED"), 0); err != nil {
+		if err := os.WriteFile(state, []byte("THAWED"), 0); removed(err) {
+			return nil
+		} else if err != nil {
 			return err
 		}
 		waitCgroupEmpty(dir, 50*time.Millisecond)
@@ -624,10 +628,16 @@ func killCgroup(dir string) error {
 // killV2 kills every process in the v2 cgroup dir.
 func killV2(dir string) error {
 	err := os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENODEV) {
-		return nil // being removed, so empty
+	if removed(err) {
+		return nil
 	}
 	return err
+}
+
+// removed reports whether err says a cgroup is gone, or being removed
+// (ENODEV), by another process's sweep say: then it is empty.
+func removed(err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENODEV)
 }
 
 // kill kills every process in the attempt's cgroups.
@@ -649,7 +659,7 @@ func running(pid int) bool {
 // cgroupProcs lists the processes in the cgroup dir.
 func cgroupProcs(dir string) ([]int, error) {
 	data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
-	if errors.Is(err, fs.ErrNotExist) {
+	if removed(err) {
 		return nil, nil
 	}
 	if err != nil {
@@ -697,7 +707,7 @@ func removeCgroups(dirs []string, d time.Duration) error {
 			time.Sleep(wait)
 			err = os.Remove(dir)
 		}
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err != nil && !removed(err) {
 			errs = append(errs, fmt.Errorf("cgroup: %w", err))
 		}
 	}
