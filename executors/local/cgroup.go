@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,19 +34,18 @@ import (
 //     attempt's cgroup is made under this process's own, entered at the
 //     clone (CLONE_INTO_CGROUP), and killed by writing cgroup.kill (Linux
 //     5.14), which the kernel carries out against forks in flight.
-//   - cgroup v1 only: the freezer hierarchy tracks. A step is started from
-//     an OS thread moved into the attempt's freezer cgroup for the fork,
-//     so that its process is in from its first instruction; a kill
-//     freezes the cgroup, SIGKILLs every member while none can fork, and
-//     thaws it.
+//   - cgroup v1 only: the freezer hierarchy tracks. A process is started
+//     from an OS thread moved into the attempt's freezer cgroup for the
+//     fork (see startJoined), so that it is in from its first
+//     instruction; a kill freezes the cgroup, SIGKILLs every member while
+//     none can fork, and thaws it.
 //
 // Limits go where their controller is: in the v2 cgroup when the
 // controller is enabled for this process's children there, else in a v1
 // hierarchy of that controller (on a hybrid host: v2 tracks, v1 limits),
-// which a step's processes join by PID right after it starts, before
-// its shell has read its command. The memory controller is never joined
-// by the starting thread: an OOM kill in the attempt's cgroup could pick
-// slipway.
+// joined the same way as the v1 freezer; but the v1 memory cgroup by PID
+// right after the start, and then whatever the process forked meanwhile
+// (see enterAll): an OOM kill in it could pick slipway's thread.
 //
 // Without either tracking hierarchy writable (not root, a container
 // without its cgroup delegated, an old kernel), jobs fall back to process
@@ -312,9 +312,9 @@ type attemptCgroup struct {
 	v2    bool
 	fd    int // v2: the tracking cgroup, open for CLONE_INTO_CGROUP
 	// join lists the tasks files of the attempt's v1 cgroups but memory,
-	// which its launcher's thread joins.
-	join     []string
-	launcher *launcher // nil without v1 cgroups to join
+	// which the thread that starts a process joins; own, those of this
+	// process's cgroups in the same hierarchies, where it goes back.
+	join, own []string
 	// enter lists the cgroup.procs files of the attempt's v1 memory
 	// cgroup, which a started process joins by PID (see enterAll).
 	enter []string
@@ -379,6 +379,7 @@ func (c *cgroups) create(dirs []string, lim limits) (_ *attemptCgroup, err error
 	}
 	if !made.v2 {
 		made.join = append(made.join, filepath.Join(made.track, "tasks"))
+		made.own = append(made.own, filepath.Join(c.track.dir, "tasks"))
 	}
 	for _, ctl := range limitControllers {
 		h, ok := c.limits[ctl]
@@ -396,6 +397,7 @@ func (c *cgroups) create(dirs []string, lim limits) (_ *attemptCgroup, err error
 		default:
 			if tasks := filepath.Join(dir, "tasks"); !slices.Contains(made.join, tasks) {
 				made.join = append(made.join, tasks)
+				made.own = append(made.own, filepath.Join(h.dir, "tasks"))
 			}
 		}
 	}
@@ -403,11 +405,6 @@ func (c *cgroups) create(dirs []string, lim limits) (_ *attemptCgroup, err error
 		made.fd, err = unix.Open(made.track, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return nil, fmt.Errorf("cgroup: %w", err)
-		}
-	}
-	if len(made.join) > 0 {
-		if made.launcher, err = startLauncher(made.join); err != nil {
-			return nil, err
 		}
 	}
 	return made, nil
@@ -447,8 +444,8 @@ func (cg *attemptCgroup) start(cmd *exec.Cmd) error {
 		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cg.fd
 	}
 	var err error
-	if cg.launcher != nil {
-		err = cg.launcher.start(cmd)
+	if len(cg.join) > 0 {
+		err = cg.startJoined(cmd)
 	} else {
 		err = cmd.Start()
 	}
@@ -459,6 +456,52 @@ func (cg *attemptCgroup) start(cmd *exec.Cmd) error {
 		cg.enterAll(procs, cmd.Process.Pid)
 	}
 	return nil
+}
+
+// startJoined starts cmd from an OS thread that joins the attempt's v1
+// cgroups (the v1 tracking one, pids, cpu) for the fork and goes back,
+// so that the process is in them from its first instruction: a process
+// is born in the v1 cgroups of the thread that forked it. A process
+// moved in by its PID after its start is in them only later, once its
+// shell may have forked: in tests, bash had often run its first command
+// by then. (A launcher thread per attempt, joining once, cost 90 µs an
+// attempt on this VM, the thread's creation most of it; joining and
+// going back costs 30 µs a step.) The memory cgroup is never joined this
+// way: an OOM kill there could pick slipway.
+//
+// Should the thread fail to go back, its goroutine ends locked to it and
+// the runtime ends the thread, rather than let slipway's goroutines run
+// in the job's cgroups (the main thread it parks for good instead).
+func (cg *attemptCgroup) startJoined(cmd *exec.Cmd) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		tid := []byte(strconv.Itoa(unix.Gettid()))
+		back := func(n int) bool {
+			ok := true
+			for _, tasks := range cg.own[:n] {
+				ok = os.WriteFile(tasks, tid, 0) == nil && ok
+			}
+			return ok
+		}
+		var err error
+		joined := 0
+		for _, tasks := range cg.join {
+			if err = os.WriteFile(tasks, tid, 0); err != nil {
+				err = fmt.Errorf("cgroup: %w", err)
+				break
+			}
+			joined++
+		}
+		if err == nil {
+			err = cmd.Start()
+		}
+		if back(joined) {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	return <-errc
 }
 
 // enterAll moves pid, a process just started, into the v1 cgroup whose
@@ -487,90 +530,11 @@ func (cg *attemptCgroup) enterAll(procs string, pid int) {
 	}
 }
 
-// launcher starts an attempt's processes from an OS thread of its own
-// that has joined the attempt's v1 cgroups (the v1 tracking one, pids,
-// cpu), so that each process it forks is in them from its first
-// instruction: a process is born in the v1 cgroups of the thread that
-// forked it. A process moved in by its PID after its start would be in
-// them only later, after its shell may have forked: in tests, bash had
-// often run its first command by then. The memory cgroup is never
-// joined this way: an OOM kill there could pick slipway.
-//
-// The thread never goes back: its goroutine ends locked to it when the
-// attempt ends, and the runtime ends the thread with it, so no other
-// goroutine ever runs in the job's cgroups. (The runtime makes new
-// threads from a template thread, not from a locked one.)
-type launcher struct {
-	tid   int
-	first string // the first tasks file joined
-	reqs  chan *exec.Cmd
-	errs  chan error
-	done  chan struct{}
-}
-
-// startLauncher starts a launcher whose thread joins the v1 cgroups of the
-// tasks files join, the v1 tracking cgroup's first if there is one.
-func startLauncher(join []string) (*launcher, error) {
-	l := &launcher{first: join[0], reqs: make(chan *exec.Cmd), errs: make(chan error), done: make(chan struct{})}
-	ready := make(chan error)
-	onThreadOfItsOwn(func() {
-		defer close(l.done)
-		l.tid = unix.Gettid()
-		tid := []byte(strconv.Itoa(l.tid))
-		for _, tasks := range join {
-			if err := os.WriteFile(tasks, tid, 0); err != nil {
-				ready <- fmt.Errorf("cgroup: %w", err)
-				return
-			}
-		}
-		ready <- nil
-		for cmd := range l.reqs {
-			l.errs <- cmd.Start()
-		}
-	})
-	if err := <-ready; err != nil {
-		<-l.done
-		return nil, err
-	}
-	return l, nil
-}
-
-func (l *launcher) start(cmd *exec.Cmd) error {
-	l.reqs <- cmd
-	return <-l.errs
-}
-
-// stop ends the launcher's thread. With waitGone, it waits a bounded
-// while until the thread has left the attempt's v1 tracking cgroup: a
-// freezer cgroup being frozen should not hold a thread of slipway's.
-// (Its kill never signals slipway, which a v1 cgroup lists among its
-// processes while any of its threads is in.)
-func (l *launcher) stop(waitGone bool) {
-	close(l.reqs)
-	<-l.done
-	if !waitGone {
-		return
-	}
-	tid := strconv.Itoa(l.tid)
-	for i := 0; i < 1000; i++ {
-		data, err := os.ReadFile(l.first)
-		if err != nil || !slices.Contains(strings.Fields(string(data)), tid) {
-			return
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
-}
-
-// close releases the tracking cgroup's descriptor and ends the launcher:
-// no process of the attempt starts after it.
+// close releases the tracking cgroup's descriptor.
 func (cg *attemptCgroup) close() {
 	if cg.fd >= 0 {
 		unix.Close(cg.fd)
 		cg.fd = -1
-	}
-	if cg.launcher != nil {
-		cg.launcher.stop(!cg.v2)
-		cg.launcher = nil
 	}
 }
 
@@ -611,7 +575,8 @@ func killCgroup(dir string) error {
 		pids, _ = cgroupProcs(dir)
 		for _, pid := range pids {
 			// A v1 cgroup lists the process of each thread in it:
-			// slipway's own, should a launcher's thread be there.
+			// slipway's own, should a thread that started a process
+			// have failed to go back.
 			if pid != os.Getpid() {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}

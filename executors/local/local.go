@@ -509,9 +509,6 @@ func (e *Executor) limits(class string) (limits, error) {
 // end stops every process the job started and removes its folder; its
 // cgroups and record go in the background.
 func (j *job) end() {
-	if j.cgroup != nil {
-		j.cgroup.close() // nothing starts from here on
-	}
 	j.stopProcesses()
 	// The user is free for another attempt once nothing of this one runs
 	// as it: every process is killed, and SIGKILLed processes run none of
@@ -525,6 +522,7 @@ func (j *job) end() {
 	}
 	var dirs []string
 	if j.cgroup != nil {
+		j.cgroup.close()
 		dirs = j.cgroup.dirs
 	}
 	records, record := j.e.folder.records, j.record

@@ -207,7 +207,7 @@ type records struct {
 	n    int
 }
 
-// recordFile is one record file, open while its attempt runs.
+// recordFile is one record file, kept open.
 type recordFile struct {
 	path string
 	f    *os.File
@@ -225,25 +225,39 @@ func (rs *records) take(r *record) (*recordFile, error) {
 		rf = &recordFile{path: filepath.Join(rs.dir, fmt.Sprintf("%d-%d", os.Getpid(), rs.n))}
 	}
 	rs.mu.Unlock()
-	f, err := os.OpenFile(rf.path, os.O_WRONLY|os.O_CREATE, 0o600)
-	if errors.Is(err, fs.ErrNotExist) {
-		// Someone removed the folder; make it again.
-		if err = os.MkdirAll(rs.dir, 0o700); err == nil {
-			f, err = os.OpenFile(rf.path, os.O_WRONLY|os.O_CREATE, 0o600)
+	if rf.f != nil {
+		if _, err := os.Stat(rf.path); err != nil {
+			// Removed behind the pool's back: written to, it would say
+			// nothing to anyone.
+			rf.f.Close()
+			rf.f = nil
 		}
 	}
-	if err != nil {
-		rs.putBack(rf)
-		return nil, err
+	if rf.f == nil {
+		f, err := os.OpenFile(rf.path, os.O_WRONLY|os.O_CREATE, 0o600)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Someone removed the folder; make it again.
+			if err = os.MkdirAll(rs.dir, 0o700); err == nil {
+				f, err = os.OpenFile(rf.path, os.O_WRONLY|os.O_CREATE, 0o600)
+			}
+		}
+		if err != nil {
+			rs.putBack(rf)
+			return nil, err
+		}
+		rf.f, rf.size = f, 0
 	}
-	rf.f = f
 	data := r.encode()
-	_, err = f.WriteAt(data, 0)
+	_, err := rf.f.WriteAt(data, 0)
 	if err == nil && int64(len(data)) < rf.size {
-		err = f.Truncate(int64(len(data)))
+		err = rf.f.Truncate(int64(len(data)))
 	}
 	if err != nil {
-		rs.give(rf)
+		// Written over or not, the file is not to be trusted: the
+		// next attempt opens it again.
+		rf.f.Close()
+		rf.f = nil
+		rs.putBack(rf)
 		return nil, err
 	}
 	rf.size = int64(len(data))
@@ -260,8 +274,7 @@ func (rf *recordFile) add(line []byte) error {
 // give blanks a record whose attempt left nothing behind, and makes it
 // free for another attempt.
 func (rs *records) give(rf *recordFile) {
-	if rf.f != nil {
-		_, _ = rf.f.WriteAt(make([]byte, rf.size), 0)
+	if _, err := rf.f.WriteAt(make([]byte, rf.size), 0); err != nil {
 		rf.f.Close()
 		rf.f = nil
 	}
