@@ -528,3 +528,71 @@ func TestRecordNamingAnotherCgroupIsNotActedOn(t *testing.T) {
 		t.Errorf("the cgroup a forged record named: %v", err)
 	}
 }
+
+// An attempt that leaves nothing running hands its cgroup to the next;
+// one whose processes had to be killed does not. Close removes what is
+// kept.
+func TestCgroupsKeptForTheNextAttempt(t *testing.T) {
+	e := newExecutor(t)
+	if e.cg == nil || !e.cg.pooled(limits{pids: 1}) {
+		t.Skip("skipping: cgroups are kept only where v2 tracks")
+	}
+	cgroupOf := func(cmd string) string {
+		t.Helper()
+		res, log := runJob(t, e, newJob(t, newShared(t), run(`grep '^0::' /proc/self/cgroup; `+cmd)))
+		if res.Status != workflows.StatusSuccess {
+			t.Fatalf("status %s; log:\n%s", res.Status, log)
+		}
+		_, path, _ := strings.Cut(log, "\n0::")
+		path, _, _ = strings.Cut(path, "\n")
+		return path
+	}
+	first := cgroupOf("true")
+	if second := cgroupOf("sleep 100 >/dev/null 2>&1 &"); second != first {
+		t.Errorf("the second attempt got %s, not the first's %s", second, first)
+	}
+	if third := cgroupOf("true"); third == first {
+		t.Errorf("the third attempt got %s, which the second's leftover was killed in", third)
+	}
+	if err := e.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mine, _ := filepath.Glob(filepath.Join(e.cg.track.dir, fmt.Sprintf("slipway-%d-*", os.Getpid())))
+	if len(mine) > 0 {
+		t.Errorf("cgroups left after Close: %v", mine)
+	}
+}
+
+// The cgroups of a slipway process that is gone are found by their
+// names, whether a record names them or not: their processes are killed
+// and they are removed.
+func TestDeadProcessesCgroupsAreSwept(t *testing.T) {
+	cg, why := findCgroups()
+	if cg == nil {
+		t.Skip("skipping: no cgroup for attempts:", why)
+	}
+	// No process has a PID above the kernel's limit (2^22).
+	dirs := cg.dirs("slipway-999999999-1", limits{pids: 100})
+	made, err := cg.create(dirs, limits{pids: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := exec.Command("sleep", "303")
+	left.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := made.start(left); err != nil {
+		t.Fatal(err)
+	}
+	go left.Wait()
+	t.Cleanup(func() { left.Process.Kill() })
+	made.close()
+	cg.sweep()
+	waitGone(t, left.Process.Pid)
+	for _, d := range dirs {
+		for i := 0; i < 500 && exists(d); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if exists(d) {
+			t.Errorf("%s still there", d)
+		}
+	}
+}

@@ -332,14 +332,19 @@ func (e *Executor) cleanup(attemptID string) error {
 	return errors.Join(errs...)
 }
 
-// Close waits, up to ctx's end, for the cgroups of finished attempts to
-// be removed, which happens in the background. Call it once every Run
-// has returned, before the process exits; what it leaves, the next
-// executor on the folder removes. Other executors on the same folder in
-// this process share that work, and Close waits for theirs too.
+// Close removes the cgroups kept for later attempts and waits, up to
+// ctx's end, for those of finished attempts to be removed, which happens
+// in the background. Call it once every Run has returned, before the
+// process exits; what it leaves, the next slipway process removes. The
+// executors of one process share that work: Close does theirs too.
 func (e *Executor) Close(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
+		if e.cg != nil {
+			if err := e.cg.drain(time.Minute); err != nil {
+				e.logger.Warn("removing kept cgroups", "err", err)
+			}
+		}
 		e.folder.reaper.wait()
 		close(done)
 	}()
@@ -461,19 +466,32 @@ func (j *job) makeHome() error {
 	return j.user.do(func() error { return os.MkdirAll(j.workdir, 0o755) })
 }
 
-// track writes the attempt's record and makes its cgroups.
+// track writes the attempt's record and gives it cgroups, kept ones
+// where it can (see cgroups.pooled).
 func (j *job) track(lim limits) (err error) {
 	r := &record{attempt: j.run.ID, owner: self()}
 	cg := j.e.cg
-	if cg == nil {
+	switch {
+	case cg == nil:
 		j.sincePID = lastPID()
-	} else {
+	case cg.pooled(lim):
+		if kept := cg.take(lim); kept != nil {
+			j.cgroup, r.cgroup = kept, kept.dirs
+			break
+		}
+		fallthrough
+	default:
 		r.cgroup = cg.dirs(cg.name(), lim)
 	}
 	if j.record, err = j.e.folder.records.take(r); err != nil {
+		if j.cgroup != nil && !cg.put(j.cgroup) {
+			j.cgroup.close()
+			j.e.folder.reaper.add(j.cgroup.dirs, func() {})
+		}
+		j.cgroup = nil
 		return err
 	}
-	if cg != nil {
+	if cg != nil && j.cgroup == nil {
 		j.cgroup, err = cg.create(r.cgroup, lim)
 	}
 	return err
@@ -520,12 +538,23 @@ func (j *job) end() {
 	if j.record == nil {
 		return
 	}
+	records, record := j.e.folder.records, j.record
+	if j.cgroup != nil && j.cgroup.pooled {
+		// Blank first: no record may name a cgroup that another
+		// attempt gets. What a crash then leaves in it, the next
+		// process's sweep finds by its name.
+		records.give(record)
+		if !j.e.cg.put(j.cgroup) {
+			j.cgroup.close()
+			j.e.folder.reaper.add(j.cgroup.dirs, func() {})
+		}
+		return
+	}
 	var dirs []string
 	if j.cgroup != nil {
 		j.cgroup.close()
 		dirs = j.cgroup.dirs
 	}
-	records, record := j.e.folder.records, j.record
 	j.e.folder.reaper.add(dirs, func() { records.give(record) })
 }
 

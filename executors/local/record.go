@@ -26,8 +26,10 @@ import (
 //	group <pgid> <start time>             without cgroups: each step's process group
 //
 // The record is written before the cgroups are made and blanked after
-// they are removed, so that no crash leaves a cgroup no record names.
-// Without cgroups a line is added per step, the only per-step write.
+// they are removed, or kept for the next attempt (see cgroups.pooled):
+// a kept cgroup, or one a crash left between the two, no record names,
+// and the next process finds it by its name (see cgroups.sweep). Without
+// cgroups a line is added per step, the only per-step write.
 // Record files are kept by the process that made them (their names start
 // with its PID) and reused from attempt to attempt, overwritten in place
 // as step files are (see scripts): making a file on this VM's disk cost
