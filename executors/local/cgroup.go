@@ -482,16 +482,13 @@ func (c *cgroups) pooled(lim limits) bool {
 	return c.track.v2 && lim.memory == 0 && lim.cpus == 0
 }
 
-// take returns a kept cgroup that no process is left in, its pids limit
-// set to lim's, or nil. Killed processes can keep one populated for a
-// while: until init reaps them, on this VM seconds.
+// take returns a kept cgroup, its pids limit set to lim's, or nil. A
+// cgroup is kept only when its attempt left no process in it (see kill),
+// and nothing enters a v2 cgroup but what is cloned into it.
 func (c *cgroups) take(lim limits) *attemptCgroup {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for i, cg := range c.pool {
-		if populated(cg.track) {
-			continue
-		}
 		if cg.pids != lim.pids {
 			h := c.limits["pids"]
 			if lim.pids <= 0 || setLimit(filepath.Join(h.dir, filepath.Base(cg.track)), "pids", h.v2, lim) != nil {
