@@ -750,7 +750,9 @@ func TestCleanupRemovesHolder(t *testing.T) {
 		}
 		return c.ID
 	}
-	holder := start(map[string]string{docker.LabelPool: "t-crashed"}, "")
+	// Owned by this process, so that another's start-up sweep (another
+	// test binary on the same engine) leaves it alone.
+	holder := start(map[string]string{docker.LabelPool: "t-crashed", docker.LabelOwner: docker.Owner()}, "")
 	start(map[string]string{docker.LabelAttempt: id}, "container:"+holder)
 	if err := e.Cleanup(ctx, id); err != nil {
 		t.Fatal(err)
