@@ -103,9 +103,19 @@ func findCgroups() (*cgroups, string) {
 // made beside this one's, found by their names (slipway-<pid>-<n>), and
 // removes them in the background (a goroutine that ends once they are
 // gone, or after a minute). Records name the cgroups of running
-// attempts; kept ones (see pooled) no record names. This process has
-// made none yet: one with its PID is an earlier process's.
+// attempts; kept ones (see pooled) no record names. One with this
+// process's PID made before this process made any is an earlier
+// process's.
 func (c *cgroups) sweep() {
+	c.mu.Lock()
+	made := c.seq > 0
+	c.mu.Unlock()
+	gone := func(pid int) bool {
+		if pid == os.Getpid() {
+			return !made
+		}
+		return executors.ProcessGone(pid)
+	}
 	var dirs []string
 	seen := map[string]bool{}
 	for _, h := range append([]hierarchy{c.track}, slices.Collect(maps.Values(c.limits))...) {
@@ -121,7 +131,7 @@ func (c *cgroups) sweep() {
 			rest, ok := strings.CutPrefix(e.Name(), "slipway-")
 			pid, n, ok2 := strings.Cut(rest, "-")
 			id, err := strconv.Atoi(pid)
-			if !ok || !ok2 || !isNumber(n) || err != nil || !executors.ProcessGone(id) {
+			if !ok || !ok2 || !isNumber(n) || err != nil || !gone(id) {
 				continue
 			}
 			dir := filepath.Join(h.dir, e.Name())
