@@ -604,10 +604,10 @@ func (cg *attemptCgroup) start(cmd *exec.Cmd) error {
 // is born in the v1 cgroups of the thread that forked it. A process
 // moved in by its PID after its start is in them only later, once its
 // shell may have forked: in tests, bash had often run its first command
-// by then. (A launcher thread per attempt, joining once, cost 90 µs an
-// attempt on this VM, the thread's creation most of it; joining and
-// going back costs 30 µs a step.) The memory cgroup is never joined this
-// way: an OOM kill there could pick slipway.
+// by then. Kept cgroups have a thread that stays in them instead (see
+// launcher); for the others, a thread made per attempt cost 90 µs on
+// this VM, against 30 µs a step to join and go back. The memory cgroup
+// is never joined this way: an OOM kill there could pick slipway.
 //
 // Should the thread fail to go back, its goroutine ends locked to it and
 // the runtime ends the thread, rather than let slipway's goroutines run
