@@ -33,15 +33,15 @@ const maxLine = 64 << 10
 // never cut into each other. It also watches for silence, for
 // no_output_timeout.
 //
-// Where stdout and stderr come apart (the engine's exec stream), the
-// LineWriter takes stdout and Stderr returns the writer for stderr: each
-// stream's unfinished line is held back on its own, so that a line of
-// one is never finished by the other's.
+// A step's stdout and stderr go to one LineWriter through one pipe, as a
+// terminal shows them: a line printed half on each arrives whole, which
+// the masking writer downstream needs to recognise a secret in it. Both
+// executors give a step's processes one pipe for the two.
 type LineWriter struct {
 	out io.Writer
 
 	mu       sync.Mutex
-	buf      [2][]byte // the unfinished last line of each stream
+	buf      []byte // the unfinished last line
 	timer    *time.Timer
 	timeout  time.Duration
 	last     time.Time // of the last write, while watched
@@ -86,51 +86,40 @@ func (lw *LineWriter) check() {
 // Write passes on every complete line of p and holds back the rest, up to
 // maxLine. It never fails: a log that cannot take output must not stop
 // the step (whoever owns the log sees its error).
-func (lw *LineWriter) Write(p []byte) (int, error) { return lw.write(0, p) }
-
-// Stderr returns a writer for the step's stderr when it comes apart from
-// its stdout, which goes to Write. Close ends both.
-func (lw *LineWriter) Stderr() io.Writer { return stderrWriter{lw} }
-
-type stderrWriter struct{ lw *LineWriter }
-
-func (w stderrWriter) Write(p []byte) (int, error) { return w.lw.write(1, p) }
-
-func (lw *LineWriter) write(stream int, p []byte) (int, error) {
+func (lw *LineWriter) Write(p []byte) (int, error) {
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
 	if lw.timer != nil {
 		lw.last = time.Now()
 	}
 	n := len(p)
-	buf := &lw.buf[stream]
-	if len(*buf) > 0 {
+	if len(lw.buf) > 0 {
 		// End the held back line with p's first newline.
 		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
-			lw.hold(buf, p)
+			lw.hold(p)
 			return n, nil
 		}
-		*buf = append(*buf, p[:i+1]...)
-		_, _ = lw.out.Write(*buf)
-		*buf, p = (*buf)[:0], p[i+1:]
+		lw.buf = append(lw.buf, p[:i+1]...)
+		_, _ = lw.out.Write(lw.buf)
+		lw.buf, p = lw.buf[:0], p[i+1:]
 	}
 	// Whole lines pass without a copy.
 	if end := bytes.LastIndexByte(p, '\n') + 1; end > 0 {
 		_, _ = lw.out.Write(p[:end])
 		p = p[end:]
 	}
-	lw.hold(buf, p)
+	lw.hold(p)
 	return n, nil
 }
 
 // hold keeps p, the start of a line, until its end comes, unless that
 // makes more than maxLine.
-func (lw *LineWriter) hold(buf *[]byte, p []byte) {
-	*buf = append(*buf, p...)
-	if len(*buf) >= maxLine {
-		_, _ = lw.out.Write(*buf)
-		*buf = (*buf)[:0]
+func (lw *LineWriter) hold(p []byte) {
+	lw.buf = append(lw.buf, p...)
+	if len(lw.buf) >= maxLine {
+		_, _ = lw.out.Write(lw.buf)
+		lw.buf = lw.buf[:0]
 	}
 }
 
@@ -144,11 +133,9 @@ func (lw *LineWriter) Close() (silent bool) {
 		lw.timer.Stop()
 		lw.timer = nil // and check, should it be running, does nothing
 	}
-	for i, b := range lw.buf {
-		if len(b) > 0 {
-			_, _ = lw.out.Write(append(b, '\n'))
-			lw.buf[i] = nil
-		}
+	if len(lw.buf) > 0 {
+		_, _ = lw.out.Write(append(lw.buf, '\n'))
+		lw.buf = nil
 	}
 	return lw.silent
 }

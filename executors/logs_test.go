@@ -74,22 +74,6 @@ func TestLineWriterStreams(t *testing.T) {
 	lw.Close()
 }
 
-// TestLineWriterStderr checks that stdout and stderr, when they come
-// apart, do not finish each other's lines.
-func TestLineWriterStderr(t *testing.T) {
-	var out writes
-	lw := NewLineWriter(&out)
-	lw.Write([]byte("out no newline"))
-	lw.Stderr().Write([]byte("err-line\nerr par"))
-	lw.Write([]byte("; out end\n"))
-	lw.Stderr().Write([]byte("tial"))
-	lw.Close()
-	want := []string{"err-line\n", "out no newline; out end\n", "err partial\n"}
-	if diff := cmp.Diff(want, out.all()); diff != "" {
-		t.Errorf("log writes (-want +got):\n%s", diff)
-	}
-}
-
 func TestLineWriterWatch(t *testing.T) {
 	t.Run("silence", func(t *testing.T) {
 		lw := NewLineWriter(&writes{})

@@ -49,21 +49,10 @@ const (
 )
 
 // Resources are the limits of a job's primary container.
-type Resources struct {
-	CPUs   float64 // clamped to the engine's CPU count
-	Memory int64   // bytes
-}
+type Resources = executors.Resources
 
 // DefaultResourceClasses follow CircleCI's docker resource classes.
-var DefaultResourceClasses = map[string]Resources{
-	"small":    {CPUs: 1, Memory: 2 << 30},
-	"medium":   {CPUs: 2, Memory: 4 << 30},
-	"medium+":  {CPUs: 3, Memory: 6 << 30},
-	"large":    {CPUs: 4, Memory: 8 << 30},
-	"xlarge":   {CPUs: 8, Memory: 16 << 30},
-	"2xlarge":  {CPUs: 16, Memory: 32 << 30},
-	"2xlarge+": {CPUs: 20, Memory: 40 << 30},
-}
+var DefaultResourceClasses = executors.DefaultResourceClasses
 
 // Options configure an Executor. The zero value is usable.
 type Options struct {

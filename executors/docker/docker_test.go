@@ -614,7 +614,8 @@ func TestJobsIsolated(t *testing.T) {
 		run(`for i in $(seq 100); do wget -q -O- http://$(hostname -i):8080/index.html && break; sleep 0.1; done; echo serving; sleep 60`),
 	)
 	serverJob := newJob(t, server, "", "")
-	log := &logBuffer{want: "serving", seen: make(chan struct{})}
+	// "serving\n", not "serving": the step's header line holds that.
+	log := &logBuffer{want: "serving\n", seen: make(chan struct{})}
 	serving := log.seen
 	done := make(chan engine.JobResult, 1)
 	go func() {
@@ -695,7 +696,8 @@ func TestHolderSingleUse(t *testing.T) {
 	e, cli := setup(t, docker.Options{NetworkPool: 1, HolderImage: holderImage(t, dockertest.RequireImage(t))})
 	for i := range 3 {
 		e.WaitHolders()
-		log := &logBuffer{want: "marked", seen: make(chan struct{})}
+		// "marked\n", not "marked": the step's header line holds that.
+		log := &logBuffer{want: "marked\n", seen: make(chan struct{})}
 		marked := log.seen
 		job := newJob(t, image(run(`echo "found=$(grep -c slipway-mark /etc/hosts)"; echo "127.0.0.2 slipway-mark" >> /etc/hosts && echo marked; sleep 30`)), "", "")
 		ctx, cancel := context.WithCancel(context.Background())
@@ -748,7 +750,9 @@ func TestCleanupRemovesHolder(t *testing.T) {
 		}
 		return c.ID
 	}
-	holder := start(map[string]string{docker.LabelPool: "t-crashed"}, "")
+	// Owned by this process, so that another's start-up sweep (another
+	// test binary on the same engine) leaves it alone.
+	holder := start(map[string]string{docker.LabelPool: "t-crashed", docker.LabelOwner: docker.Owner()}, "")
 	start(map[string]string{docker.LabelAttempt: id}, "container:"+holder)
 	if err := e.Cleanup(ctx, id); err != nil {
 		t.Fatal(err)
@@ -758,10 +762,13 @@ func TestCleanupRemovesHolder(t *testing.T) {
 	}
 }
 
-// poolNetworks lists the networks of executors' pools.
+// poolNetworks lists the networks of this process's executors' pools.
 func poolNetworks(t *testing.T, cli client.APIClient) []string {
 	t.Helper()
-	ns, err := cli.NetworkList(context.Background(), network.ListOptions{Filters: filters.NewArgs(filters.Arg("label", docker.LabelPool))})
+	// This process's only: other processes on the engine (other test
+	// binaries, a `slipway run`) start and close pools of their own.
+	f := filters.NewArgs(filters.Arg("label", docker.LabelPool), filters.Arg("label", docker.LabelOwner+"="+docker.Owner()))
+	ns, err := cli.NetworkList(context.Background(), network.ListOptions{Filters: f})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -802,7 +809,8 @@ func TestNetworkReused(t *testing.T) {
 	// An idle network removed behind the pool's back (by hand, or by
 	// another executor's sweep), its holder first, is replaced.
 	e.WaitHolders()
-	holders, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", docker.LabelPool))})
+	mine := filters.NewArgs(filters.Arg("label", docker.LabelPool), filters.Arg("label", docker.LabelOwner+"="+docker.Owner()))
+	holders, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: mine})
 	if err != nil || len(holders) != 1 {
 		t.Fatalf("holders: %v, %v; want one", holders, err)
 	}
@@ -1042,5 +1050,40 @@ func TestOutputStreams(t *testing.T) {
 	}
 	if !strings.Contains(log.buf.String(), "err-line\nno newline\n==> echo next\nnext\n") {
 		t.Errorf("log:\n%q", log.buf.String())
+	}
+}
+
+// nopCloser lets a test's buffer stand as the log the engine closes.
+type nopCloser struct{ *logBuffer }
+
+func (nopCloser) Close() error { return nil }
+
+// TestSecretSplitAcrossStreamsIsMasked prints a secret in two halves on
+// one line, the first on stdout and the rest on stderr, through the
+// engine's masking writer: the log must show the line masked, as the
+// local executor's log does, where both streams share one pipe.
+func TestSecretSplitAcrossStreamsIsMasked(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	const secret = "s3cr3t-t0ken-value"
+	spec := image(run(`printf 'token=%s' "${SECRET%-*}"; printf -- '-%s\n' "${SECRET##*-}" >&2; echo after`))
+	job := newJob(t, spec, "", "")
+	job.Env["SECRET"] = secret
+	log := &logBuffer{}
+	masked := engine.NewMaskingWriter(nopCloser{log}, []string{secret})
+	res, err := e.Run(context.Background(), job, masked)
+	if err != nil {
+		t.Fatalf("Run: %v\nlog:\n%s", err, log)
+	}
+	if err := masked.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := countLabelled(t, cli, docker.LabelAttempt+"="+job.ID); n != 0 {
+		t.Errorf("%d containers, networks or volumes of attempt %s left after Run", n, job.ID)
+	}
+	if res.Status != workflows.StatusSuccess {
+		t.Fatalf("status %s (%s), log:\n%s", res.Status, res.Reason, log)
+	}
+	if got := log.String(); strings.Contains(got, "s3cr3t") || strings.Contains(got, "value") || !strings.Contains(got, "token=********\nafter\n") {
+		t.Errorf("the secret is not masked whole on its line:\n%s", got)
 	}
 }

@@ -41,9 +41,7 @@ type execSpec struct {
 	cmd  []string
 	env  []string
 	user string
-	out  io.Writer // stdout, and stderr too unless errOut is set
-	// errOut gets stderr apart, each write as the engine sends it.
-	errOut io.Writer
+	out  io.Writer // stdout and stderr
 }
 
 // execution is a started exec.
@@ -84,11 +82,7 @@ func (j *jobRun) startExec(ctx context.Context, s execSpec) (*execution, error) 
 		// Exits when the exec's output ends: the command and every
 		// process holding its stdout exited, or the connection closed.
 		// Each frame is written as it arrives.
-		errOut := s.errOut
-		if errOut == nil {
-			errOut = s.out
-		}
-		_, x.err = stdcopy.StdCopy(s.out, errOut, resp.Reader)
+		_, x.err = stdcopy.StdCopy(s.out, s.out, resp.Reader)
 		resp.Close()
 		close(x.done)
 	}()

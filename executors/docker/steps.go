@@ -22,7 +22,15 @@ import (
 // SLIPWAY_SCRIPT to the file $3 (a shell reads its command from a file,
 // as in the local executor, so that `shell: python3` works too), and
 // execs the shell that follows, or CircleCI's default when none does.
-const stepScript = `case $1 in "~") d=$HOME ;; "~/"*) d=$HOME/${1#"~/"} ;; /*) d=$1 ;; *) d=/$1 ;; esac
+//
+// Its stderr is made its stdout first, for the step and all it starts:
+// one pipe, as in the local executor, so that the job log gets a line
+// printed half on each whole and in the order it was written. Apart, the
+// engine delivers them as separate streams, not always in order, and a
+// secret printed across both reached the masking writer in two pieces
+// it could not recognise.
+const stepScript = `exec 2>&1
+case $1 in "~") d=$HOME ;; "~/"*) d=$HOME/${1#"~/"} ;; /*) d=$1 ;; *) d=/$1 ;; esac
 export CIRCLE_WORKING_DIRECTORY="${CIRCLE_WORKING_DIRECTORY:-$d}"
 case $2 in "") ;; "~") d=$HOME ;; "~/"*) d=$HOME/${2#"~/"} ;; /*) d=$2 ;; *) d=$d/$2 ;; esac
 mkdir -p "$d" && cd "$d" || exit 1
@@ -172,16 +180,14 @@ func (j *jobRun) runStep(ctx context.Context, i int, run *workflows.RunStep) err
 	cmd := []string{"/bin/sh", "-c", stepScript, "sh", j.jobDir(), run.WorkingDirectory, scriptPath(i)}
 	env := j.env(run.Environment)
 	env[scriptVar] = run.Command
-	// Each step's output reaches the log a line at a time, as it comes.
-	// The engine sends stdout and stderr apart, and not always in the
-	// order they were written.
+	// Each step's output reaches the log a line at a time, as it comes;
+	// stepScript sends stderr down stdout.
 	lw := executors.NewLineWriter(j.log)
 	x, err := j.startExec(ctx, execSpec{
-		cmd:    append(cmd, strings.Fields(shell)...),
-		env:    executors.EnvList(env),
-		user:   j.user,
-		out:    lw,
-		errOut: lw.Stderr(),
+		cmd:  append(cmd, strings.Fields(shell)...),
+		env:  executors.EnvList(env),
+		user: j.user,
+		out:  lw,
 	})
 	if err != nil {
 		lw.Close()

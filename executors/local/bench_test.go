@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func BenchmarkOneStepJob(b *testing.B) {
 			name = "executor-sh"
 		}
 		b.Run(name, func(b *testing.B) {
-			e, err := New(Options{Dir: b.TempDir()})
+			e, err := New(Options{Dir: b.TempDir(), AllowRoot: true})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -75,15 +76,29 @@ func BenchmarkOneStepJobPaired(b *testing.B) {
 		if !ok {
 			continue
 		}
-		b.Run(name, func(b *testing.B) { benchPaired(b, base) })
+		b.Run(name, func(b *testing.B) { benchPaired(b, Options{Dir: base, AllowRoot: true}) })
+	}
+	// As a server runs them: slipway as root, each job as a user of its
+	// own.
+	if os.Geteuid() == 0 {
+		dir := b.TempDir()
+		for d := dir; d != os.TempDir(); d = filepath.Dir(d) {
+			if err := os.Chmod(d, 0o755); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run("disk-users", func(b *testing.B) {
+			benchPaired(b, Options{Dir: filepath.Join(dir, "attempts"), Users: []string{"65534", "65533:65533"}})
+		})
 	}
 }
 
-func benchPaired(b *testing.B, base string) {
-	e, err := New(Options{Dir: base})
+func benchPaired(b *testing.B, opts Options) {
+	e, err := New(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Cleanup(func() { e.Close(context.Background()) })
 	spec := &workflows.JobSpec{Shell: "/bin/sh -e", Steps: []workflows.Step{run("true")}}
 	var inExec, inSpawn time.Duration
 	for i := 0; b.Loop(); i++ {

@@ -23,10 +23,21 @@ import (
 
 func newExecutor(t *testing.T) *Executor {
 	t.Helper()
-	e, err := New(Options{Dir: filepath.Join(t.TempDir(), "attempts")})
+	return newExecutorWith(t, Options{Dir: filepath.Join(t.TempDir(), "attempts"), AllowRoot: true})
+}
+
+// newExecutorWith returns an executor of opts, closed when the test ends.
+func newExecutorWith(t *testing.T, opts Options) *Executor {
+	t.Helper()
+	e, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := e.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
 	return e
 }
 
@@ -241,7 +252,7 @@ func TestRun(t *testing.T) {
 }
 
 func TestSetupRemoteDockerWhereTheOperatorAllowsIt(t *testing.T) {
-	e, err := New(Options{Dir: t.TempDir(), RemoteDocker: true})
+	e, err := New(Options{Dir: t.TempDir(), RemoteDocker: true, AllowRoot: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,69 +303,75 @@ func readPID(t *testing.T, file string) int {
 }
 
 func TestBackgroundStep(t *testing.T) {
-	out := t.TempDir()
-	job := newJob(t, newShared(t),
-		workflows.Step{Run: &workflows.RunStep{Command: `echo $$ > "$OUT/bg"; echo from-background; exec sleep 300`, Background: true}},
-		// The foreground step sees the background one running.
-		run(`for i in $(seq 500); do [ -s "$OUT/bg" ] && break; sleep 0.01; done; kill -0 "$(cat "$OUT/bg")" && echo seen`),
-	)
-	job.Spec.Environment = map[string]string{"OUT": out}
-	res, log := runJob(t, newExecutor(t), job)
-	if res.Status != workflows.StatusSuccess || !strings.Contains(log, "seen\n") {
-		t.Fatalf("result %+v\nlog:\n%s", res, log)
-	}
-	waitGone(t, readPID(t, filepath.Join(out, "bg")))
+	forEachTracking(t, func(t *testing.T, e *Executor) {
+		out := t.TempDir()
+		job := newJob(t, newShared(t),
+			workflows.Step{Run: &workflows.RunStep{Command: `echo $$ > "$OUT/bg"; echo from-background; exec sleep 300`, Background: true}},
+			// The foreground step sees the background one running.
+			run(`for i in $(seq 500); do [ -s "$OUT/bg" ] && break; sleep 0.01; done; kill -0 "$(cat "$OUT/bg")" && echo seen`),
+		)
+		job.Spec.Environment = map[string]string{"OUT": out}
+		res, log := runJob(t, e, job)
+		if res.Status != workflows.StatusSuccess || !strings.Contains(log, "seen\n") {
+			t.Fatalf("result %+v\nlog:\n%s", res, log)
+		}
+		waitGone(t, readPID(t, filepath.Join(out, "bg")))
+	})
 }
 
 func TestDaemonLeftByAStepStopsAtJobEnd(t *testing.T) {
-	out := t.TempDir()
-	job := newJob(t, newShared(t),
-		run(`sleep 300 >/dev/null 2>&1 & echo $! > "$OUT/daemon"`),
-		run(`kill -0 "$(cat "$OUT/daemon")"`), // still running for the next step
-	)
-	job.Spec.Environment = map[string]string{"OUT": out}
-	if res, log := runJob(t, newExecutor(t), job); res.Status != workflows.StatusSuccess {
-		t.Fatalf("result %+v\nlog:\n%s", res, log)
-	}
-	waitGone(t, readPID(t, filepath.Join(out, "daemon")))
+	forEachTracking(t, func(t *testing.T, e *Executor) {
+		out := t.TempDir()
+		job := newJob(t, newShared(t),
+			run(`sleep 300 >/dev/null 2>&1 & echo $! > "$OUT/daemon"`),
+			run(`kill -0 "$(cat "$OUT/daemon")"`), // still running for the next step
+		)
+		job.Spec.Environment = map[string]string{"OUT": out}
+		if res, log := runJob(t, e, job); res.Status != workflows.StatusSuccess {
+			t.Fatalf("result %+v\nlog:\n%s", res, log)
+		}
+		waitGone(t, readPID(t, filepath.Join(out, "daemon")))
+	})
 }
 
 func TestCancelKillsTheProcessGroup(t *testing.T) {
-	out := t.TempDir()
-	job := newJob(t, newShared(t),
-		run(`sleep 300 & echo $! > "$OUT/child"; echo $$ > "$OUT/shell"; wait`),
-		runWhen("echo ALWAYS", workflows.WhenAlways),
-	)
-	job.Spec.Environment = map[string]string{"OUT": out}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	type ran struct {
-		res engine.JobResult
-		err error
-	}
-	done := make(chan ran, 1)
-	var log bytes.Buffer
-	go func() {
-		res, err := newExecutor(t).Run(ctx, job, &log)
-		done <- ran{res, err}
-	}()
-	child, shell := readPID(t, filepath.Join(out, "child")), readPID(t, filepath.Join(out, "shell"))
-	cancel()
-	r := <-done
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	if r.res.Status != workflows.StatusCanceled {
-		t.Errorf("status = %s, want canceled", r.res.Status)
-	}
-	if d := cmp.Diff([]string{"canceled", "not_run"}, statuses(r.res)); d != "" {
-		t.Errorf("step statuses (-want +got):\n%s", d)
-	}
-	if strings.Contains(log.String(), "ALWAYS") {
-		t.Error("a when: always step ran after cancel")
-	}
-	waitGone(t, shell)
-	waitGone(t, child)
+	forEachTracking(t, func(t *testing.T, e *Executor) {
+		out := t.TempDir()
+		job := newJob(t, newShared(t),
+			run(`sleep 300 & echo $! > "$OUT/child"; echo $$ > "$OUT/shell"; wait`),
+			runWhen("echo ALWAYS", workflows.WhenAlways),
+		)
+		job.Spec.Environment = map[string]string{"OUT": out}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		type ran struct {
+			res engine.JobResult
+			err error
+		}
+		done := make(chan ran, 1)
+		var log bytes.Buffer
+		go func() {
+			res, err := e.Run(ctx, job, &log)
+			done <- ran{res, err}
+		}()
+		child, shell := readPID(t, filepath.Join(out, "child")), readPID(t, filepath.Join(out, "shell"))
+		cancel()
+		r := <-done
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if r.res.Status != workflows.StatusCanceled {
+			t.Errorf("status = %s, want canceled", r.res.Status)
+		}
+		if d := cmp.Diff([]string{"canceled", "not_run"}, statuses(r.res)); d != "" {
+			t.Errorf("step statuses (-want +got):\n%s", d)
+		}
+		if strings.Contains(log.String(), "ALWAYS") {
+			t.Error("a when: always step ran after cancel")
+		}
+		waitGone(t, shell)
+		waitGone(t, child)
+	})
 }
 
 // A process a step started in a session of its own (setsid, as daemons
@@ -364,15 +381,17 @@ func TestJobEndStopsProcessesThatLeftTheirGroup(t *testing.T) {
 	if _, err := exec.LookPath("setsid"); err != nil {
 		t.Skip("no setsid")
 	}
-	out := t.TempDir()
-	job := newJob(t, newShared(t), run(`setsid sh -c 'echo $$ > "$OUT/daemon"; exec sleep 321' < /dev/null > /dev/null 2>&1 &
+	forEachTracking(t, func(t *testing.T, e *Executor) {
+		out := t.TempDir()
+		job := newJob(t, newShared(t), run(`setsid sh -c 'echo $$ > "$OUT/daemon"; exec sleep 321' < /dev/null > /dev/null 2>&1 &
 i=0; while [ ! -s "$OUT/daemon" ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i+1)); done`))
-	job.Spec.Environment = map[string]string{"OUT": out}
-	res, log := runJob(t, newExecutor(t), job)
-	if res.Status != workflows.StatusSuccess {
-		t.Fatalf("status %s; log:\n%s", res.Status, log)
-	}
-	waitGone(t, readPID(t, filepath.Join(out, "daemon")))
+		job.Spec.Environment = map[string]string{"OUT": out}
+		res, log := runJob(t, e, job)
+		if res.Status != workflows.StatusSuccess {
+			t.Fatalf("status %s; log:\n%s", res.Status, log)
+		}
+		waitGone(t, readPID(t, filepath.Join(out, "daemon")))
+	})
 }
 
 // gitRepo makes a repository with two commits of file "version" and
@@ -703,7 +722,7 @@ func TestWhatEndedProcessesLeftIsRemoved(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := New(Options{Dir: dir}); err != nil {
+	if _, err := New(Options{Dir: dir, AllowRoot: true}); err != nil {
 		t.Fatal(err)
 	}
 	waitEmpty(t, trash)
@@ -738,11 +757,36 @@ func waitEmpty(t *testing.T, dir string) {
 
 // A run step that sets no no_output_timeout gets CircleCI's 10 minutes.
 func TestNoOutputTimeoutDefaultsToTenMinutes(t *testing.T) {
-	e, err := New(Options{Dir: t.TempDir()})
+	e, err := New(Options{Dir: t.TempDir(), AllowRoot: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if e.opts.NoOutputTimeout != 10*time.Minute {
 		t.Errorf("default no_output_timeout = %s, want 10m", e.opts.NoOutputTimeout)
+	}
+}
+
+type nopCloser struct{ *bytes.Buffer }
+
+func (nopCloser) Close() error { return nil }
+
+// TestSecretSplitAcrossStreamsIsMasked is the docker executor's test of
+// the same name: a secret printed half on stdout, half on stderr, on one
+// line, reaches the masking writer whole.
+func TestSecretSplitAcrossStreamsIsMasked(t *testing.T) {
+	const secret = "s3cr3t-t0ken-value"
+	job := newJob(t, newShared(t), run(`printf 'token=%s' "${SECRET%-*}"; printf -- '-%s\n' "${SECRET##*-}" >&2; echo after`))
+	job.Env["SECRET"] = secret
+	var log bytes.Buffer
+	masked := engine.NewMaskingWriter(nopCloser{&log}, []string{secret})
+	res, err := newExecutor(t).Run(context.Background(), job, masked)
+	if err != nil || res.Status != workflows.StatusSuccess {
+		t.Fatalf("Run = %+v, %v; log:\n%s", res, err, log.String())
+	}
+	if err := masked.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := log.String(); strings.Contains(got, "s3cr3t") || strings.Contains(got, "value") || !strings.Contains(got, "token=********\nafter\n") {
+		t.Errorf("the secret is not masked whole on its line:\n%s", got)
 	}
 }

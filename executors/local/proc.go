@@ -49,14 +49,12 @@ func (j *job) runStep(ctx context.Context, i int, rs *workflows.RunStep) outcome
 	dir := j.workdir
 	if rs.WorkingDirectory != "" {
 		dir = j.resolve(j.workdir, rs.WorkingDirectory)
-	}
-	if rs.WorkingDirectory != "" {
 		// CircleCI creates the working directory if it is missing.
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := j.user.do(func() error { return os.MkdirAll(dir, 0o755) }); err != nil {
 			return fail("working_directory: %v", err)
 		}
 	}
-	script, err := j.e.scripts.take(rs.Command)
+	script, err := j.e.scripts.take(rs.Command, j.user)
 	if err != nil {
 		return fail("writing the command: %v", err)
 	}
@@ -68,7 +66,7 @@ func (j *job) runStep(ctx context.Context, i int, rs *workflows.RunStep) outcome
 	cmd.Stdout, cmd.Stderr = lw, lw
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.WaitDelay = pipeGrace
-	if err := cmd.Start(); err != nil {
+	if err := j.start(cmd); err != nil {
 		lw.Close()
 		j.e.scripts.give(script)
 		return fail("starting %s: %v", argv[0], err)
@@ -131,10 +129,12 @@ type scripts struct {
 type script struct {
 	path string
 	size int
+	uid  int // its owner, once given to a job's user
 }
 
-// take writes command to a file of its own until it is given back.
-func (s *scripts) take(command string) (script, error) {
+// take writes command to a file of its own until it is given back,
+// readable by u alone (or this process's user, for a nil u).
+func (s *scripts) take(command string, u *jobUser) (script, error) {
 	s.mu.Lock()
 	var sc script
 	if n := len(s.free); n > 0 {
@@ -149,6 +149,11 @@ func (s *scripts) take(command string) (script, error) {
 		// Someone removed the folder; it is only a pool.
 		if err = os.MkdirAll(s.dir, 0o700); err == nil {
 			err = overwrite(sc.path, []byte(command))
+		}
+	}
+	if err == nil && u != nil && sc.uid != u.uid {
+		if err = u.chown(sc.path); err == nil {
+			sc.uid = u.uid
 		}
 	}
 	if err != nil {
@@ -201,11 +206,31 @@ func exitOutcome(err error) outcome {
 	return fail("%v", err)
 }
 
+// start starts cmd, whose SysProcAttr is set, as a process of the job:
+// as its user, in its cgroups, or else with its process group noted in
+// the attempt's record.
+func (j *job) start(cmd *exec.Cmd) error {
+	cmd.SysProcAttr.Credential = j.user.credential()
+	if j.cgroup != nil {
+		return j.cgroup.start(cmd)
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	if cmd.SysProcAttr.Setpgid {
+		if st, ok := readStat(cmd.Process.Pid); ok {
+			_ = j.record.add(groupLine(procID{cmd.Process.Pid, st.start}))
+		}
+	}
+	return nil
+}
+
 // stopProcesses ends everything the job started: background steps still
-// running, and then every process that carries the attempt's marker, in
+// running, and then every process in the attempt's cgroup, whatever
+// became of it, as the end of a CircleCI job's container would. Without
+// cgroups, it ends every process that carries the attempt's marker, in
 // whatever group: what a step left running in its own group after its
-// shell exited, or in a session of its own (setsid, a daemon), as the end
-// of a CircleCI job's container would.
+// shell exited, or in a session of its own (setsid, a daemon).
 func (j *job) stopProcesses() {
 	j.mu.Lock()
 	bg := j.background
@@ -215,14 +240,21 @@ func (j *job) stopProcesses() {
 		select {
 		case <-p.done:
 			// The shell is gone and its group number may be reused:
-			// what is left of it is found by its marker below.
+			// what is left of it is found below.
 		default:
 			killGroup(p.pgid)
 		}
 		<-p.done
 		p.lw.Close()
 	}
-	killAttempt(j.run.ID, pidsSince(j.sincePID))
+	switch {
+	case j.cgroup != nil:
+		if err := j.cgroup.kill(); err != nil {
+			j.logger.Warn("killing the attempt's cgroup", "err", err)
+		}
+	case j.e.cg == nil:
+		killAttempt(j.run.ID, pidsSince(j.sincePID))
+	}
 }
 
 // killAttempt kills the process group of every process that carries the
@@ -290,32 +322,9 @@ func attemptGroups(attemptID string, pids []int) []int {
 		if err != nil || !bytes.HasPrefix(environ, marker[1:]) && !bytes.Contains(environ, marker) {
 			continue
 		}
-		if pgid := processGroup(pid); pgid > 1 && !slices.Contains(groups, pgid) {
-			groups = append(groups, pgid)
+		if st, ok := readStat(pid); ok && st.pgrp > 1 && !slices.Contains(groups, st.pgrp) {
+			groups = append(groups, st.pgrp)
 		}
 	}
 	return groups
-}
-
-// processGroup reads a process's group from /proc/<pid>/stat, or -1.
-func processGroup(pid int) int {
-	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return -1
-	}
-	// "pid (comm) state ppid pgrp ...": comm may hold spaces and
-	// parentheses, so fields are counted from the last ')'.
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return -1
-	}
-	f := bytes.Fields(data[i+1:])
-	if len(f) < 3 {
-		return -1
-	}
-	pgrp, err := strconv.Atoi(string(f[2]))
-	if err != nil {
-		return -1
-	}
-	return pgrp
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/slipway-ci/slipway/executors"
 	"github.com/slipway-ci/slipway/workflows"
@@ -30,7 +31,7 @@ func (j *job) checkout(ctx context.Context, s *workflows.CheckoutStep) outcome {
 	case src.GitDir != "":
 		err = j.checkoutGit(ctx, src, dest)
 	case src.Tarball != "":
-		err = checkoutTarball(src.Tarball, dest)
+		err = j.checkoutTarball(src.Tarball, dest)
 	default:
 		return fail("checkout: the job has no source (no git repository, no tarball)")
 	}
@@ -43,30 +44,37 @@ func (j *job) checkout(ctx context.Context, s *workflows.CheckoutStep) outcome {
 // checkoutGit makes dest a git repository borrowing the source's objects
 // (git alternates): no copy of history, any commit of the source can be
 // checked out, even one no branch points at, and the source repository
-// is never written to.
+// is never written to. The source is asked about as slipway; dest, the
+// job's, is written by git run as a process of the job (its user, its
+// cgroup): a hook or a config that an earlier step planted in dest/.git
+// runs as the job, not as slipway. The job's user must be able to read
+// the source's objects.
 func (j *job) checkoutGit(ctx context.Context, src engine.Source, dest string) error {
 	if src.Revision == "" {
 		return errors.New("no revision to check out")
 	}
-	gitDir, err := j.git(ctx, src.GitDir, "rev-parse", "--path-format=absolute", "--git-common-dir")
+	gitDir, err := j.git(ctx, false, src.GitDir, "rev-parse", "--path-format=absolute", "--git-common-dir")
 	if err != nil {
 		return err
 	}
-	sha, err := j.git(ctx, src.GitDir, "rev-parse", "--verify", "--end-of-options", src.Revision+"^{commit}")
+	sha, err := j.git(ctx, false, src.GitDir, "rev-parse", "--verify", "--end-of-options", src.Revision+"^{commit}")
 	if err != nil {
 		return fmt.Errorf("revision %q: %w", src.Revision, err)
 	}
-	if err := os.MkdirAll(dest, 0o755); err != nil {
+	if err := j.user.do(func() error { return os.MkdirAll(dest, 0o755) }); err != nil {
 		return err
 	}
-	if _, err := j.git(ctx, dest, "init", "-q"); err != nil {
+	if _, err := j.git(ctx, true, dest, "init", "-q"); err != nil {
 		return err
 	}
 	alternates := filepath.Join(dest, ".git", "objects", "info", "alternates")
-	if err := os.WriteFile(alternates, []byte(filepath.Join(gitDir, "objects")+"\n"), 0o644); err != nil {
+	err = j.user.do(func() error {
+		return os.WriteFile(alternates, []byte(filepath.Join(gitDir, "objects")+"\n"), 0o644)
+	})
+	if err != nil {
 		return err
 	}
-	if _, err := j.git(ctx, dest, "config", "remote.origin.url", src.GitDir); err != nil {
+	if _, err := j.git(ctx, true, dest, "config", "remote.origin.url", src.GitDir); err != nil {
 		return err
 	}
 	// On a branch as CircleCI leaves it, so that `git branch` and tools
@@ -75,35 +83,50 @@ func (j *job) checkoutGit(ctx context.Context, src engine.Source, dest string) e
 	if b := j.run.Env["CIRCLE_BRANCH"]; b != "" {
 		args = []string{"checkout", "-q", "-f", "-B", b, sha}
 	}
-	_, err = j.git(ctx, dest, args...)
+	_, err = j.git(ctx, true, dest, args...)
 	return err
 }
 
 // git runs git in dir with the job's base environment, returning its
-// trimmed output; its error carries what git said.
-func (j *job) git(ctx context.Context, dir string, args ...string) (string, error) {
+// trimmed output; its error carries what git said. asJob runs it as a
+// process of the job, for a dir the job owns.
+func (j *job) git(ctx context.Context, asJob bool, dir string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
-	cmd.Env = executors.EnvList(executors.MergeEnv(j.base, map[string]string{"GIT_TERMINAL_PROMPT": "0"}))
+	cmd.Env = executors.EnvList(executors.MergeEnv(j.base, map[string]string{"GIT_TERMINAL_PROMPT": "0", attemptEnv: j.run.ID}))
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{}
+	var err error
+	if asJob {
+		err = j.start(cmd)
+	} else {
+		err = cmd.Start()
+	}
+	if err == nil {
+		err = cmd.Wait()
+	}
+	if err != nil {
 		return "", fmt.Errorf("git %s: %w: %s", args[0], err, strings.TrimSpace(errOut.String()))
 	}
 	return strings.TrimSpace(out.String()), nil
 }
 
 // checkoutTarball unpacks a GitHub source tarball, whose entries sit in
-// one top folder ("owner-repo-sha/") that is not part of the tree.
-func checkoutTarball(tarball, dest string) error {
+// one top folder ("owner-repo-sha/") that is not part of the tree. The
+// tarball is the engine's, read as slipway; dest is the job's, written
+// as its user.
+func (j *job) checkoutTarball(tarball, dest string) error {
 	f, err := os.Open(tarball)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return executors.UntarFunc(f, func(name string) (string, string, error) {
-		_, rest, _ := strings.Cut(strings.TrimPrefix(name, "./"), "/")
-		return dest, rest, nil
+	return j.user.do(func() error {
+		return executors.UntarFunc(f, func(name string) (string, string, error) {
+			_, rest, _ := strings.Cut(strings.TrimPrefix(name, "./"), "/")
+			return dest, rest, nil
+		})
 	})
 }
 
@@ -144,13 +167,17 @@ func (j *job) cache() *executors.Cache {
 // files relative to its working directory.
 func (j *job) keyData() executors.KeyData {
 	env := executors.StepEnv(j.base, j.run, nil)
-	d := executors.KeyDataFor(j.run, env, func(file string) (string, error) {
-		f, err := os.Open(j.resolve(j.workdir, file))
-		if err != nil {
-			return "", err
-		}
-		defer f.Close()
-		return executors.Checksum(f)
+	d := executors.KeyDataFor(j.run, env, func(file string) (sum string, err error) {
+		err = j.user.do(func() error {
+			f, err := os.Open(j.resolve(j.workdir, file))
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			sum, err = executors.Checksum(f)
+			return err
+		})
+		return sum, err
 	})
 	d.Now = j.e.opts.Now
 	return d
@@ -167,7 +194,7 @@ func (j *job) saveCache(s *workflows.SaveCacheStep) outcome {
 	var paths []string
 	for _, p := range s.Paths {
 		hp := j.resolve(j.workdir, p)
-		if _, err := os.Lstat(hp); err != nil {
+		if err := j.user.do(func() error { _, err := os.Lstat(hp); return err }); err != nil {
 			// As on CircleCI: a missing path is a warning, not a failure.
 			fmt.Fprintf(j.log, "Warning: could not find %s, not saving it\n", p)
 			continue
@@ -175,7 +202,7 @@ func (j *job) saveCache(s *workflows.SaveCacheStep) outcome {
 		paths = append(paths, hp)
 	}
 	err = j.cache().SaveStep(key, paths, func(w io.Writer) error {
-		return executors.WriteTar(w, paths, j.cacheName)
+		return j.user.do(func() error { return executors.WriteTar(w, paths, j.cacheName) })
 	}, j.log)
 	if err != nil {
 		return fail("save_cache: %v", err)
@@ -196,7 +223,7 @@ func (j *job) restoreCache(s *workflows.RestoreCacheStep) outcome {
 		return success
 	}
 	defer archive.Close()
-	if err := executors.UntarFunc(archive, j.cacheRoute); err != nil {
+	if err := j.user.do(func() error { return executors.UntarFunc(archive, j.cacheRoute) }); err != nil {
 		return fail("restore_cache %s: %v", found, err)
 	}
 	fmt.Fprintf(j.log, "Restored cache %s\n", found)
@@ -210,7 +237,11 @@ func (j *job) persist(s *workflows.PersistStep) outcome {
 	root := j.resolve(j.workdir, s.Root)
 	var paths []string
 	for _, p := range s.Paths {
-		matches, err := filepath.Glob(filepath.Join(root, p))
+		var matches []string
+		err := j.user.do(func() (err error) {
+			matches, err = filepath.Glob(filepath.Join(root, p))
+			return err
+		})
 		if err != nil {
 			return fail("persist_to_workspace: path %q: %v", p, err)
 		}
@@ -221,7 +252,7 @@ func (j *job) persist(s *workflows.PersistStep) outcome {
 	}
 	name := func(hp string) (string, error) { return filepath.Rel(root, hp) }
 	ws := &executors.Workspace{Dir: j.run.Workspace, MaxBytes: j.e.opts.WorkspaceMaxBytes, Now: j.e.opts.Now}
-	if err := pipeTar(paths, name, func(r io.Reader) error { return ws.Persist(j.run.ID, r) }); err != nil {
+	if err := j.pipeTar(paths, name, func(r io.Reader) error { return ws.Persist(j.run.ID, r) }); err != nil {
 		return fail("persist_to_workspace: %v", err)
 	}
 	return success
@@ -233,7 +264,8 @@ func (j *job) attach(s *workflows.AttachStep) outcome {
 	}
 	at := j.resolve(j.workdir, s.At)
 	ws := &executors.Workspace{Dir: j.run.Workspace}
-	if err := ws.Attach(func(r io.Reader) error { return executors.Untar(r, at) }); err != nil {
+	untar := func(r io.Reader) error { return j.user.do(func() error { return executors.Untar(r, at) }) }
+	if err := ws.Attach(untar); err != nil {
 		return fail("attach_workspace: %v", err)
 	}
 	return success
@@ -269,7 +301,11 @@ func (j *job) storeTestResults(s *workflows.StoreTestResultsStep) outcome {
 // empty).
 func (j *job) storeOutput(step, path, dest string, store func(io.Reader, string) error) outcome {
 	hp := j.resolve(j.workdir, path)
-	info, err := os.Stat(hp)
+	var info os.FileInfo
+	err := j.user.do(func() (err error) {
+		info, err = os.Stat(hp)
+		return err
+	})
 	if errors.Is(err, os.ErrNotExist) {
 		// A failed job often has no reports; saying so is enough.
 		fmt.Fprintf(j.log, "No files found at %s\n", path)
@@ -291,15 +327,18 @@ func (j *job) storeOutput(step, path, dest string, store func(io.Reader, string)
 		}
 		return filepath.Rel(root, p)
 	}
-	if err := pipeTar([]string{hp}, name, func(r io.Reader) error { return store(r, dest) }); err != nil {
+	if err := j.pipeTar([]string{hp}, name, func(r io.Reader) error { return store(r, dest) }); err != nil {
 		return fail("%s: %v", step, err)
 	}
 	return success
 }
 
-// pipeTar streams a tar of paths into consume without holding it in
-// memory or on disk twice. If consume stops early (a cache key that
-// exists), the writer is stopped too.
-func pipeTar(paths []string, name func(string) (string, error), consume func(io.Reader) error) error {
-	return executors.Pipe(func(w io.Writer) error { return executors.WriteTar(w, paths, name) }, consume)
+// pipeTar streams a tar of paths, read as the job's user, into consume
+// without holding it in memory or on disk twice. If consume stops early
+// (a cache key that exists), the writer is stopped too.
+func (j *job) pipeTar(paths []string, name func(string) (string, error), consume func(io.Reader) error) error {
+	produce := func(w io.Writer) error {
+		return j.user.do(func() error { return executors.WriteTar(w, paths, name) })
+	}
+	return executors.Pipe(produce, consume)
 }
