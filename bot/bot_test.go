@@ -137,7 +137,7 @@ func newBotHarness(t *testing.T) *botHarness {
 		Environments: map[string]*engine.Environment{"staging": {Name: "staging"}}}, Channel: "C0WEB"}}
 	e := engine.New(engine.Options{Store: db, Executor: okExecutor{}, DataDir: t.TempDir(),
 		Natives: map[string]engine.NativeRunner{engine.OrbAWS: versionedAWS{}},
-		Apps: map[string]*engine.App{"backend": apps[0].App, "frontend": apps[1].App}})
+		Apps:    map[string]*engine.App{"backend": apps[0].App, "frontend": apps[1].App}})
 	if err := e.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -250,3 +250,11 @@ func checkLogFormat(s string) string {
 	}
 	return ""
 }
+
+// checkJobUser checks who local jobs run as: a user name, or uid[:gid].
+func checkJobUser(s string) string {
+	if s == "" || strings.ContainsAny(s, " /\t\n") || len(s) > 64 {
+		return fmt.Sprintf("%q is not a user name or uid[:gid]", s)
+	}
+	return ""
+}

@@ -63,7 +63,9 @@ type Config struct {
 	// Limits bound what planning one pushed config may cost; zero fields
 	// take workflows' defaults.
 	Limits workflows.Limits
-	Orbs   Orbs
+	// Local configures the local executor.
+	Local Local
+	Orbs  Orbs
 	Log    Log
 
 	byRepo map[string]*App // by repository, lowercased
@@ -105,6 +107,21 @@ type DashboardUser struct {
 	PasswordHash Secret
 	// ChatID is the Slack user the user acts as; empty: view only.
 	ChatID string
+}
+
+// Local is who the local executor's jobs run as, and their limits.
+type Local struct {
+	// User is who jobs run as when slipway runs as root: a user name, or
+	// uid[:gid]. Users, instead, gives each running job a user of its
+	// own among several.
+	User  string
+	Users []string
+	// AllowRoot lets jobs run as root when slipway does and names no
+	// user: for a machine whose only jobs are its owner's.
+	AllowRoot bool
+	// MaxProcesses bounds one job's processes; 0: the executor's default
+	// (4096), -1: no limit.
+	MaxProcesses int
 }
 
 // Orbs is where the orbs a config uses come from when it does not vendor
@@ -278,6 +295,24 @@ func (d *decoder) config(top *yaml.Node, c *Config) {
 					d.auth(v, path, &c.HTTP.Auth)
 				},
 			})
+		},
+		"local": func(_, v *yaml.Node, path string) {
+			keys, ok := d.object(v, path, fields{
+				"user": d.str(&c.Local.User, checkJobUser),
+				"users": func(_, v *yaml.Node, path string) {
+					items, _ := d.list(v, path)
+					for i, it := range items {
+						var u string
+						d.req(&u, checkJobUser)(nil, it, fmt.Sprintf("%s[%d]", path, i))
+						c.Local.Users = append(c.Local.Users, u)
+					}
+				},
+				"allow_root":    d.boolean(&c.Local.AllowRoot),
+				"max_processes": intField(d, &c.Local.MaxProcesses, -1, 1_000_000),
+			})
+			if ok && keys["user"] != nil && keys["users"] != nil {
+				d.fail(keys["users"], path, "user and users are two ways to name who jobs run as; keep one")
+			}
 		},
 		"orbs": func(_, v *yaml.Node, path string) {
 			d.object(v, path, fields{

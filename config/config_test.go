@@ -116,7 +116,7 @@ func TestExampleEveryKey(t *testing.T) {
 		"slack:", "app_token:", "bot_token:", "contexts:", "env:", "secrets:", "users:", "apps:", "repo:", "channel:",
 		"config_path:", "deploy_workflow:", "cancel_superseded:", "lock_after_rollback:", "environments:",
 		"deployers:", "approvers:", "self_approval:", "link_key:", "link_ttl:", "auth:", "password_hash:",
-		"chat_id:", "trusted_header:", "trusted_proxies:", "header_users:", "log:", "format:", "level:", "orbs:", "registry:", "offline:",
+		"chat_id:", "trusted_header:", "trusted_proxies:", "header_users:", "log:", "format:", "level:", "orbs:", "registry:", "offline:", "local:", "user:", "users:", "allow_root:", "max_processes:",
 		"limits:", "max_jobs:", "max_steps:", "max_requires:", "max_bytes:",
 	} {
 		if !strings.Contains(text, key) {
@@ -259,6 +259,10 @@ func TestErrors(t *testing.T) {
 			`c.yml:7:5: http.auth: header_users without trusted_header: name the header the proxy sets`},
 		{"trusted_header not a header", head + "http:\n  auth:\n    trusted_header: \"X User\"\n    trusted_proxies: [127.0.0.1]\n",
 			`c.yml:7:21: http.auth.trusted_header: "X User" is not a header name (such as X-Forwarded-User)`},
+		{"local user and users", head + "local:\n  user: a\n  users: [b]\n",
+			`c.yml:7:3: local: user and users are two ways to name who jobs run as; keep one`},
+		{"local user with a space", head + "local:\n  users: [\"a b\"]\n",
+			`c.yml:6:11: local.users[0]: "a b" is not a user name or uid[:gid]`},
 		{"log format", head + "log:\n  format: xml\n",
 			`c.yml:6:11: log.format: want text or json, got "xml"`},
 		{"log level", head + "log:\n  level: verbose\n",

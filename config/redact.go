@@ -42,6 +42,7 @@ func (c *Config) LogValue() slog.Value {
 	g := []slog.Attr{
 		slog.Group("http", "addr", c.HTTP.Addr, "public_url", c.HTTP.PublicURL, "link_key", c.HTTP.LinkKey,
 			"link_ttl", c.HTTP.LinkTTL.String(), "auth", c.HTTP.Auth.logValue()),
+		slog.Group("local", "user", c.Local.User, "users", c.Local.Users, "allow_root", c.Local.AllowRoot, "max_processes", c.Local.MaxProcesses),
 		slog.Group("orbs", "registry", c.Orbs.Registry, "token", c.Orbs.Token, "offline", c.Orbs.Offline),
 		slog.Group("log", "format", c.Log.Format, "level", c.Log.Level.String()),
 		slog.Group("store", "path", c.Store.Path),

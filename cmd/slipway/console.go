@@ -221,8 +221,11 @@ func (c *consoleRun) executor(ctx context.Context, kind, dataDir string) (engine
 		}
 		fmt.Fprintf(c.out, "Jobs run on this machine (the local executor): %v.\n", err)
 	}
-	exe, err := local.New(local.Options{Dir: filepath.Join(dataDir, "attempts"), Logger: c.log, RemoteDocker: true})
-	return exe, "local", func() {}, err
+	exe, err := local.New(local.Options{Dir: filepath.Join(dataDir, "attempts"), Logger: c.log, RemoteDocker: true, AllowRoot: true})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return exe, "local", closeLocal(exe, c.log), nil
 }
 
 // missingImages names an image the config at HEAD needs that the engine

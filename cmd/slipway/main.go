@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/slipway-ci/slipway/executors/local"
 )
 
 const usage = `usage: slipway <command> [flags]
@@ -30,6 +32,11 @@ registry (--registry URL; CIRCLECI_TOKEN for private orbs); --offline never does
 `
 
 func main() {
+	// First, before any secret is read: no process of this user may read
+	// slipway's environment or memory (its jobs run as this user too).
+	if err := local.Protect(); err != nil {
+		fmt.Fprintln(os.Stderr, "slipway:", err)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -558,8 +558,25 @@ func newExecutor(ctx context.Context, spec runSpec, dir string, logger *slog.Log
 			cli.Close()
 		}, nil
 	}
-	exe, err := local.New(local.Options{Dir: dir, Logger: logger, RemoteDocker: spec.remoteDocker})
-	return exe, func() {}, err
+	// On a developer's machine the jobs are the developer's own: as root
+	// too, they run as root.
+	exe, err := local.New(local.Options{Dir: dir, Logger: logger, RemoteDocker: spec.remoteDocker, AllowRoot: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	return exe, closeLocal(exe, logger), nil
+}
+
+// closeLocal closes a local executor, waiting up to a minute for what it
+// removes in the background.
+func closeLocal(exe *local.Executor, log *slog.Logger) func() {
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := exe.Close(ctx); err != nil {
+			log.Error("close the local executor", "err", err)
+		}
+	}
 }
 
 // deployRunner is slipway/aws for `slipway run --deploy`: AWS as this

@@ -75,6 +75,7 @@ func newChatE2E(t *testing.T, co chatOptions) *chatE2E {
 http: {addr: "127.0.0.1:0", public_url: "https://slipway.example.com"}
 data_dir: %q
 executor: local
+local: {allow_root: true}
 github: {token: %s, webhook_secret: %s, api_url: %s}
 slack: {app_token: %s, bot_token: %s, api_url: %s}
 users: {Codertocat: U0ALICE}

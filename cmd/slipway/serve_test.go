@@ -39,6 +39,7 @@ func serverConfig(t *testing.T, gh *forgetest.Server, dir, executor string) *con
 http: {addr: "127.0.0.1:0", public_url: "https://slipway.example.com"}
 data_dir: %q
 executor: %s
+local: {allow_root: true}
 shutdown_grace: 5s
 github:
   token: ${GITHUB_TOKEN}
@@ -315,6 +316,31 @@ func TestServeCheck(t *testing.T) {
 	}
 }
 
+// Run as root, a server whose jobs run on the host names who they run
+// as: it refuses to start otherwise, saying how.
+func TestServeRefusesRootJobs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root's jobs are refused")
+	}
+	gh := forgetest.New(t)
+	cfg := serverConfig(t, gh, t.TempDir(), "local")
+	cfg.Local.AllowRoot = false
+	_, err := NewServer(context.Background(), cfg, ServerOptions{Listener: nil})
+	if err == nil || !strings.Contains(err.Error(), "executor local") || !strings.Contains(err.Error(), "root") {
+		t.Errorf("NewServer as root, jobs as root: %v", err)
+	}
+	cfg.Local.User = "65534:65534"
+	dir := cfg.DataDir
+	os.Chmod(filepath.Dir(dir), 0o755)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	s, err := NewServer(context.Background(), cfg, ServerOptions{Listener: ln})
+	if err != nil {
+		t.Fatalf("NewServer with jobs as 65534: %v", err)
+	}
+	s.close()
+	ln.Close()
+}
+
 // pipelines counts the pipelines in a store.
 func pipelines(t *testing.T, path string) []engine.PipelineRecord {
 	t.Helper()
@@ -372,6 +398,7 @@ func TestServeCrashAfterAccepting(t *testing.T) {
 	os.WriteFile(cfgFile, []byte(fmt.Sprintf(`http: {addr: "127.0.0.1:%d"}
 data_dir: %q
 executor: local
+local: {allow_root: true}
 github: {token: %s, webhook_secret: %s, api_url: %s}
 apps: {backend: {repo: acme/backend}}
 `, port, filepath.Join(dir, "data"), gh.Token, webhookSecret, gh.URL)), 0o644)

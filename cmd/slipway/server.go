@@ -69,11 +69,13 @@ type ServerOptions struct {
 
 // NewServer opens the store and makes everything the config asks for;
 // Run runs it. It starts no work.
-func NewServer(ctx context.Context, cfg *config.Config, opts ServerOptions) (s *Server, err error) {
-	s = &Server{cfg: cfg, log: opts.Logger, exec: opts.Executor, closeExe: func() {}}
+func NewServer(ctx context.Context, cfg *config.Config, opts ServerOptions) (_ *Server, err error) {
+	s := &Server{cfg: cfg, log: opts.Logger, exec: opts.Executor, closeExe: func() {}}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
+	// What was made before a failure is closed: the store, the executor,
+	// the Docker client.
 	defer func() {
 		if err != nil {
 			s.close()
@@ -284,8 +286,13 @@ func serverExecutor(ctx context.Context, cfg *config.Config, cli *client.Client,
 			exe.Close(cctx)
 		}, nil
 	}
-	exe, err := local.New(local.Options{Dir: filepath.Join(cfg.DataDir, "attempts"), Logger: log.With("component", "local")})
-	return exe, func() {}, err
+	l := log.With("component", "local")
+	exe, err := local.New(local.Options{Dir: filepath.Join(cfg.DataDir, "attempts"), Logger: l,
+		User: cfg.Local.User, Users: cfg.Local.Users, AllowRoot: cfg.Local.AllowRoot, MaxProcesses: cfg.Local.MaxProcesses})
+	if err != nil {
+		return nil, nil, fmt.Errorf("executor local: %w", err)
+	}
+	return exe, closeLocal(exe, l), nil
 }
 
 // Addr is the address the server listens on.

@@ -51,7 +51,7 @@ func TestSeedDeployAndRollback(t *testing.T) {
 	defer cancel()
 	db, err := store.Open(c, filepath.Join(dir, "slipway.db"))
 	must(t, err)
-	exe, err := local.New(local.Options{Dir: filepath.Join(dir, "attempts")})
+	exe, err := local.New(local.Options{Dir: filepath.Join(dir, "attempts"), AllowRoot: true})
 	must(t, err)
 	docker := &countingDocker{Docker: cli}
 	runner := aws.New(aws.Options{Docker: docker, LoadOptions: loadOptions(), Poll: 5 * time.Millisecond})

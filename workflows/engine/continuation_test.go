@@ -228,7 +228,7 @@ workflows:
 		return workflows.Load(name, src, workflows.LoadOptions{OrbDirs: []string{orbs}})
 	}
 	h := newHarness(t, func(o *engine.Options) {
-		exe, err := local.New(local.Options{Dir: filepath.Join(t.TempDir(), "attempts")})
+		exe, err := local.New(local.Options{Dir: filepath.Join(t.TempDir(), "attempts"), AllowRoot: true})
 		if err != nil {
 			t.Fatal(err)
 		}

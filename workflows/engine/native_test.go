@@ -62,7 +62,7 @@ func native(orb, command string, when string, params map[string]string) workflow
 func TestNativeStepsRunInTheirPlaceAmongTheJobsSteps(t *testing.T) {
 	aws := &awsRunner{}
 	h := newHarness(t, func(o *engine.Options) {
-		exe, err := local.New(local.Options{Dir: filepath.Join(t.TempDir(), "attempts")})
+		exe, err := local.New(local.Options{Dir: filepath.Join(t.TempDir(), "attempts"), AllowRoot: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -120,7 +120,7 @@ func TestNativeStepsRunInTheirPlaceAmongTheJobsSteps(t *testing.T) {
 
 func TestNativeStepWithoutARunnerFailsClearly(t *testing.T) {
 	h := newHarness(t, func(o *engine.Options) {
-		exe, err := local.New(local.Options{Dir: filepath.Join(t.TempDir(), "attempts")})
+		exe, err := local.New(local.Options{Dir: filepath.Join(t.TempDir(), "attempts"), AllowRoot: true})
 		if err != nil {
 			t.Fatal(err)
 		}
