@@ -66,7 +66,7 @@ type Config struct {
 	// Local configures the local executor.
 	Local Local
 	Orbs  Orbs
-	Log    Log
+	Log   Log
 
 	byRepo map[string]*App // by repository, lowercased
 }
