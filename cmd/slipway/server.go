@@ -290,7 +290,7 @@ func serverExecutor(ctx context.Context, cfg *config.Config, cli *client.Client,
 	exe, err := local.New(local.Options{Dir: filepath.Join(cfg.DataDir, "attempts"), Logger: l,
 		User: cfg.Local.User, Users: cfg.Local.Users, AllowRoot: cfg.Local.AllowRoot, MaxProcesses: cfg.Local.MaxProcesses})
 	if err != nil {
-		return nil, nil, fmt.Errorf("executor local: %w", err)
+		return nil, nil, fmt.Errorf("executor local: %w (slipway.yml: local.user, local.users or local.allow_root)", err)
 	}
 	return exe, closeLocal(exe, l), nil
 }

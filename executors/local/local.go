@@ -213,7 +213,7 @@ func New(opts Options) (*Executor, error) {
 			logger.Warn("no cgroup for attempts: their processes are tracked by process group and environment, and one that leaves its session and drops SLIPWAY_ATTEMPT outlives its job; jobs get no limits", "why", why)
 		}
 		if us == nil && os.Geteuid() == 0 {
-			logger.Warn("jobs run as root (AllowRoot): they can read every process's environment and memory, slipway's included")
+			logger.Info("jobs run as root (AllowRoot): they can read every process's environment and memory, slipway's included")
 		}
 	})
 	_, err = os.Stat("/bin/bash")
