@@ -2,11 +2,12 @@ package bot
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/slipway-ci/slipway/internal/lazyre"
 )
 
 // Command is one request typed in a chat, parsed.
@@ -54,11 +55,11 @@ func (e *ParseError) Error() string { return e.Msg }
 const maxCommand = 1000
 
 var (
-	appName   = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-	envName   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
-	jobName   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-	shaPrefix = regexp.MustCompile(`^[0-9a-f]{7,40}$`)
-	number    = regexp.MustCompile(`^#?[1-9][0-9]{0,8}$`)
+	appName   = lazyre.New(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	envName   = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+	jobName   = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+	shaPrefix = lazyre.New(`^[0-9a-f]{7,40}$`)
+	number    = lazyre.New(`^#?[1-9][0-9]{0,8}$`)
 )
 
 const (
@@ -113,7 +114,7 @@ func checkEnv(usage, s string) error {
 // refChars are the characters of the refs slipway accepts: those of
 // ordinary branch and tag names. Git allows more (';', '$', backquotes);
 // none of that is worth letting in from a chat.
-var refChars = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._/+-]{0,199}$`)
+var refChars = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._/+-]{0,199}$`)
 
 // checkRef accepts ordinary branch and tag names and SHAs, as git
 // check-ref-format would, in refChars.

@@ -10,25 +10,25 @@ import (
 	"net/url"
 	"os"
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/slipway-ci/slipway/internal/lazyre"
 	"golang.org/x/crypto/bcrypt"
 )
 
 // Each check returns what is wrong with a value, or "" when nothing is.
 
 var (
-	envNameRE     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	appNameRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-	contextNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
-	repoRE        = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9_.-]{1,100}$`)
-	loginRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$`)
-	slackUserRE   = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
-	slackGroupRE  = regexp.MustCompile(`^S[A-Z0-9]{2,}$`)
-	channelRE     = regexp.MustCompile(`^[CG][A-Z0-9]{2,}$`)
+	envNameRE     = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	appNameRE     = lazyre.New(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	contextNameRE = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$`)
+	repoRE        = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9_.-]{1,100}$`)
+	loginRE       = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$`)
+	slackUserRE   = lazyre.New(`^[UW][A-Z0-9]{2,}$`)
+	slackGroupRE  = lazyre.New(`^S[A-Z0-9]{2,}$`)
+	channelRE     = lazyre.New(`^[CG][A-Z0-9]{2,}$`)
 )
 
 func validEnvName(s string) bool { return envNameRE.MatchString(s) }

@@ -12,12 +12,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
 	"github.com/google/go-github/v60/github"
+	"github.com/slipway-ci/slipway/internal/lazyre"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -195,9 +195,9 @@ func (t *hostTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // repository also has dots and underscores. Enterprise Server allows
 // underscores in accounts too.
 var (
-	ownerRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,38}$`)
-	nameRe  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
-	shaRe   = regexp.MustCompile(`^(?:[0-9a-f]{40}|[0-9a-f]{64})$`)
+	ownerRe = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9_-]{0,38}$`)
+	nameRe  = lazyre.New(`^[A-Za-z0-9._-]{1,100}$`)
+	shaRe   = lazyre.New(`^(?:[0-9a-f]{40}|[0-9a-f]{64})$`)
 )
 
 // splitRepo splits "owner/name", refusing what is not a GitHub

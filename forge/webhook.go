@@ -10,12 +10,12 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/google/go-github/v60/github"
 
+	"github.com/slipway-ci/slipway/internal/lazyre"
 	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
@@ -81,7 +81,7 @@ func NewReceiver(secret string, inbox Inbox, opts ReceiverOptions) (*Receiver, e
 
 // deliveryID is what GitHub sends as X-GitHub-Delivery (a GUID); the ID
 // names inbox rows and pipeline IDs, so nothing else is let in.
-var deliveryID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
+var deliveryID = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9-]{0,63}$`)
 
 func (rc *Receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get("X-GitHub-Delivery")

@@ -3,11 +3,12 @@ package workflows
 import (
 	"fmt"
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 	"unsafe"
+
+	"github.com/slipway-ci/slipway/internal/lazyre"
 )
 
 // compiler turns job invocations into JobSpecs for one trigger's pipeline
@@ -841,7 +842,7 @@ func reserved(destination string) bool {
 }
 
 // envReference matches a value that is one environment variable.
-var envReference = regexp.MustCompile(`^\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)$`)
+var envReference = lazyre.New(`^\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)$`)
 
 // command expands a command invocation into its steps.
 func (cc *compiler) command(sc *scope, name string, at, arg *node, out *[]Step, depth int) error {

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
+	"sync"
+
+	"github.com/slipway-ci/slipway/internal/lazyre"
 )
 
 // A config's orbs are found, in order: built in (slipway/aws,
@@ -29,7 +31,9 @@ type nativeOrb struct {
 	commands map[string][]*paramSpec
 }
 
-var builtinOrbs = mustBuiltinOrbs()
+// builtinOrbs are parsed when a config first uses an orb (half a
+// millisecond every command paid at start otherwise).
+var builtinOrbs = sync.OnceValue(mustBuiltinOrbs)
 
 func mustBuiltinOrbs() map[string]*nativeOrb {
 	root, _, err := parseYAML("builtin_orbs.yml", builtinOrbsYAML)
@@ -110,10 +114,10 @@ const (
 )
 
 // orbRef matches "namespace/name@version" (version optional).
-var orbRef = regexp.MustCompile(`^([a-z0-9][a-z0-9_-]*)/([a-z0-9][a-z0-9_-]*)(?:@(\S+))?$`)
+var orbRef = lazyre.New(`^([a-z0-9][a-z0-9_-]*)/([a-z0-9][a-z0-9_-]*)(?:@(\S+))?$`)
 
 // exactVersion matches a version that names one release.
-var exactVersion = regexp.MustCompile(`^\d+\.\d+\.\d+$`)
+var exactVersion = lazyre.New(`^\d+\.\d+\.\d+$`)
 
 type orbLoader struct {
 	dirs     []string
@@ -234,7 +238,7 @@ func (l *orbLoader) resolve(ctx context.Context, local string, ref *node, depth 
 		return nil, errorf(ref, "orb %q: want namespace/name@version", ref.str())
 	}
 	full, version := m[1]+"/"+m[2], m[3]
-	if n, ok := builtinOrbs[full]; ok {
+	if n, ok := builtinOrbs()[full]; ok {
 		l.use(OrbVersion{Name: full, Ref: version, From: OrbBuiltIn})
 		return &scope{name: local, native: n}, nil
 	}
@@ -424,7 +428,7 @@ func (l *orbLoader) unavailable(ref, full string, err error) string {
 }
 
 // include matches the orb packer's `<<include(file)>>` directive.
-var include = regexp.MustCompile(`<<\s*include\(([^)]*)\)\s*>>`)
+var include = lazyre.New(`<<\s*include\(([^)]*)\)\s*>>`)
 
 // unpackedOrb assembles an orb from its source layout: @orb.yml, and one
 // file per element under commands/, jobs/ and executors/, with

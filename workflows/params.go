@@ -1,10 +1,11 @@
 package workflows
 
 import (
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/slipway-ci/slipway/internal/lazyre"
 )
 
 // paramSpec is one declared parameter of a job, command, executor or the
@@ -17,7 +18,7 @@ type paramSpec struct {
 	at   *node
 }
 
-var envVarName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+var envVarName = lazyre.New(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 
 // parseParamSpecs reads a `parameters:` map.
 func parseParamSpecs(n *node) ([]*paramSpec, error) {

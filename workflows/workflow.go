@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/slipway-ci/slipway/internal/lazyre"
 )
 
 // entryKeys are the keys of a workflow's job entry that belong to the
@@ -498,7 +500,7 @@ func matrixExclusions(ex *node, order []string, lists [][]*node) (map[int]bool, 
 
 // serialGroupName is what a serial group's name may hold, as CircleCI's
 // troubleshooting guide for serial groups says.
-var serialGroupName = regexp.MustCompile(`^[A-Za-z0-9._/-]+$`)
+var serialGroupName = lazyre.New(`^[A-Za-z0-9._/-]+$`)
 
 // instance reads one (already interpolated) workflow job entry and finds
 // the job it invokes, which compile compiles.

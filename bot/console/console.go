@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/slipway-ci/slipway/bot"
+	"github.com/slipway-ci/slipway/internal/lazyre"
 )
 
 // Channel is the console's one channel: every app's threads are here.
@@ -154,8 +154,8 @@ var (
 		":arrows_counterclockwise:": "🔄", ":hourglass_flowing_sand:": "⏳", ":double_vertical_bar:": "⏸️ ", ":warning:": "⚠️ ",
 		":white_small_square:": "▫️", ":rocket:": "🚀", ":rewind:": "⏪", ":hourglass:": "⌛",
 	}
-	link     = regexp.MustCompile(`<([^|>]+)\|([^>]+)>`)
-	bareLink = regexp.MustCompile(`<([^|>]+)>`)
+	link     = lazyre.New(`<([^|>]+)\|([^>]+)>`)
+	bareLink = lazyre.New(`<([^|>]+)>`)
 )
 
 // plain turns chat markup into terminal text.
@@ -336,7 +336,7 @@ func (s *Session) do(ctx context.Context, n int, line string) error {
 	return nil
 }
 
-var validUser = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+var validUser = lazyre.New(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
 // sessionStart makes this session's request IDs its own, in a store that
 // outlives it.

@@ -37,9 +37,11 @@ func main() {
 	if err := local.Protect(); err != nil {
 		fmt.Fprintln(os.Stderr, "slipway:", err)
 	}
+	stopProfile := profile()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
+	stopProfile()
 	os.Exit(code)
 }
 

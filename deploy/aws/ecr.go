@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr/types"
 	"github.com/docker/docker/api/types/registry"
 
+	"github.com/slipway-ci/slipway/internal/lazyre"
 	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
@@ -146,7 +146,7 @@ func (s *step) ecrPush(ctx context.Context) (engine.Outputs, error) {
 }
 
 // validTag is Docker's grammar of a tag.
-var validTag = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+var validTag = lazyre.New(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
 
 // buildArgs reads build-args: KEY=VALUE items, one a line, or separated
 // by commas when on one line; a KEY alone takes its value from the job's
