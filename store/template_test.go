@@ -42,6 +42,11 @@ func TestStoreTemplate(t *testing.T) {
 	if diff := cmp.Diff(schemaOf(t, first), schemaOf(t, second)); diff != "" {
 		t.Errorf("a store made from the template differs (-migrations +template):\n%s", diff)
 	}
+	// The template is in WAL mode (its header's read and write versions
+	// are 2), so that a copy opens without a conversion.
+	if b, err := os.ReadFile(tpl); err != nil || len(b) < 20 || b[18] != 2 || b[19] != 2 {
+		t.Errorf("the template is not in WAL mode: %v", err)
+	}
 	var applied int
 	second.db.Get(&applied, `SELECT count(*) FROM schema_migrations`)
 	if applied == 0 {

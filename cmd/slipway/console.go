@@ -130,7 +130,11 @@ func newConsole(ctx context.Context, dir, cfgFile, appName, executor string, std
 		orbs = cfg.Orbs
 		storePath, dataDir = cfg.Store.Path, cfg.DataDir
 	}
-	db, err := store.Open(ctx, storePath)
+	openStore := store.Open
+	if cfgFile == "" {
+		openStore = store.OpenScratch // in the session's temporary folder
+	}
+	db, err := openStore(ctx, storePath)
 	if err != nil {
 		return nil, err
 	}

@@ -153,7 +153,7 @@ func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int 
 		return 1
 	}
 	defer release()
-	db, err := store.Open(ctx, filepath.Join(tmp, "slipway.db"))
+	db, err := store.OpenScratch(ctx, filepath.Join(tmp, "slipway.db"))
 	if err != nil {
 		fmt.Fprintln(r.stderr, "slipway run:", err)
 		return 1
@@ -500,7 +500,7 @@ func summarize(st *engine.PipelineState) runOutput {
 // git repository; and the branch HEAD is on ("HEAD" when detached). One
 // git process answers both.
 func gitSource(ctx context.Context, dir string) (engine.Source, string) {
-	sha, branch, _ := strings.Cut(gitOutput(ctx, dir, "rev-parse", "HEAD", "--abbrev-ref", "HEAD"), "\n")
+	sha, branch := gitHead(ctx, dir)
 	if sha == "" {
 		return engine.Source{}, ""
 	}
