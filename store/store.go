@@ -195,6 +195,12 @@ func (s *DB) updateThen(ctx context.Context, fn func(tx *sqlx.Tx) error, committ
 		tx.Rollback()
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		// The caller gave up: its statements ran to their end (see
+		// txContext), and nothing of them is kept.
+		tx.Rollback()
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return err
 	}
@@ -211,9 +217,10 @@ func (s *DB) ObserveWrites(fn func(time.Duration)) { s.observe.Store(&fn) }
 // begin starts a transaction on w, the connection this process writes
 // through. The transaction does not end with ctx: database/sql closes a
 // connection whose transaction's context ends before the transaction
-// does, and w is held for the DB's life. Statements still run under ctx,
-// so a caller that gives up fails its statement and rolls back. A
-// connection lost all the same is replaced. It is called with wmu held.
+// does, and w is held for the DB's life. Its statements run to their end
+// too (see txContext); the transaction of a caller that gave up is
+// rolled back instead of committed. A connection lost all the same is
+// replaced. It is called with wmu held.
 func (s *DB) begin(ctx context.Context) (*sqlx.Tx, error) {
 	tx, err := s.w.BeginTxx(context.WithoutCancel(ctx), nil)
 	if !errors.Is(err, sql.ErrConnDone) {
