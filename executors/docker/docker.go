@@ -48,6 +48,13 @@ const (
 	LabelJob      = "org.slipway.job"
 )
 
+// DefaultNetwork is the engine's default network (its bridge on Linux)
+// for Options.Network: where `docker run` puts a container, and where
+// one starts the soonest and is removed the soonest, the engine having
+// set up the bridge and its DNS once. Jobs there share it with each
+// other and with every container so started.
+const DefaultNetwork = "default"
+
 // Resources are the limits of a job's primary container.
 type Resources = executors.Resources
 
@@ -77,7 +84,8 @@ type Options struct {
 	// Network names an existing network for every job's primary
 	// container, shared by all jobs: they can reach each other's
 	// services. When empty, each running attempt has a bridge network to
-	// itself, lent from a pool that the Executor keeps.
+	// itself, lent from a pool that the Executor keeps. DefaultNetwork is
+	// the engine's own, where `docker run` puts containers.
 	Network string
 	// NetworkPool is how many idle networks the Executor keeps for later
 	// attempts; DefaultNetworkPool when zero. Set it to the engine's
@@ -118,8 +126,14 @@ type Executor struct {
 
 	nets *netPool // nil when opts.Network is set
 
-	mu   sync.Mutex
-	ncpu int // the engine's CPU count, once known
+	// bg is the work the executor does in the background (see
+	// inBackground), which Close waits for.
+	bg sync.WaitGroup
+
+	mu      sync.Mutex
+	ncpu    int  // the engine's CPU count, once known
+	swept   bool // dead processes' attempts looked for
+	closing bool // Close was called: nothing more in the background
 }
 
 var _ engine.Executor = (*Executor)(nil)
@@ -156,15 +170,59 @@ func New(c client.APIClient, opts Options) *Executor {
 	return e
 }
 
-// Close removes the executor's idle networks and their holders, waiting
-// for those being started. Call it once every Run has returned; the
+// Close waits for the executor's background work, then removes its idle
+// networks and their holders, waiting for those being started. Call it
+// once every Run has returned; the
 // network of a Run still going is removed when it ends, and a Run
 // started after Close fails.
 func (e *Executor) Close(ctx context.Context) error {
+	e.mu.Lock()
+	e.closing = true
+	e.mu.Unlock()
+	e.bg.Wait()
 	if e.nets == nil {
 		return nil
 	}
 	return e.nets.close(ctx)
+}
+
+// inBackground runs f in a goroutine that Close waits for, or, once
+// Close was called, before it returns. f must return within a bounded
+// time (it has the executor's CleanupTimeout).
+func (e *Executor) inBackground(f func()) {
+	e.mu.Lock()
+	closing := e.closing
+	if !closing {
+		e.bg.Add(1)
+	}
+	e.mu.Unlock()
+	if closing {
+		f()
+		return
+	}
+	go func() {
+		defer e.bg.Done()
+		f()
+	}()
+}
+
+// sweep removes, once per executor, the attempts' containers that dead
+// processes left (see sweepAttempts), in the background: the attempt
+// that starts it need not wait. A pool sweeps on its first lease, its
+// networks and holders too.
+func (e *Executor) sweep() {
+	e.mu.Lock()
+	first := !e.swept
+	e.swept = true
+	e.mu.Unlock()
+	if !first || e.nets != nil {
+		return
+	}
+	e.inBackground(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), e.opts.CleanupTimeout)
+		defer cancel()
+		sweepAttempts(ctx, e.client, e.log)
+	})
 }
 
 // Ping says whether the Docker engine answers: nil, or why it does not
@@ -185,6 +243,7 @@ func (e *Executor) Run(ctx context.Context, job *engine.JobRun, log io.Writer) (
 	if job.Spec == nil || len(job.Spec.Docker) == 0 {
 		return engine.JobResult{Status: workflows.StatusFailed}, fmt.Errorf("docker: job %q has no docker image", job.JobName)
 	}
+	e.sweep()
 	j := &jobRun{e: e, job: job, spec: job.Spec, log: executors.NewSyncWriter(log)}
 	defer j.teardown(ctx)
 	if err := j.start(ctx); err != nil {

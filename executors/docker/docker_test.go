@@ -923,6 +923,52 @@ func TestPoolLeftoversSwept(t *testing.T) {
 	}
 }
 
+// TestDeadAttemptsSweptWithoutPool gives an executor that keeps no pool
+// (its jobs go on the engine's default bridge, as in `slipway run`) the
+// container of an attempt whose process died, beside one of a live
+// process: its first job has the first removed, by Close at the latest,
+// and keeps the second.
+func TestDeadAttemptsSweptWithoutPool(t *testing.T) {
+	cli := dockertest.RequireImage(t)
+	e := docker.New(cli, docker.Options{Network: docker.DefaultNetwork})
+	ctx := context.Background()
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exited := exec.Command("true")
+	if err := exited.Run(); err != nil {
+		t.Fatal(err)
+	}
+	owners := map[string]string{"live": host + ":1", "exited": host + ":" + fmt.Sprint(exited.Process.Pid)}
+	ids := map[string]string{}
+	for name, o := range owners {
+		c, err := cli.ContainerCreate(ctx, &container.Config{Image: dockertest.Image, Cmd: []string{"true"},
+			Labels: map[string]string{docker.LabelAttempt: "t-" + name, docker.LabelOwner: o}}, nil, nil, nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+		ids[name] = c.ID
+	}
+	job := newJob(t, image(run("true")), "", "")
+	if res, err := e.Run(ctx, job, &logBuffer{}); err != nil || res.Status != workflows.StatusSuccess {
+		t.Fatalf("job: %s, %v", res.Status, err)
+	}
+	if err := e.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.ContainerInspect(ctx, ids["exited"]); !client.IsErrNotFound(err) {
+		t.Errorf("a dead process's attempt container is still there (%v)", err)
+	}
+	if _, err := cli.ContainerInspect(ctx, ids["live"]); err != nil {
+		t.Errorf("a live process's attempt container was removed: %v", err)
+	}
+	if n := countLabelled(t, cli, docker.LabelAttempt+"="+job.ID); n != 0 {
+		t.Errorf("%d things of the job left after Close", n)
+	}
+}
+
 // fakeRegistry speaks enough of the registry protocol for a pull to ask
 // for credentials and then fail: it wants Basic auth, records what it
 // got, and knows no manifest.
