@@ -81,8 +81,12 @@ var benchNetworks = []struct {
 	{"shared-bridge", docker.Options{Network: "bridge"}},
 }
 
+// runBench runs a job and waits for the executor's removal of its
+// containers, which Run leaves to the background, as docker run --rm
+// waits for its container's.
 func runBench(e *docker.Executor, job *engine.JobRun, log io.Writer) error {
 	res, err := e.Run(context.Background(), job, log)
+	e.Settle()
 	if err == nil && res.Status != workflows.StatusSuccess {
 		err = fmt.Errorf("job %s: %s", res.Status, res.Reason)
 	}

@@ -126,14 +126,14 @@ type Executor struct {
 
 	nets *netPool // nil when opts.Network is set
 
-	// bg is the work the executor does in the background (see
-	// inBackground), which Close waits for.
-	bg sync.WaitGroup
-
 	mu      sync.Mutex
 	ncpu    int  // the engine's CPU count, once known
 	swept   bool // dead processes' attempts looked for
 	closing bool // Close was called: nothing more in the background
+	// busy counts the work being done in the background (see
+	// inBackground); idle is signalled, with mu, when it drops to 0.
+	busy int
+	idle *sync.Cond
 }
 
 var _ engine.Executor = (*Executor)(nil)
@@ -164,6 +164,7 @@ func New(c client.APIClient, opts Options) *Executor {
 		opts.NetworkPool = DefaultNetworkPool
 	}
 	e := &Executor{client: c, opts: opts, log: opts.Logger.With("executor", "docker")}
+	e.idle = sync.NewCond(&e.mu)
 	if opts.Network == "" {
 		e.nets = newNetPool(c, e.log, opts.NetworkPool, opts.HolderImage)
 	}
@@ -179,7 +180,7 @@ func (e *Executor) Close(ctx context.Context) error {
 	e.mu.Lock()
 	e.closing = true
 	e.mu.Unlock()
-	e.bg.Wait()
+	e.waitBackground()
 	if e.nets == nil {
 		return nil
 	}
@@ -193,7 +194,7 @@ func (e *Executor) inBackground(f func()) {
 	e.mu.Lock()
 	closing := e.closing
 	if !closing {
-		e.bg.Add(1)
+		e.busy++
 	}
 	e.mu.Unlock()
 	if closing {
@@ -201,9 +202,24 @@ func (e *Executor) inBackground(f func()) {
 		return
 	}
 	go func() {
-		defer e.bg.Done()
 		f()
+		e.mu.Lock()
+		e.busy--
+		if e.busy == 0 {
+			e.idle.Broadcast()
+		}
+		e.mu.Unlock()
 	}()
+}
+
+// waitBackground waits until no work goes on in the background. (A
+// WaitGroup would not do: Runs may add work while a test waits.)
+func (e *Executor) waitBackground() {
+	e.mu.Lock()
+	for e.busy > 0 {
+		e.idle.Wait()
+	}
+	e.mu.Unlock()
 }
 
 // sweep removes, once per executor, the attempts' containers that dead
