@@ -592,13 +592,24 @@ func TestSetupRemoteDocker(t *testing.T) {
 }
 
 func TestResourceClass(t *testing.T) {
-	e, cli := setup(t, docker.Options{ResourceClasses: map[string]docker.Resources{"tiny": {CPUs: 0.5, Memory: 64 << 20}}})
+	e, cli := setup(t, docker.Options{ResourceClasses: map[string]docker.Resources{
+		"tiny": {CPUs: 0.5, Memory: 64 << 20},
+		"vast": {CPUs: 4096, Memory: 64 << 20},
+	}})
 	spec := image(run("cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max"))
 	spec.ResourceClass = "tiny"
 	log := &logBuffer{}
 	res := runJob(t, context.Background(), e, cli, newJob(t, spec, "", ""), log)
 	if res.Status != workflows.StatusSuccess || !strings.Contains(log.String(), "67108864\n") {
 		t.Errorf("got %s, log:\n%s", res.Status, log)
+	}
+	// More CPUs than the engine has: the job gets them all.
+	for range 2 {
+		spec.ResourceClass = "vast"
+		log = &logBuffer{}
+		if res := runJob(t, context.Background(), e, cli, newJob(t, spec, "", ""), log); res.Status != workflows.StatusSuccess {
+			t.Errorf("class above the engine's CPUs: got %s (%s), log:\n%s", res.Status, res.Reason, log)
+		}
 	}
 	spec.ResourceClass = "huge"
 	_, err := e.Run(context.Background(), newJob(t, spec, "", ""), &logBuffer{})
