@@ -126,9 +126,10 @@ type Executor struct {
 
 	nets *netPool // nil when opts.Network is set
 
+	first sync.Once // see firstRun
+
 	mu      sync.Mutex
 	ncpu    int  // the engine's CPU count, once known
-	swept   bool // dead processes' attempts looked for
 	closing bool // Close was called: nothing more in the background
 	// busy counts the work being done in the background (see
 	// inBackground); idle is signalled, with mu, when it drops to 0.
@@ -222,32 +223,26 @@ func (e *Executor) waitBackground() {
 	e.mu.Unlock()
 }
 
-// sweep removes, once per executor, the attempts' containers that dead
-// processes left (see sweepAttempts), in the background: the attempt
-// that starts it need not wait. A pool sweeps on its first lease, its
-// networks and holders too.
-func (e *Executor) sweep() {
-	e.mu.Lock()
-	first := !e.swept
-	e.swept = true
-	e.mu.Unlock()
-	if !first || e.nets != nil {
-		return
-	}
-	e.inBackground(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), e.opts.CleanupTimeout)
-		defer cancel()
-		sweepAttempts(ctx, e.client, e.log)
+// firstRun prepares the executor at its first Run; later ones wait
+// until it has. It settles the API version the client speaks: the
+// client negotiates it on its first request unless told, and does so
+// without a lock, racing with any request made beside it. Then it has
+// the attempts' containers that dead processes left removed (see
+// sweepAttempts), in the background: the attempt need not wait for the
+// list call. A pool sweeps on its first lease, its networks and holders
+// too.
+func (e *Executor) firstRun(ctx context.Context) {
+	e.first.Do(func() {
+		e.client.NegotiateAPIVersion(ctx)
+		if e.nets != nil {
+			return
+		}
+		e.inBackground(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), e.opts.CleanupTimeout)
+			defer cancel()
+			sweepAttempts(ctx, e.client, e.log)
+		})
 	})
-}
-
-// Ping says whether the Docker engine answers: nil, or why it does not
-// (for /readyz).
-func (e *Executor) Ping(ctx context.Context) error {
-	if _, err := e.client.Ping(ctx); err != nil {
-		return fmt.Errorf("the Docker engine does not answer: %w", err)
-	}
-	return nil
 }
 
 // Run runs the job's steps in its containers; see engine.Executor.
@@ -259,7 +254,7 @@ func (e *Executor) Run(ctx context.Context, job *engine.JobRun, log io.Writer) (
 	if job.Spec == nil || len(job.Spec.Docker) == 0 {
 		return engine.JobResult{Status: workflows.StatusFailed}, fmt.Errorf("docker: job %q has no docker image", job.JobName)
 	}
-	e.sweep()
+	e.firstRun(ctx)
 	j := &jobRun{e: e, job: job, spec: job.Spec, log: executors.NewSyncWriter(log)}
 	defer j.teardown(ctx)
 	if err := j.start(ctx); err != nil {
