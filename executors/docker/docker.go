@@ -11,7 +11,8 @@
 //
 // Every container an attempt creates carries the label LabelAttempt with
 // the attempt's ID; the attempt removes them when it ends, whatever
-// happens, and Cleanup removes what a crashed process left. The bridge
+// happens (in the background once its log is whole, which Close waits
+// for), and Cleanup removes what a crashed process left. The bridge
 // networks that keep jobs apart belong to the Executor, which lends each
 // to one attempt at a time and removes them on Close, as it does the
 // holders it may start on them (see netPool): those carry the pool's
