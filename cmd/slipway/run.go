@@ -540,14 +540,18 @@ func newExecutor(ctx context.Context, spec runSpec, dir string, logger *slog.Log
 		if err != nil {
 			return nil, nil, err
 		}
-		opts := docker.Options{Logger: logger, RemoteDocker: spec.remoteDocker, NetworkPool: spec.parallel}
-		// Holders save each job the start of a network of its own; they
-		// need the host's busybox-static, and jobs run without them.
-		if img, err := docker.EnsureHolderImage(ctx, cli, docker.DebianBusybox); err == nil {
-			opts.HolderImage = img
-		} else {
-			logger.Info("jobs start without network holders", "err", err)
-		}
+		// One pipeline runs here, the developer's own: its jobs go on the
+		// engine's default bridge, as `docker run` and `circleci local
+		// execute` put them, rather than on networks of their own. A
+		// network costs a one-job run more than the job (its creation,
+		// its containers' slower start, and its removal, which the
+		// process must wait for), and a pool's holders pay off only
+		// when started while the engine idles, which a run that ends
+		// after its last job never does. What is given up: its jobs
+		// running at the same time, and the host's other containers on
+		// that bridge, can reach each other. The server keeps one
+		// network per running attempt.
+		opts := docker.Options{Logger: logger, RemoteDocker: spec.remoteDocker, Network: docker.DefaultNetwork}
 		exe := docker.New(cli, opts)
 		return exe, func() {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -4,15 +4,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/slipway-ci/slipway/executors/docker"
@@ -116,5 +121,81 @@ func TestRunInDockerInterrupted(t *testing.T) {
 	}
 	if len(cs)+len(ns) != 0 {
 		t.Errorf("left behind: %d containers, %d networks", len(cs), len(ns))
+	}
+}
+
+// A one-shot run starts only the containers of its jobs, one per job,
+// on the engine's default bridge, as `docker run` would: no network of
+// its own and no standby container for a job that may never come
+// (nothing follows its last job, and a chain's next job waits for the
+// one running).
+func TestRunInDockerStartsOnlyItsJobs(t *testing.T) {
+	cli := dockertest.RequireImage(t)
+	tests := []struct {
+		name string
+		jobs int
+	}{
+		{"one job", 1},
+		{"chain of three", 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := "version: 2.1\njobs:\n  t:\n    docker: [{image: " + dockertest.Image + "}]\n    steps: [{run: \"true\"}]\nworkflows:\n  w:\n    jobs:\n      - t: {name: t1}\n"
+			for i := 2; i <= tt.jobs; i++ {
+				cfg += fmt.Sprintf("      - t: {name: t%d, requires: [t%d]}\n", i, i-1)
+			}
+			file := filepath.Join(dir, "config.yml")
+			if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			since := time.Now()
+			var out, errs bytes.Buffer
+			if code := Main(context.Background(), []string{"run", file, "--repo", dir, "--branch", "main", "--executor", "docker"},
+				strings.NewReader(""), &out, &errs); code != 0 {
+				t.Fatalf("exit %d; stderr:\n%s", code, errs.String())
+			}
+			// Network events carry no labels: the containers this
+			// process created say which are its own.
+			mine := filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)), filters.Arg("event", string(events.ActionCreate)),
+				filters.Arg("label", docker.LabelOwner+"="+docker.Owner()))
+			created := map[string]bool{}
+			for _, ev := range engineEvents(t, cli, since, mine) {
+				created[ev.Actor.ID] = true
+			}
+			if len(created) != tt.jobs {
+				t.Errorf("%d containers created, want %d, one per job", len(created), tt.jobs)
+			}
+			joined := map[string]int{}
+			for _, ev := range engineEvents(t, cli, since, filters.NewArgs(filters.Arg("type", string(events.NetworkEventType)), filters.Arg("event", string(events.ActionConnect)))) {
+				if created[ev.Actor.Attributes["container"]] {
+					joined[ev.Actor.Attributes["name"]]++
+				}
+			}
+			if diff := cmp.Diff(map[string]int{"bridge": tt.jobs}, joined); diff != "" {
+				t.Errorf("networks joined (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// engineEvents returns the engine's events since then that match f.
+func engineEvents(t *testing.T, cli client.APIClient, since time.Time, f filters.Args) []events.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stamp := func(t time.Time) string { return fmt.Sprintf("%d.%09d", t.Unix(), t.Nanosecond()) }
+	msgs, errc := cli.Events(ctx, events.ListOptions{Since: stamp(since), Until: stamp(time.Now()), Filters: f})
+	var got []events.Message
+	for {
+		select {
+		case m := <-msgs:
+			got = append(got, m)
+		case err := <-errc:
+			if err != nil && err != io.EOF {
+				t.Fatalf("events: %v", err)
+			}
+			return got
+		}
 	}
 }

@@ -70,19 +70,24 @@ func dockerRun(cli client.APIClient, out io.Writer, net string, cmd ...string) e
 
 // benchNetworks are the executor's ways of giving jobs a network: the
 // pool's, one per running attempt (the default), with holders started
-// ahead (from the holder image, made by the benchmark) or without, and the engine's shared bridge,
-// which jobs of different pipelines share.
+// ahead (from the holder image, made by the benchmark) or without, and
+// the engine's default bridge, which jobs of different pipelines share
+// (`slipway run` puts its jobs there).
 var benchNetworks = []struct {
 	name string
 	opts docker.Options
 }{
 	{"pool", docker.Options{}},
 	{"pool-holders", docker.Options{HolderImage: docker.HolderImageName}},
-	{"shared-bridge", docker.Options{Network: "bridge"}},
+	{"shared-bridge", docker.Options{Network: docker.DefaultNetwork}},
 }
 
+// runBench runs a job and waits for the executor's removal of its
+// containers, which Run leaves to the background, as docker run --rm
+// waits for its container's.
 func runBench(e *docker.Executor, job *engine.JobRun, log io.Writer) error {
 	res, err := e.Run(context.Background(), job, log)
+	e.Settle()
 	if err == nil && res.Status != workflows.StatusSuccess {
 		err = fmt.Errorf("job %s: %s", res.Status, res.Reason)
 	}

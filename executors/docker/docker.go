@@ -11,7 +11,8 @@
 //
 // Every container an attempt creates carries the label LabelAttempt with
 // the attempt's ID; the attempt removes them when it ends, whatever
-// happens, and Cleanup removes what a crashed process left. The bridge
+// happens (in the background once its log is whole, which Close waits
+// for), and Cleanup removes what a crashed process left. The bridge
 // networks that keep jobs apart belong to the Executor, which lends each
 // to one attempt at a time and removes them on Close, as it does the
 // holders it may start on them (see netPool): those carry the pool's
@@ -48,6 +49,13 @@ const (
 	LabelJob      = "org.slipway.job"
 )
 
+// DefaultNetwork is the engine's default network (its bridge on Linux)
+// for Options.Network: where `docker run` puts a container, and where
+// one starts the soonest and is removed the soonest, the engine having
+// set up the bridge and its DNS once. Jobs there share it with each
+// other and with every container so started.
+const DefaultNetwork = "default"
+
 // Resources are the limits of a job's primary container.
 type Resources = executors.Resources
 
@@ -77,7 +85,8 @@ type Options struct {
 	// Network names an existing network for every job's primary
 	// container, shared by all jobs: they can reach each other's
 	// services. When empty, each running attempt has a bridge network to
-	// itself, lent from a pool that the Executor keeps.
+	// itself, lent from a pool that the Executor keeps. DefaultNetwork is
+	// the engine's own, where `docker run` puts containers.
 	Network string
 	// NetworkPool is how many idle networks the Executor keeps for later
 	// attempts; DefaultNetworkPool when zero. Set it to the engine's
@@ -118,8 +127,15 @@ type Executor struct {
 
 	nets *netPool // nil when opts.Network is set
 
-	mu   sync.Mutex
-	ncpu int // the engine's CPU count, once known
+	first sync.Once // see firstRun
+
+	mu      sync.Mutex
+	ncpu    int  // the engine's CPU count, once known
+	closing bool // Close was called: nothing more in the background
+	// busy counts the work being done in the background (see
+	// inBackground); idle is signalled, with mu, when it drops to 0.
+	busy int
+	idle *sync.Cond
 }
 
 var _ engine.Executor = (*Executor)(nil)
@@ -150,30 +166,84 @@ func New(c client.APIClient, opts Options) *Executor {
 		opts.NetworkPool = DefaultNetworkPool
 	}
 	e := &Executor{client: c, opts: opts, log: opts.Logger.With("executor", "docker")}
+	e.idle = sync.NewCond(&e.mu)
 	if opts.Network == "" {
 		e.nets = newNetPool(c, e.log, opts.NetworkPool, opts.HolderImage)
 	}
 	return e
 }
 
-// Close removes the executor's idle networks and their holders, waiting
-// for those being started. Call it once every Run has returned; the
+// Close waits for the executor's background work, then removes its idle
+// networks and their holders, waiting for those being started. Call it
+// once every Run has returned; the
 // network of a Run still going is removed when it ends, and a Run
 // started after Close fails.
 func (e *Executor) Close(ctx context.Context) error {
+	e.mu.Lock()
+	e.closing = true
+	e.mu.Unlock()
+	e.waitBackground()
 	if e.nets == nil {
 		return nil
 	}
 	return e.nets.close(ctx)
 }
 
-// Ping says whether the Docker engine answers: nil, or why it does not
-// (for /readyz).
-func (e *Executor) Ping(ctx context.Context) error {
-	if _, err := e.client.Ping(ctx); err != nil {
-		return fmt.Errorf("the Docker engine does not answer: %w", err)
+// inBackground runs f in a goroutine that Close waits for, or, once
+// Close was called, before it returns. f must return within a bounded
+// time (it has the executor's CleanupTimeout).
+func (e *Executor) inBackground(f func()) {
+	e.mu.Lock()
+	closing := e.closing
+	if !closing {
+		e.busy++
 	}
-	return nil
+	e.mu.Unlock()
+	if closing {
+		f()
+		return
+	}
+	go func() {
+		f()
+		e.mu.Lock()
+		e.busy--
+		if e.busy == 0 {
+			e.idle.Broadcast()
+		}
+		e.mu.Unlock()
+	}()
+}
+
+// waitBackground waits until no work goes on in the background. (A
+// WaitGroup would not do: Runs may add work while a test waits.)
+func (e *Executor) waitBackground() {
+	e.mu.Lock()
+	for e.busy > 0 {
+		e.idle.Wait()
+	}
+	e.mu.Unlock()
+}
+
+// firstRun prepares the executor at its first Run; later ones wait
+// until it has. It settles the API version the client speaks: the
+// client negotiates it on its first request unless told, and does so
+// without a lock, racing with any request made beside it. Then it has
+// the attempts' containers that dead processes left removed (see
+// sweepAttempts), in the background: the attempt need not wait for the
+// list call. A pool sweeps on its first lease, its networks and holders
+// too.
+func (e *Executor) firstRun(ctx context.Context) {
+	e.first.Do(func() {
+		e.client.NegotiateAPIVersion(ctx)
+		if e.nets != nil {
+			return
+		}
+		e.inBackground(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), e.opts.CleanupTimeout)
+			defer cancel()
+			sweepAttempts(ctx, e.client, e.log)
+		})
+	})
 }
 
 // Run runs the job's steps in its containers; see engine.Executor.
@@ -185,6 +255,7 @@ func (e *Executor) Run(ctx context.Context, job *engine.JobRun, log io.Writer) (
 	if job.Spec == nil || len(job.Spec.Docker) == 0 {
 		return engine.JobResult{Status: workflows.StatusFailed}, fmt.Errorf("docker: job %q has no docker image", job.JobName)
 	}
+	e.firstRun(ctx)
 	j := &jobRun{e: e, job: job, spec: job.Spec, log: executors.NewSyncWriter(log)}
 	defer j.teardown(ctx)
 	if err := j.start(ctx); err != nil {

@@ -171,13 +171,15 @@ func (l *logBuffer) String() string {
 	return l.buf.String()
 }
 
-// runJob runs job to its end and checks that its containers are gone.
+// runJob runs job to its end and checks that its containers are gone
+// once the executor has removed them.
 func runJob(t *testing.T, ctx context.Context, e *docker.Executor, cli client.APIClient, job *engine.JobRun, log *logBuffer) engine.JobResult {
 	t.Helper()
 	res, err := e.Run(ctx, job, log)
 	if err != nil {
 		t.Fatalf("Run: %v\nlog:\n%s", err, log)
 	}
+	e.Settle()
 	if n := countLabelled(t, cli, docker.LabelAttempt+"="+job.ID); n != 0 {
 		t.Errorf("%d containers, networks or volumes of attempt %s left after Run", n, job.ID)
 	}
@@ -279,6 +281,56 @@ exit 1`),
 	}
 	if got := strings.Count(log.String(), "hello from the service as circleci\n"); got != 2 {
 		t.Errorf("service answered %d times on localhost and web, want 2; log:\n%s", got, log)
+	}
+}
+
+// closedLog is a job log that fails the test when written to after
+// it was closed, as the engine closes a job's log once Run returned.
+type closedLog struct {
+	t *testing.T
+	logBuffer
+	closed bool // under logBuffer.mu
+}
+
+func (l *closedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	closed := l.closed
+	l.mu.Unlock()
+	if closed {
+		l.t.Errorf("written to after Run returned: %q", p)
+	}
+	return l.logBuffer.Write(p)
+}
+
+func (l *closedLog) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+}
+
+// TestBackgroundOutputEndsWithRun has a background step print until its
+// container goes: Run, which leaves the removal of a job's containers
+// to the background, returns only once that output has ended.
+func TestBackgroundOutputEndsWithRun(t *testing.T) {
+	e, cli := setup(t, docker.Options{})
+	spec := image(
+		workflows.Step{Run: &workflows.RunStep{Command: "while :; do echo tick; sleep 0.01; done", Background: true}},
+		run("sleep 0.3"),
+	)
+	log := &closedLog{t: t}
+	job := newJob(t, spec, "", "")
+	res, err := e.Run(context.Background(), job, log)
+	log.close()
+	if err != nil || res.Status != workflows.StatusSuccess {
+		t.Fatalf("Run = %s, %v; log:\n%s", res.Status, err, log.String())
+	}
+	if !strings.Contains(log.String(), "tick\n") {
+		t.Errorf("the background step's output is missing:\n%s", log.String())
+	}
+	e.Settle()
+	time.Sleep(100 * time.Millisecond) // for a late write to show
+	if n := countLabelled(t, cli, docker.LabelAttempt+"="+job.ID); n != 0 {
+		t.Errorf("%d objects left", n)
 	}
 }
 
@@ -430,6 +482,7 @@ func TestMissingImageFailsFast(t *testing.T) {
 	if !strings.Contains(log.String(), "Pulling image slipway-test-missing:nope") || !strings.Contains(log.String(), `pull "slipway-test-missing:nope"`) {
 		t.Errorf("log does not say the pull failed:\n%s", log)
 	}
+	e.Settle()
 	if n := countLabelled(t, cli, docker.LabelAttempt+"="+job.ID); n != 0 {
 		t.Errorf("%d objects left", n)
 	}
@@ -539,13 +592,24 @@ func TestSetupRemoteDocker(t *testing.T) {
 }
 
 func TestResourceClass(t *testing.T) {
-	e, cli := setup(t, docker.Options{ResourceClasses: map[string]docker.Resources{"tiny": {CPUs: 0.5, Memory: 64 << 20}}})
+	e, cli := setup(t, docker.Options{ResourceClasses: map[string]docker.Resources{
+		"tiny": {CPUs: 0.5, Memory: 64 << 20},
+		"vast": {CPUs: 4096, Memory: 64 << 20},
+	}})
 	spec := image(run("cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max"))
 	spec.ResourceClass = "tiny"
 	log := &logBuffer{}
 	res := runJob(t, context.Background(), e, cli, newJob(t, spec, "", ""), log)
 	if res.Status != workflows.StatusSuccess || !strings.Contains(log.String(), "67108864\n") {
 		t.Errorf("got %s, log:\n%s", res.Status, log)
+	}
+	// More CPUs than the engine has: the job gets them all.
+	for range 2 {
+		spec.ResourceClass = "vast"
+		log = &logBuffer{}
+		if res := runJob(t, context.Background(), e, cli, newJob(t, spec, "", ""), log); res.Status != workflows.StatusSuccess {
+			t.Errorf("class above the engine's CPUs: got %s (%s), log:\n%s", res.Status, res.Reason, log)
+		}
 	}
 	spec.ResourceClass = "huge"
 	_, err := e.Run(context.Background(), newJob(t, spec, "", ""), &logBuffer{})
@@ -720,6 +784,7 @@ func TestHolderSingleUse(t *testing.T) {
 		if !strings.Contains(log.String(), "found=0\n") {
 			t.Errorf("job %d found an earlier job's hosts entry; log:\n%s", i, log)
 		}
+		e.Settle()
 		if n := countLabelled(t, cli, docker.LabelAttempt+"="+job.ID); n != 0 {
 			t.Errorf("job %d left %d things", i, n)
 		}
@@ -923,6 +988,53 @@ func TestPoolLeftoversSwept(t *testing.T) {
 	}
 }
 
+// TestDeadAttemptsSweptWithoutPool gives an executor that keeps no pool
+// (its jobs go on the engine's default bridge, as in `slipway run`) the
+// container of an attempt whose process died, beside one of a live
+// process: its first job has the first removed, by Close at the latest,
+// and keeps the second.
+func TestDeadAttemptsSweptWithoutPool(t *testing.T) {
+	cli := dockertest.RequireImage(t)
+	e := docker.New(cli, docker.Options{Network: docker.DefaultNetwork})
+	ctx := context.Background()
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exited := exec.Command("true")
+	if err := exited.Run(); err != nil {
+		t.Fatal(err)
+	}
+	owners := map[string]string{"live": host + ":1", "exited": host + ":" + fmt.Sprint(exited.Process.Pid)}
+	ids := map[string]string{}
+	for name, o := range owners {
+		c, err := cli.ContainerCreate(ctx, &container.Config{Image: dockertest.Image, Cmd: []string{"true"},
+			Labels: map[string]string{docker.LabelAttempt: "t-" + name, docker.LabelOwner: o}}, nil, nil, nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+		ids[name] = c.ID
+	}
+	job := newJob(t, image(run("true")), "", "")
+	if res, err := e.Run(ctx, job, &logBuffer{}); err != nil || res.Status != workflows.StatusSuccess {
+		t.Fatalf("job: %s, %v", res.Status, err)
+	}
+	if err := e.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.ContainerInspect(ctx, ids["exited"]); !client.IsErrNotFound(err) {
+		t.Errorf("a dead process's attempt container is still there (%v)", err)
+	}
+	if _, err := cli.ContainerInspect(ctx, ids["live"]); err != nil {
+		t.Errorf("a live process's attempt container was removed: %v", err)
+	}
+	e.Settle()
+	if n := countLabelled(t, cli, docker.LabelAttempt+"="+job.ID); n != 0 {
+		t.Errorf("%d things of the job left after Close", n)
+	}
+}
+
 // fakeRegistry speaks enough of the registry protocol for a pull to ask
 // for credentials and then fail: it wants Basic auth, records what it
 // got, and knows no manifest.
@@ -1038,6 +1150,7 @@ func TestOutputStreams(t *testing.T) {
 	if err != nil || res.Status != workflows.StatusSuccess {
 		t.Fatalf("Run = %+v, %v; log:\n%s", res, err, log.buf.String())
 	}
+	e.Settle()
 	if n := countLabelled(t, cli, docker.LabelAttempt+"="+job.ID); n != 0 {
 		t.Errorf("%d objects left", n)
 	}
@@ -1077,6 +1190,7 @@ func TestSecretSplitAcrossStreamsIsMasked(t *testing.T) {
 	if err := masked.Close(); err != nil {
 		t.Fatal(err)
 	}
+	e.Settle()
 	if n := countLabelled(t, cli, docker.LabelAttempt+"="+job.ID); n != 0 {
 		t.Errorf("%d containers, networks or volumes of attempt %s left after Run", n, job.ID)
 	}

@@ -293,24 +293,9 @@ func (p *netPool) sweep(ctx context.Context) {
 		p.log.Warn("network pool: list leftover holders", "err", err)
 		return
 	}
-	attempts, err := p.client.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelAttempt))})
+	joined, err := sweepAttempts(ctx, p.client, p.log)
 	if err != nil {
-		p.log.Warn("network pool: list attempts' containers", "err", err)
 		return
-	}
-	joined := map[string]bool{}
-	for _, c := range attempts {
-		if o := c.Labels[LabelOwner]; o != "" && o != owner && orphaned(c.Labels) {
-			// An attempt of a process that died (a `slipway run` killed
-			// mid-job): no engine will ask for its cleanup.
-			if err := p.client.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
-				p.log.Warn("network pool: remove a dead process's container", "container", c.ID, "err", err)
-			}
-			continue
-		}
-		if m := container.NetworkMode(c.HostConfig.NetworkMode); m.IsContainer() {
-			joined[m.ConnectedContainer()] = true
-		}
 	}
 	for _, h := range holders {
 		if h.Labels[LabelPool] == p.id || joined[h.ID] || !orphaned(h.Labels) {
@@ -331,4 +316,29 @@ func (p *netPool) sweep(ctx context.Context) {
 			p.log.Info("network pool: leftover network kept", "network", n.Name, "err", err)
 		}
 	}
+}
+
+// sweepAttempts removes the containers of attempts whose process died (a
+// `slipway run` killed mid-job, see orphaned): no engine will ask for
+// their cleanup. It returns the containers whose network namespace the
+// attempts' containers that remain joined: holders still in use.
+func sweepAttempts(ctx context.Context, cli client.APIClient, log *slog.Logger) (joined map[string]bool, err error) {
+	attempts, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", LabelAttempt))})
+	if err != nil {
+		log.Warn("sweep: list attempts' containers", "err", err)
+		return nil, err
+	}
+	joined = map[string]bool{}
+	for _, c := range attempts {
+		if o := c.Labels[LabelOwner]; o != "" && o != owner && orphaned(c.Labels) {
+			if err := cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
+				log.Warn("sweep: remove a dead process's container", "container", c.ID, "err", err)
+			}
+			continue
+		}
+		if m := container.NetworkMode(c.HostConfig.NetworkMode); m.IsContainer() {
+			joined[m.ConnectedContainer()] = true
+		}
+	}
+	return joined, nil
 }
