@@ -756,6 +756,11 @@ func killCgroup(dir string) error {
 	}
 	state := filepath.Join(dir, "freezer.state")
 	if !exists(state) {
+		if !exists(filepath.Join(dir, "cgroup.procs")) {
+			// Gone, or going: another process's sweep is removing
+			// it, which it does only once it is empty.
+			return nil
+		}
 		return fmt.Errorf("cgroup %s: neither cgroup.kill nor freezer.state", dir)
 	}
 	for pass := 0; ; pass++ {
