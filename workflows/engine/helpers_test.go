@@ -78,9 +78,14 @@ func (s *script) executor() *fakeExecutor {
 		s.env[job.JobName] = job.Env
 		s.attempts[job.JobName]++
 		gate := s.gates[job.JobName]
+		// The channel stays, closed, so that a test asking after the
+		// job started is not handed a nil channel that never closes.
 		if ch := s.started[job.JobName]; ch != nil {
-			close(ch)
-			delete(s.started, job.JobName)
+			select {
+			case <-ch:
+			default:
+				close(ch)
+			}
 		}
 		status := s.outcome[job.JobName]
 		out := s.output[job.JobName]
