@@ -35,7 +35,7 @@ type budget struct {
 func (b *budget) addJobs(n int, at *node) error {
 	b.jobs += n
 	if b.jobs > b.limits.MaxJobs {
-		return b.exceeded(at, "more than %d jobs, counting each matrix instance (limit MaxJobs)", b.limits.MaxJobs)
+		return b.exceeded(at, "more than %d jobs, counting each matrix instance (limits.max_jobs)", b.limits.MaxJobs)
 	}
 	return nil
 }
@@ -43,7 +43,7 @@ func (b *budget) addJobs(n int, at *node) error {
 func (b *budget) addSteps(n int, at *node) error {
 	b.steps += n
 	if b.steps > b.limits.MaxSteps {
-		return b.exceeded(at, "more than %d steps, counting each command and the steps it expands to (limit MaxSteps)", b.limits.MaxSteps)
+		return b.exceeded(at, "more than %d steps, counting each command and the steps it expands to (limits.max_steps)", b.limits.MaxSteps)
 	}
 	return nil
 }
@@ -51,7 +51,7 @@ func (b *budget) addSteps(n int, at *node) error {
 func (b *budget) addRequires(n int, at *node) error {
 	b.requires += n
 	if b.requires > b.limits.MaxRequires {
-		return b.exceeded(at, "more than %d requires edges, counting an edge to each instance of a required matrix (limit MaxRequires)", b.limits.MaxRequires)
+		return b.exceeded(at, "more than %d requires edges, counting an edge to each instance of a required matrix (limits.max_requires)", b.limits.MaxRequires)
 	}
 	return nil
 }
@@ -60,7 +60,7 @@ func (b *budget) addRequires(n int, at *node) error {
 func (b *budget) addBytes(n int, at *node) error {
 	b.bytes += n
 	if b.bytes > b.limits.MaxBytes {
-		return b.exceeded(at, "more than %d bytes to expand its jobs, commands, executors and parameters (limit MaxBytes)", b.limits.MaxBytes)
+		return b.exceeded(at, "more than %d bytes to expand its jobs, commands, executors and parameters (limits.max_bytes)", b.limits.MaxBytes)
 	}
 	return nil
 }

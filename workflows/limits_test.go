@@ -154,17 +154,17 @@ func TestLimitsRefuseExpansion(t *testing.T) {
 	}{
 		// The step counted past the limit: c22's run, reached through
 		// c0 ... c21 for the 200,001st time.
-		{"commands invoking the next twice", nestedCommands(22), "c.yml:25:17: plan too large: more than 200000 steps, counting each command and the steps it expands to (limit MaxSteps)"},
+		{"commands invoking the next twice", nestedCommands(22), "c.yml:25:17: plan too large: more than 200000 steps, counting each command and the steps it expands to (limits.max_steps)"},
 		// The text that would take it past: c21 doubling 2^21 copies.
-		{"string parameter doubled", doubledString(24), "c.yml:65:23: plan too large: more than 67108864 bytes to expand its jobs, commands, executors and parameters (limit MaxBytes)"},
+		{"string parameter doubled", doubledString(24), "c.yml:65:23: plan too large: more than 67108864 bytes to expand its jobs, commands, executors and parameters (limits.max_bytes)"},
 		// The substitution that would take it past, in c16.
 		{"steps parameter doubled", doubledSteps(22), "c.yml:53:61: plan too large: more than 67108864 bytes"},
 		{"map parameter doubled into a condition", doubledCondition(24), "c.yml:56:50: plan too large: more than 67108864 bytes"},
 		// requires: [m0], which makes 10,000 edges for each of m1's
 		// instances: the 11th instance crosses.
-		{"matrix requiring a matrix", matrices(2, 100, true), "c.yml:15:22: plan too large: more than 100000 requires edges, counting an edge to each instance of a required matrix (limit MaxRequires)"},
+		{"matrix requiring a matrix", matrices(2, 100, true), "c.yml:15:22: plan too large: more than 100000 requires edges, counting an edge to each instance of a required matrix (limits.max_requires)"},
 		// The third matrix: 30,000 jobs.
-		{"100 matrices", matrices(100, 100, false), "c.yml:16:9: plan too large: more than 20000 jobs, counting each matrix instance (limit MaxJobs)"},
+		{"100 matrices", matrices(100, 100, false), "c.yml:16:9: plan too large: more than 20000 jobs, counting each matrix instance (limits.max_jobs)"},
 		// Each invocation binds 30,000 parameters.
 		// The arguments of the invocation of many that would take it past.
 		{"many arguments to many invocations", manyArguments(15_000, 10), "c.yml:16:11: plan too large: more than 67108864 bytes"},
