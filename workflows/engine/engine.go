@@ -85,6 +85,10 @@ type Engine struct {
 	ended    []endedAttempt // results for the scheduler to record
 	changed  chan struct{}  // closed and replaced on every state change
 	stopping bool
+	// round is held by the scheduler while it advances pipelines, so
+	// that Shutdown, once stopping is set, can wait for a round that
+	// may still launch attempts before it waits for the attempts.
+	round sync.Mutex
 
 	trouble  trouble              // store failures, see trouble.go
 	dags     dags                 // see dag.go
@@ -217,6 +221,10 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
+		// A round that began before stopping was set may still launch
+		// attempts; once it is over, nothing more joins e.jobs.
+		e.round.Lock()
+		e.round.Unlock()
 		e.jobs.Wait()
 		close(done)
 	}()

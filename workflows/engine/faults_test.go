@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,9 @@ type hookStore struct {
 	mu         sync.Mutex
 	afterStart func(pipelineID string)
 	fail       func() error
+	// duringStart runs inside each transaction that starts an attempt,
+	// before it commits.
+	duringStart func()
 }
 
 func (s *hookStore) broken() error {
@@ -54,7 +58,7 @@ func (s *hookStore) Update(ctx context.Context, fn func(tx engine.StoreTx) error
 	if err := s.broken(); err != nil {
 		return err
 	}
-	spy := &startSpy{StoreTx: nil}
+	spy := &startSpy{StoreTx: nil, during: s.duringStart}
 	err := s.Store.Update(ctx, func(tx engine.StoreTx) error {
 		spy.StoreTx, spy.started = tx, ""
 		return fn(spy)
@@ -77,11 +81,52 @@ func (s *hookStore) Update(ctx context.Context, fn func(tx engine.StoreTx) error
 type startSpy struct {
 	engine.StoreTx
 	started string
+	during  func()
 }
 
 func (t *startSpy) StartAttempt(ctx context.Context, a *engine.AttemptRecord, app string) error {
 	t.started = a.PipelineID
+	if t.during != nil {
+		t.during()
+	}
 	return t.StoreTx.StartAttempt(ctx, a, app)
+}
+
+// Shutdown waits for a job that a round of the scheduler begun before it
+// launches: it neither returns while that job runs nor lets it run on
+// past its return.
+func TestShutdownWaitsForAJobBeingStarted(t *testing.T) {
+	inTx, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	h := newHarness(t, func(o *engine.Options) {
+		o.Store = &hookStore{Store: o.Store, duringStart: func() {
+			once.Do(func() { close(inTx); <-release })
+		}}
+	})
+	gate := h.script.gate("a")
+	h.submit("alice", wf("build", build("a")))
+	<-inTx // the round is starting job a
+	done := make(chan error, 1)
+	go func() { done <- h.engine.Shutdown(context.Background()) }()
+	time.Sleep(100 * time.Millisecond) // Shutdown has begun
+	close(release)
+	select {
+	case <-h.script.inExecutor("a"):
+	case err := <-done:
+		t.Fatalf("Shutdown returned (%v) before job a, started by a round begun before it, ran", err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned (%v) while job a, started by a round begun before it, was running", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := h.script.events(); !slices.Contains(got, "end a") {
+		t.Errorf("Shutdown returned before job a ended: %v", got)
+	}
 }
 
 // A cancel decided after the transaction that starts a job committed,

@@ -379,6 +379,7 @@ func (e *Engine) schedule(ctx context.Context) {
 	retry := map[string]bool{}
 	var retryTimer <-chan time.Time
 	for {
+		e.round.Lock()
 		e.mu.Lock()
 		ended := map[string][]endedAttempt{}
 		for _, r := range e.ended {
@@ -403,6 +404,7 @@ func (e *Engine) schedule(ctx context.Context) {
 			}
 			if err := e.advance(ctx, id, ended[id], full[id]); err != nil {
 				if ctx.Err() != nil {
+					e.round.Unlock()
 					return
 				}
 				wait := e.trouble.failed("advance pipeline "+id, err)
@@ -421,6 +423,7 @@ func (e *Engine) schedule(ctx context.Context) {
 				e.recheckWaiting(id)
 			}
 		}
+		e.round.Unlock()
 		select {
 		case <-ctx.Done():
 			return
