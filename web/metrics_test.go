@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -72,29 +73,36 @@ func TestMetricsMoveWithAPipeline(t *testing.T) {
 	}
 	onHold(t, h, "m-1")
 	h.clock.add(90 * time.Second) // the approval has waited this long
-	wait := func(cond func(map[string]*dto.MetricFamily) bool) map[string]*dto.MetricFamily {
+	// Each family is fed by its own events, delivered in order but
+	// counted as they come: the checks are waited for together.
+	type check struct {
+		name   string
+		labels []string
+		want   float64
+	}
+	waitFor := func(checks []check) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			fams := scrape(t, h)
-			if cond(fams) {
-				return fams
+			var wrong []string
+			for _, c := range checks {
+				if got := value(fams, c.name, c.labels...); got != c.want {
+					wrong = append(wrong, fmt.Sprintf("%s%v = %v, want %v", c.name, c.labels, got, c.want))
+				}
+			}
+			if len(wrong) == 0 {
+				return
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("metrics did not move")
+				t.Fatalf("metrics did not move:\n%s", strings.Join(wrong, "\n"))
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	// On hold: four jobs done, one approval pending for 90s, one blocked.
-	fams := wait(func(f map[string]*dto.MetricFamily) bool {
-		return value(f, "slipway_jobs_finished_total", "app=backend", "status=success") == 4
-	})
-	for _, c := range []struct {
-		name   string
-		labels []string
-		want   float64
-	}{
+	waitFor([]check{
+		{"slipway_jobs_finished_total", []string{"app=backend", "status=success"}, 4},
 		{"slipway_job_duration_seconds", []string{"app=backend", "status=success"}, 4},
 		{"slipway_job_queue_wait_seconds", []string{"app=backend"}, 4},
 		{"slipway_approvals_pending", []string{"app=backend"}, 1},
@@ -103,33 +111,19 @@ func TestMetricsMoveWithAPipeline(t *testing.T) {
 		{"slipway_jobs", []string{"app=backend", "status=on_hold"}, 1},
 		{"slipway_deploys_total", []string{"app=backend", "env=staging"}, 1},
 		{"slipway_pipelines_finished_total", []string{"app=backend", "status=success"}, 0},
-	} {
-		if got := value(fams, c.name, c.labels...); got != c.want {
-			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
-		}
-	}
+	})
 	// Approved: the pipeline ends, the approval is counted and no longer pending.
 	if d, err := h.engine.Approve(context.Background(), jobID(t, h, "m-1", "hold"), engine.Actor{ID: releaser}); err != nil || !d.Applied {
 		t.Fatalf("approve: %v %v", d, err)
 	}
-	fams = wait(func(f map[string]*dto.MetricFamily) bool {
-		return value(f, "slipway_pipelines_finished_total", "app=backend", "status=success") == 1
-	})
-	for _, c := range []struct {
-		name   string
-		labels []string
-		want   float64
-	}{
+	waitFor([]check{
+		{"slipway_pipelines_finished_total", []string{"app=backend", "status=success"}, 1},
 		{"slipway_jobs_finished_total", []string{"app=backend", "status=success"}, 6},
 		{"slipway_approvals_decided_total", []string{"app=backend", "decision=approved"}, 1},
 		{"slipway_approvals_pending", []string{"app=backend"}, 0},
 		{"slipway_deploys_total", []string{"app=backend", "env=production"}, 1},
 		{"slipway_outbox_backlog", []string{"consumer=metrics", "state=parked"}, 0},
-	} {
-		if got := value(fams, c.name, c.labels...); got != c.want {
-			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
-		}
-	}
+	})
 }
 
 func TestMetricsHooks(t *testing.T) {

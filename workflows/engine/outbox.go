@@ -209,7 +209,7 @@ func (t *eventTx) AddEvents(ctx context.Context, events []Event) error {
 // record.
 func (e *Engine) deliver(ctx context.Context, c *consumer) {
 	for {
-		_, wait, err := e.deliverPass(ctx, c)
+		_, wait, err := e.deliverPass(ctx, c, false)
 		if err != nil && ctx.Err() == nil {
 			wait = e.trouble.failed("deliver events to "+c.name, err)
 		}
@@ -235,12 +235,14 @@ func (e *Engine) deliver(ctx context.Context, c *consumer) {
 // order per pipeline. A failed event waits with exponential backoff,
 // holding back later events of its pipeline for that consumer only;
 // pipelines never wait for the outbox. The deliveries are recorded before
-// it returns.
+// it returns. It reads the store, so that an event committed before the
+// call is delivered even while its transaction is still handing it to
+// memory.
 func (e *Engine) DeliverEvents(ctx context.Context) (int, error) {
 	total := 0
 	var errs []error
 	for _, c := range e.consumers {
-		n, _, err := e.deliverPass(ctx, c)
+		n, _, err := e.deliverPass(ctx, c, true)
 		total += n
 		c.mu.Lock()
 		if rerr := e.recordDeliveries(ctx, c); err == nil {
@@ -253,13 +255,14 @@ func (e *Engine) DeliverEvents(ctx context.Context) (int, error) {
 }
 
 // deliverPass delivers what is due to c and says how long its loop may
-// sleep before the next pass, unless woken.
-func (e *Engine) deliverPass(ctx context.Context, c *consumer) (delivered int, wait time.Duration, err error) {
+// sleep before the next pass, unless woken. With fromStore, what is due is
+// read from the store, not only taken from memory.
+func (e *Engine) deliverPass(ctx context.Context, c *consumer, fromStore bool) (delivered int, wait time.Duration, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	o := &c.out
 	fresh, overflow := o.take()
-	if overflow || time.Since(o.lastStore) >= storeCheck {
+	if fromStore || overflow || time.Since(o.lastStore) >= storeCheck {
 		o.fromStore = true
 	}
 	if !o.fromStore {
