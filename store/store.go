@@ -50,6 +50,12 @@ type DB struct {
 	// observe, if set, is told how long each write transaction took
 	// (ObserveWrites).
 	observe atomic.Pointer[func(time.Duration)]
+	// commits counts this process's write transactions, for the
+	// checkpointer (see checkpoint.go); stopCheckpoints ends it and
+	// checkpointsDone is closed once it has. Scratch stores have none.
+	commits         atomic.Int64
+	stopCheckpoints chan struct{}
+	checkpointsDone chan struct{}
 }
 
 var _ engine.Store = (*DB)(nil)
@@ -103,6 +109,16 @@ func open(ctx context.Context, path, synchronous string) (*DB, error) {
 	if fresh {
 		s.saveTemplate(ctx)
 	}
+	if synchronous != "OFF" {
+		// Checkpoints wait for the disk: in the background, not in a
+		// commit (see checkpoint.go).
+		if err := s.autoCheckpointOff(ctx); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("store: open %s: %w", path, err)
+		}
+		s.stopCheckpoints, s.checkpointsDone = make(chan struct{}), make(chan struct{})
+		go s.checkpointer(s.stopCheckpoints, s.checkpointsDone)
+	}
 	if err := os.MkdirAll(s.logDir, 0o755); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store: %w", err)
@@ -116,6 +132,10 @@ var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 // Close closes the database, storing first the logs of ended attempts
 // still in memory.
 func (s *DB) Close() error {
+	if s.stopCheckpoints != nil {
+		close(s.stopCheckpoints)
+		<-s.checkpointsDone
+	}
 	s.storeClosedLogs(context.Background())
 	s.stmts.Range(func(_, v any) bool {
 		v.(*sqlx.Stmt).Close()
@@ -204,6 +224,7 @@ func (s *DB) updateThen(ctx context.Context, fn func(tx *sqlx.Tx) error, committ
 	if err := tx.Commit(); err != nil {
 		return err
 	}
+	s.commits.Add(1)
 	if committed != nil {
 		committed()
 	}
@@ -233,6 +254,11 @@ func (s *DB) begin(ctx context.Context) (*sqlx.Tx, error) {
 	s.w.Close()
 	s.w = w
 	s.cache.version = -1 // data_version counts per connection
+	if s.stopCheckpoints != nil {
+		if err := s.autoCheckpointOff(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return s.w.BeginTxx(context.WithoutCancel(ctx), nil)
 }
 
