@@ -1,6 +1,9 @@
 package web
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 func TestANSI(t *testing.T) {
 	tests := []struct {
@@ -32,5 +35,20 @@ func TestANSI(t *testing.T) {
 				t.Errorf("got  %q\nwant %q", out, tt.want)
 			}
 		})
+	}
+}
+
+// BenchmarkANSI converts a coloured build log, the live-log benchmark's
+// lines: a colour per line and characters to escape.
+func BenchmarkANSI(b *testing.B) {
+	var src []byte
+	for i := range 400 {
+		src = fmt.Appendf(src, "\x1b[32m%08d\x1b[0m step output <with> some text and a path /src/acme/%d\n", i, i%31)
+	}
+	a := newANSI()
+	var dst []byte
+	b.SetBytes(int64(len(src)))
+	for b.Loop() {
+		dst = a.convert(dst[:0], src, false)
 	}
 }
