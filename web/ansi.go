@@ -28,6 +28,20 @@ var plain = sgr{fg: -1, bg: -1}
 
 func newANSI() *ansiHTML { return &ansiHTML{st: plain} }
 
+// ansiState is what an ansiHTML carries from one chunk to the next: two
+// converters in equal states turn the same bytes into the same HTML.
+type ansiState struct {
+	st      sgr
+	pending string
+}
+
+func (a *ansiHTML) state() ansiState { return ansiState{a.st, string(a.pending)} }
+
+func (a *ansiHTML) setState(s ansiState) {
+	a.st = s.st
+	a.pending = append(a.pending[:0], s.pending...)
+}
+
 // maxPending bounds what is held back for the next chunk: a sequence
 // longer than this is no sequence slipway renders, and is dropped.
 const maxPending = 64

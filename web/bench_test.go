@@ -214,7 +214,7 @@ func (d *discard) Flush()                      {}
 // streamLog streams a finished log whole, as an SSE response.
 func streamLog(tb testing.TB, h *Handler) int64 {
 	d := &discard{h: http.Header{}}
-	s := &logStreamer{h: h, w: d, rc: http.NewResponseController(d), attempt: "a", ended: true, buf: make([]byte, logChunk), conv: newANSI()}
+	s := &logStreamer{h: h, w: d, flush: http.NewResponseController(d).Flush, attempt: "a", ended: true, buf: make([]byte, logChunk), conv: newANSI()}
 	if err := s.run(context.Background()); err != nil {
 		tb.Fatal(err)
 	}

@@ -94,7 +94,7 @@ func (h *Handler) logStream(w http.ResponseWriter, r *http.Request, v *viewer) {
 	rc.SetWriteDeadline(time.Time{})
 	w.WriteHeader(http.StatusOK)
 	rc.Flush()
-	s := &logStreamer{h: h, w: w, rc: rc, attempt: a.ID, offset: offset, tail: tail, ended: !a.Finished.IsZero(),
+	s := &logStreamer{h: h, w: w, flush: rc.Flush, attempt: a.ID, offset: offset, tail: tail, ended: !a.Finished.IsZero(),
 		buf: make([]byte, logChunk), conv: newANSI()}
 	if err := s.run(r.Context()); err != nil && !errors.Is(err, context.Canceled) {
 		h.log.Warn("log stream ended early", "attempt", a.ID, "err", err)
@@ -105,9 +105,10 @@ func (h *Handler) logStream(w http.ResponseWriter, r *http.Request, v *viewer) {
 type logStreamer struct {
 	h       *Handler
 	w       io.Writer
-	rc      *http.ResponseController
+	flush   func() error // sends what w holds
 	attempt string
 	offset  int64 // bytes of the log sent so far
+	limit   int64 // if not 0, where reading stops (see follow)
 	tail    int64 // start this many bytes before the end (0: at offset)
 	ended   bool  // the attempt ended: the log is whole
 	buf     []byte
@@ -119,11 +120,29 @@ type logStreamer struct {
 }
 
 func (s *logStreamer) run(ctx context.Context) error {
-	defer func() {
-		if s.src != nil {
-			s.src.Close()
+	defer s.closeSource()
+	if !s.ended {
+		// Live: once it has caught up, the viewer follows the log with
+		// the others (see follow), unless it must go on alone.
+		if err := s.drain(ctx); err != nil {
+			return err
 		}
-	}()
+		if err := s.follow(ctx); !errors.Is(err, errAlone) {
+			return err
+		}
+	}
+	return s.alone(ctx)
+}
+
+func (s *logStreamer) closeSource() {
+	if s.src != nil {
+		s.src.Close()
+		s.src = nil
+	}
+}
+
+// alone streams the log by reading it itself until the attempt ends.
+func (s *logStreamer) alone(ctx context.Context) error {
 	poll := time.NewTicker(s.h.poll)
 	defer poll.Stop()
 	lastBeat, lastStatus := time.Now(), time.Now()
@@ -138,7 +157,7 @@ func (s *logStreamer) run(ctx context.Context) error {
 				s.send(s.out)
 			}
 			io.WriteString(s.w, "event: end\ndata: ended\n\n")
-			return s.rc.Flush()
+			return s.flush()
 		}
 		if !s.file && s.src != nil {
 			s.src.Close() // a copy of memory: open again for more
@@ -168,8 +187,7 @@ func (s *logStreamer) run(ctx context.Context) error {
 		}
 		if now.Sub(lastBeat) >= heartbeat {
 			lastBeat = now
-			io.WriteString(s.w, ": still here\n\n")
-			if err := s.rc.Flush(); err != nil {
+			if err := s.heartbeat(); err != nil {
 				return err
 			}
 		}
@@ -185,10 +203,17 @@ func (s *logStreamer) drain(ctx context.Context) error {
 	}
 	sent := false
 	for {
-		n, err := s.src.Read(s.buf)
+		b := s.buf
+		if s.limit > 0 {
+			if s.offset >= s.limit {
+				break
+			}
+			b = b[:min(int64(len(b)), s.limit-s.offset)]
+		}
+		n, err := s.src.Read(b)
 		if n > 0 {
 			s.offset += int64(n)
-			s.out = s.conv.convert(s.out[:0], s.buf[:n], false)
+			s.out = s.conv.convert(s.out[:0], b[:n], false)
 			if err := s.send(s.out); err != nil {
 				return err
 			}
@@ -202,9 +227,14 @@ func (s *logStreamer) drain(ctx context.Context) error {
 		}
 	}
 	if sent {
-		return s.rc.Flush()
+		return s.flush()
 	}
 	return nil
+}
+
+func (s *logStreamer) heartbeat() error {
+	io.WriteString(s.w, ": still here\n\n")
+	return s.flush()
 }
 
 // open opens the log at the offset, or near its end the first time

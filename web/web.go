@@ -106,6 +106,7 @@ type Handler struct {
 	checks  []Check
 	log     *slog.Logger
 	poll    time.Duration
+	lives   liveLogs // the running attempts' logs being viewed (livelog.go)
 	secure  bool
 	tmpl    map[string]*template.Template
 	mux     *http.ServeMux
