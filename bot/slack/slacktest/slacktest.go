@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/slipway-ci/slipway/internal/changes"
 )
 
 // The workspace and the app the fake plays. The tokens are the only ones
@@ -106,7 +107,7 @@ type Fake struct {
 
 	mu      sync.Mutex
 	closed  bool
-	changed chan struct{} // closed and replaced at every change of state
+	changed changes.Signal // notified at every change of state
 
 	seq     int64 // message timestamps, see nextTS
 	counter int   // envelope IDs, tickets, trigger IDs, response URLs
@@ -137,7 +138,6 @@ func New(tb testing.TB, opts ...Option) *Fake {
 	f := &Fake{
 		tb:           tb,
 		pingInterval: 5 * time.Second,
-		changed:      make(chan struct{}),
 		done:         make(chan struct{}),
 		users:        map[string]User{},
 		groups:       map[string]UserGroup{},
@@ -226,26 +226,14 @@ func (f *Fake) AddChannel(c Channel) {
 // cond may call the fake's methods. It returns ctx's error if ctx ends
 // first.
 func (f *Fake) WaitFor(ctx context.Context, cond func() bool) error {
-	for {
-		f.mu.Lock()
-		changed := f.changed
-		f.mu.Unlock()
-		if cond() {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return fmt.Errorf("slacktest: waiting for a condition: %w", ctx.Err())
-		}
+	if err := f.changed.WaitFor(ctx, cond); err != nil {
+		return fmt.Errorf("slacktest: waiting for a condition: %w", err)
 	}
+	return nil
 }
 
 // notifyLocked wakes the WaitFor calls. f.mu must be held.
-func (f *Fake) notifyLocked() {
-	close(f.changed)
-	f.changed = make(chan struct{})
-}
+func (f *Fake) notifyLocked() { f.changed.Notify() }
 
 // nextTS returns a message timestamp: unique, increasing, in Slack's
 // "seconds.microseconds" form, starting at "1700000000.000100" and 100µs

@@ -56,6 +56,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/slipway-ci/slipway/internal/changes"
 )
 
 // The account and the static credentials of the fake. The key pair is the
@@ -112,8 +113,8 @@ type Fake struct {
 
 	mu      sync.Mutex
 	closed  bool
-	changed chan struct{} // closed and replaced at every change of state
-	counter int           // request IDs and other identifiers, see nextID
+	changed changes.Signal // notified at every change of state
+	counter int            // request IDs and other identifiers, see nextID
 
 	ebDeployTime     time.Duration
 	lambdaUpdateTime time.Duration
@@ -147,7 +148,6 @@ func New(tb testing.TB, opts ...Option) *Fake {
 	f := &Fake{
 		tb:               tb,
 		region:           DefaultRegion,
-		changed:          make(chan struct{}),
 		ebDeployTime:     DefaultBeanstalkDeployTime,
 		lambdaUpdateTime: DefaultLambdaUpdateTime,
 		roles:            map[string]Role{},
@@ -272,26 +272,14 @@ func (f *Fake) scheduleLocked(d time.Duration, apply func()) {
 // cond may call the fake's methods. It returns ctx's error if ctx ends
 // first.
 func (f *Fake) WaitFor(ctx context.Context, cond func() bool) error {
-	for {
-		f.mu.Lock()
-		changed := f.changed
-		f.mu.Unlock()
-		if cond() {
-			return nil
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return fmt.Errorf("awstest: waiting for a condition: %w", ctx.Err())
-		}
+	if err := f.changed.WaitFor(ctx, cond); err != nil {
+		return fmt.Errorf("awstest: waiting for a condition: %w", err)
 	}
+	return nil
 }
 
 // notifyLocked wakes the WaitFor calls. f.mu must be held.
-func (f *Fake) notifyLocked() {
-	close(f.changed)
-	f.changed = make(chan struct{})
-}
+func (f *Fake) notifyLocked() { f.changed.Notify() }
 
 // nextID returns the next number of the fake's identifiers. f.mu must be
 // held.
