@@ -63,9 +63,9 @@ func BenchmarkAckBurst(b *testing.B) {
 	b.ReportMetric(float64(percentile(all, 1).Microseconds())/1000, "max-ms")
 }
 
-// A burst of 200 commands is acknowledged within ackBound each (at the
-// 99th percentile, in the best of three bursts: a test shares its machine),
-// and every one of them is answered once.
+// A burst of 200 commands is acknowledged within Slack's deadline (at
+// the 99th percentile, in the best of three bursts: a test shares its
+// machine), and every one of them is answered once.
 func TestAckBurst(t *testing.T) {
 	h := newHarness(t, harnessOptions{})
 	best := time.Duration(1<<63 - 1)
@@ -79,7 +79,7 @@ func TestAckBurst(t *testing.T) {
 			break
 		}
 	}
-	if best > ackBound && !raceEnabled {
+	if best > ackBound {
 		t.Errorf("p99 %v at best, want within %v", best, ackBound)
 	}
 	time.Sleep(100 * time.Millisecond)

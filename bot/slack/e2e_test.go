@@ -19,9 +19,10 @@ import (
 	"github.com/slipway-ci/slipway/workflows/engine"
 )
 
-// ackBound is how fast an envelope must be acknowledged: well inside
-// Slack's 3 seconds, after which a command's user is told it failed.
-const ackBound = 50 * time.Millisecond
+// ackBound is Slack's deadline for acknowledging an envelope, after
+// which a command's user is told it failed. How fast acks are is
+// BenchmarkAckBurst's; TestAckBeforeKeep checks the ack comes first.
+const ackBound = 3 * time.Second
 
 // request finds the approval request in the thread of a commit: the
 // reply that has buttons.
