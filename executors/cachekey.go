@@ -12,8 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"text/template"
 	"time"
+	"unicode"
 
 	"github.com/slipway-ci/slipway/workflows/engine"
 )
@@ -53,45 +53,106 @@ func KeyDataFor(job *engine.JobRun, env map[string]string, checksum func(string)
 	}
 }
 
-// RenderKey expands a CircleCI cache key template. It is Go's
-// text/template, as on CircleCI, so a variable missing from .Environment
-// renders as "<no value>" there and here alike.
+// RenderKey expands a CircleCI cache key template: the actions CircleCI
+// documents, {{ .Branch }}, {{ .Revision }}, {{ .BuildNum }},
+// {{ .Environment.NAME }}, {{ checksum "file" }}, {{ epoch }} and
+// {{ arch }}, with Go template syntax ({{- and -}} trim spaces, a variable
+// missing from .Environment renders "<no value>", as on CircleCI, where
+// keys are Go templates). Anything else is an error that names what keys
+// may hold. It is not text/template on purpose: executing one keeps every
+// exported method of the binary alive for reflection, 15 MB of it.
 func RenderKey(tmpl string, d KeyData) (string, error) {
-	now := d.Now
-	if now == nil {
-		now = time.Now
-	}
-	arch := d.Arch
-	if arch == "" {
-		arch = HostArch()
-	}
-	funcs := template.FuncMap{
-		"checksum": func(file string) (string, error) {
-			if d.Checksum == nil {
-				return "", fmt.Errorf("checksum %q: no file access", file)
-			}
-			sum, err := d.Checksum(file)
-			if err != nil {
-				return "", fmt.Errorf("checksum %q: %w", file, err)
-			}
-			return sum, nil
-		},
-		"epoch": func() string { return strconv.FormatInt(now().Unix(), 10) },
-		"arch":  func() string { return arch },
-	}
-	t, err := template.New("key").Funcs(funcs).Parse(tmpl)
-	if err != nil {
-		return "", fmt.Errorf("cache key %q: %w", tmpl, err)
-	}
 	var b strings.Builder
-	if err := t.Execute(&b, d); err != nil {
-		return "", fmt.Errorf("cache key %q: %w", tmpl, err)
+	rest := tmpl
+	for {
+		open := strings.Index(rest, "{{")
+		if open < 0 {
+			b.WriteString(rest)
+			break
+		}
+		text := rest[:open]
+		rest = rest[open+2:]
+		if strings.HasPrefix(rest, "- ") || strings.HasPrefix(rest, "-\t") || strings.HasPrefix(rest, "-\n") {
+			text = strings.TrimRight(text, " \t\r\n")
+			rest = rest[1:]
+		}
+		b.WriteString(text)
+		end := strings.Index(rest, "}}")
+		if end < 0 {
+			return "", fmt.Errorf("cache key %q: unclosed {{", tmpl)
+		}
+		action := rest[:end]
+		rest = rest[end+2:]
+		if strings.HasSuffix(action, " -") || strings.HasSuffix(action, "\t-") || strings.HasSuffix(action, "\n-") {
+			action = action[:len(action)-1]
+			rest = strings.TrimLeft(rest, " \t\r\n")
+		}
+		out, err := d.action(strings.TrimSpace(action))
+		if err != nil {
+			return "", fmt.Errorf("cache key %q: %w", tmpl, err)
+		}
+		b.WriteString(out)
 	}
 	key := strings.TrimSpace(b.String())
 	if key == "" {
 		return "", fmt.Errorf("cache key %q: renders empty", tmpl)
 	}
 	return key, nil
+}
+
+// action is the value of one {{ action }} of a cache key.
+func (d KeyData) action(a string) (string, error) {
+	switch a {
+	case ".Branch":
+		return d.Branch, nil
+	case ".Revision":
+		return d.Revision, nil
+	case ".BuildNum":
+		return d.BuildNum, nil
+	case "epoch":
+		now := d.Now
+		if now == nil {
+			now = time.Now
+		}
+		return strconv.FormatInt(now().Unix(), 10), nil
+	case "arch":
+		if d.Arch == "" {
+			return HostArch(), nil
+		}
+		return d.Arch, nil
+	}
+	if name, ok := strings.CutPrefix(a, ".Environment."); ok && isIdentifier(name) {
+		if v, ok := d.Environment[name]; ok {
+			return v, nil
+		}
+		return "<no value>", nil
+	}
+	if arg, ok := strings.CutPrefix(a, "checksum"); ok && arg != "" && (arg[0] == ' ' || arg[0] == '\t') {
+		file, err := strconv.Unquote(strings.TrimSpace(arg))
+		if err != nil {
+			return "", fmt.Errorf("checksum wants one quoted file name, got %s", strings.TrimSpace(arg))
+		}
+		if d.Checksum == nil {
+			return "", fmt.Errorf("checksum %q: no file access", file)
+		}
+		sum, err := d.Checksum(file)
+		if err != nil {
+			return "", fmt.Errorf("checksum %q: %w", file, err)
+		}
+		return sum, nil
+	}
+	return "", fmt.Errorf("unknown {{ %s }}: a key may use .Branch, .Revision, .BuildNum, .Environment.NAME, checksum \"file\", epoch and arch", a)
+}
+
+// isIdentifier says whether s is a Go identifier, as a template field
+// name must be.
+func isIdentifier(s string) bool {
+	for i, r := range s {
+		if r != '_' && !unicode.IsLetter(r) && (i == 0 || !unicode.IsDigit(r)) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // Checksum is CircleCI's {{ checksum }} of a file's contents: the

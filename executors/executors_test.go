@@ -7,8 +7,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"text/template"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -89,7 +92,14 @@ func TestRenderKey(t *testing.T) {
 		{name: "epoch", tmpl: "e-{{ epoch }}", want: "e-1700000000"},
 		{name: "arch", tmpl: "{{ arch }}-x", want: "arch1-linux-amd64-6_85-x"},
 		{name: "checksum of a missing file", tmpl: `{{ checksum "nope" }}`, err: `checksum "nope"`},
+		{name: "no spaces", tmpl: "{{.Branch}}-{{checksum `package-lock.json`}}", want: "main-c2hh"},
+		{name: "trim markers", tmpl: "a- {{- .Branch -}} -b", want: "a-main-b"},
+		{name: "a CIRCLE variable", tmpl: "{{ .Environment.NODE }}-{{ .Environment.CIRCLE_NODE_INDEX }}", want: "22-<no value>"},
 		{name: "bad template", tmpl: "{{ .Branch ", err: "cache key"},
+		{name: "unknown field", tmpl: "{{ .Tag }}", err: "unknown {{ .Tag }}"},
+		{name: "a pipeline", tmpl: `{{ checksum "a" | printf "%s" }}`, err: "checksum wants one quoted file name"},
+		{name: "checksum of nothing", tmpl: "{{ checksum }}", err: "unknown"},
+		{name: "not a variable name", tmpl: "{{ .Environment.A-B }}", err: "unknown"},
 		{name: "empty", tmpl: "  ", err: "renders empty"},
 	}
 	for _, tt := range tests {
@@ -370,4 +380,89 @@ func TestEnvAndWhen(t *testing.T) {
 	if d := cmp.Diff([]string{"/bin/bash", "-eo", "pipefail", "/s"}, ShellArgv("/bin/bash -eo pipefail", "/s")); d != "" {
 		t.Fatalf("ShellArgv:\n%s", d)
 	}
+}
+
+// keyData is what the differential test renders keys with.
+func keyData() KeyData {
+	return KeyData{
+		Branch: "main", Revision: "3f2a9c1", BuildNum: "42",
+		Environment: map[string]string{"NODE": "22", "CIRCLE_JOB": "build"},
+		Checksum:    func(f string) (string, error) { return "sum(" + f + ")", nil },
+		Now:         func() time.Time { return time.Unix(1700000000, 0) },
+		Arch:        "arch1-linux-amd64-6_85",
+	}
+}
+
+// goTemplate renders a key the way CircleCI does, with Go's text/template.
+func goTemplate(tmpl string, d KeyData) (string, error) {
+	t, err := template.New("key").Funcs(template.FuncMap{
+		"checksum": d.Checksum,
+		"epoch":    func() string { return strconv.FormatInt(d.Now().Unix(), 10) },
+		"arch":     func() string { return d.Arch },
+	}).Parse(tmpl)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, d); err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(b.String()), nil
+}
+
+// Every key of the CircleCI corpus renders as text/template renders it.
+func TestRenderKeyOfTheCorpusIsGoTemplates(t *testing.T) {
+	files, _ := filepath.Glob("../../shared/corpus/circleci/configs/*")
+	if len(files) == 0 {
+		t.Skip("no corpus beside the project")
+	}
+	// A key is the value of a line such as `key: v1-{{ .Branch }}` or
+	// `- v1-{{ .Branch }}`, quoted or not.
+	line := regexp.MustCompile(`(?m)^\s*(?:- )?\s*(?:key: )?\s*(['"]?)(\S*\{\{.*\}\}\S*)['"]?\s*$`)
+	n := 0
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range line.FindAllStringSubmatch(string(data), -1) {
+			key := m[2]
+			if m[1] == `"` {
+				key = strings.ReplaceAll(key, `\"`, `"`)
+			}
+			if strings.Contains(key, "<<") {
+				continue // a parameter, expanded before the key is rendered
+			}
+			n++
+			want, werr := goTemplate(key, keyData())
+			got, err := RenderKey(key, keyData())
+			if err != nil || werr != nil || got != want {
+				t.Errorf("%s: RenderKey(%q) = %q, %v; text/template: %q, %v", filepath.Base(f), key, got, err, want, werr)
+			}
+		}
+	}
+	if n < 40 {
+		t.Fatalf("found %d keys in the corpus, want at least 40", n)
+	}
+}
+
+// A key RenderKey accepts renders as text/template renders it.
+func FuzzRenderKeyIsGoTemplates(f *testing.F) {
+	for _, s := range []string{
+		"v1-{{ .Branch }}-{{ .Revision }}", `deps-{{ checksum "package-lock.json" }}`, "{{- .BuildNum -}}",
+		"{{ epoch }}{{ arch }}", "{{ .Environment.NODE }}{{ .Environment.NOPE }}", "{{`x`}}", "{{ checksum `a\"b` }}",
+		"a {{- .Branch}}", "{{.Branch -}} b", "{{-3}}", "{{ checksum \"a\\x41\" }}",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tmpl string) {
+		got, err := RenderKey(tmpl, keyData())
+		if err != nil {
+			return // refused: CircleCI keys are a small part of Go templates
+		}
+		want, werr := goTemplate(tmpl, keyData())
+		if werr != nil || got != want {
+			t.Fatalf("RenderKey(%q) = %q; text/template: %q, %v", tmpl, got, want, werr)
+		}
+	})
 }
