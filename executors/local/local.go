@@ -1,12 +1,12 @@
 // Package local runs a job's steps on the host, in a folder of its own,
 // for `slipway run` and for `machine` jobs where the operator allows it.
 //
-// Each attempt gets a fresh folder under Options.Dir, its home:
+// Each attempt gets an empty folder under Options.Dir, its home:
 //
 //	<Dir>/<attempt ID>/          HOME, and what `~` means in working_directory and paths
 //	<Dir>/<attempt ID>/project/  the default working_directory (~/project)
 //	<Dir>/.steps/<pid>-<n>       the command of a running step, passed to its shell as a file
-//	<Dir>/.trash/<pid>-<n>       a finished attempt's folder, being deleted (see trash)
+//	<Dir>/.trash/<pid>-<n>       a finished attempt's folder, being deleted, or emptied and kept for another (see trash)
 //	<Dir>/.running/<pid>-<n>     what a running attempt holds, for whoever outlives it (see record)
 //	<Dir>/.users/<uid>           a lock held while an attempt runs as that user (Options.Users)
 //
@@ -346,6 +346,8 @@ func (e *Executor) Close(ctx context.Context) error {
 			}
 		}
 		e.folder.reaper.wait()
+		// The last homes are emptied for the next process, or removed.
+		e.trash.wait()
 		close(done)
 	}()
 	select {
@@ -392,7 +394,11 @@ func (e *Executor) newJob(ctx context.Context, run *engine.JobRun, log io.Writer
 	if u != nil {
 		home = 0o700 // the job's user's
 	}
-	err = os.Mkdir(dir, home)
+	// Jobs of this process's user take an emptied home if there is one.
+	reused := u == nil && e.trash.reuse(dir)
+	if !reused {
+		err = os.Mkdir(dir, home)
+	}
 	if errors.Is(err, fs.ErrExist) {
 		// A folder left by an earlier Run with this ID (the engine
 		// promises none, but a crash can leave one) must not leak into
@@ -420,7 +426,7 @@ func (e *Executor) newJob(ctx context.Context, run *engine.JobRun, log io.Writer
 		j.end()
 		return nil, fmt.Errorf("local: %w", err)
 	}
-	if err := j.makeHome(); err != nil {
+	if err := j.makeHome(reused); err != nil {
 		j.end()
 		return nil, fmt.Errorf("local: %w", err)
 	}
@@ -445,8 +451,9 @@ func (e *Executor) newJob(ctx context.Context, run *engine.JobRun, log io.Writer
 }
 
 // makeHome gives the job its home and working directory, which exists
-// from the start as on CircleCI, both its user's.
-func (j *job) makeHome() error {
+// from the start as on CircleCI, both its user's. A reused home (see
+// trash) holds an empty project folder already.
+func (j *job) makeHome(reused bool) error {
 	if err := j.user.chown(j.home); err != nil {
 		return err
 	}
@@ -455,13 +462,22 @@ func (j *job) makeHome() error {
 		wd = "~/project"
 	}
 	j.workdir = j.resolve(j.home, wd)
-	if j.workdir == filepath.Join(j.home, "project") {
+	project := filepath.Join(j.home, "project")
+	if j.workdir == project {
+		if reused {
+			return nil
+		}
 		// The usual case, in a folder no process of the job has
 		// touched yet: made here, cheaper than as the user.
 		if err := os.Mkdir(j.workdir, 0o755); err != nil {
 			return err
 		}
 		return j.user.chown(j.workdir)
+	}
+	if reused {
+		if err := os.Remove(project); err != nil {
+			return err
+		}
 	}
 	return j.user.do(func() error { return os.MkdirAll(j.workdir, 0o755) })
 }
@@ -532,7 +548,7 @@ func (j *job) end() {
 	// as it: every process is killed, and SIGKILLed processes run none of
 	// their code again.
 	j.release()
-	if err := j.e.trash.discard(j.home); err != nil {
+	if err := j.e.trash.discard(j.home, j.user == nil); err != nil {
 		j.logger.Warn("removing the attempt folder", "err", err)
 	}
 	if j.record == nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -247,8 +248,9 @@ func TestRun(t *testing.T) {
 			}
 		})
 	}
-	// The folders went to the trash, which deletes them.
-	waitEmpty(t, e.trash.dir)
+	// The folders went to the trash, which deletes them or keeps them
+	// emptied.
+	waitEmptied(t, e.trash.dir)
 }
 
 func TestSetupRemoteDockerWhereTheOperatorAllowsIt(t *testing.T) {
@@ -725,8 +727,8 @@ func TestWhatEndedProcessesLeftIsRemoved(t *testing.T) {
 	if _, err := New(Options{Dir: dir, AllowRoot: true}); err != nil {
 		t.Fatal(err)
 	}
-	waitEmpty(t, trash)
-	for _, f := range []string{gone[0], gone[2], filepath.Join(trash, "999999999-7"), filepath.Join(trash, me+"-1")} {
+	waitEmptied(t, trash)
+	for _, f := range []string{gone[0], gone[1], gone[2], gone[3]} {
 		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s of an ended process still there: %v", f, err)
 		}
@@ -736,8 +738,9 @@ func TestWhatEndedProcessesLeftIsRemoved(t *testing.T) {
 	}
 }
 
-// waitEmpty waits until the folder dir is empty.
-func waitEmpty(t *testing.T, dir string) {
+// waitEmptied waits until the trash folder dir holds only emptied homes:
+// folders holding an empty project folder.
+func waitEmptied(t *testing.T, dir string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -745,11 +748,20 @@ func waitEmpty(t *testing.T, dir string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(entries) == 0 {
+		full := ""
+		for _, e := range entries {
+			home := filepath.Join(dir, e.Name())
+			in, _ := os.ReadDir(home)
+			project, _ := os.ReadDir(filepath.Join(home, "project"))
+			if len(in) != 1 || in[0].Name() != "project" || len(project) != 0 {
+				full = home
+			}
+		}
+		if full == "" {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s still holds %d entries", dir, len(entries))
+			t.Fatalf("%s is not emptied", full)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -788,5 +800,48 @@ func TestSecretSplitAcrossStreamsIsMasked(t *testing.T) {
 	}
 	if got := log.String(); strings.Contains(got, "s3cr3t") || strings.Contains(got, "value") || !strings.Contains(got, "token=********\nafter\n") {
 		t.Errorf("the secret is not masked whole on its line:\n%s", got)
+	}
+}
+
+// A finished attempt's home is emptied and given to the next attempt of
+// this process's user, not deleted and made again (see trash): the next
+// attempt finds it as a new home, empty but for an empty project folder,
+// with a new home's modes.
+func TestHomesAreEmptiedAndReused(t *testing.T) {
+	e := newExecutor(t)
+	sh := newShared(t)
+	res, log1 := runJob(t, e, newJob(t, sh, run(`stat -c 'ino%i' ~
+echo secret > ~/.dot; mkdir -p ~/project/a/b ~/.cache; echo y > ~/project/a/b/f; ln -s / ~/project/root
+chmod 0700 ~ ~/project`)))
+	if res.Status != workflows.StatusSuccess {
+		t.Fatalf("first job: %v\n%s", res, log1)
+	}
+	e.trash.wait()
+	res, log2 := runJob(t, e, newJob(t, sh, run(`stat -c 'ino%i' ~; stat -c '%a %a' ~ ~/project | tr '\n' ' '; echo; ls -A ~; ls -A ~/project; echo end`)))
+	if res.Status != workflows.StatusSuccess {
+		t.Fatalf("second job: %v\n%s", res, log2)
+	}
+	ino := regexp.MustCompile(`ino([0-9]+)`)
+	inode := func(log string) string { return ino.FindString(log) }
+	if inode(log1) != inode(log2) {
+		t.Errorf("the second attempt got a new home (inode %s, the first's %s)", inode(log2), inode(log1))
+	}
+	if !strings.Contains(log2, "755 755 \nproject\nend") {
+		t.Errorf("the reused home is not as a new one:\n%s", log2)
+	}
+}
+
+// A working directory other than ~/project in a reused home has no
+// project folder beside it, as in a new one.
+func TestReusedHomeWithAnotherWorkingDirectory(t *testing.T) {
+	e := newExecutor(t)
+	sh := newShared(t)
+	runJob(t, e, newJob(t, sh, run("true")))
+	e.trash.wait()
+	job := newJob(t, sh, run("pwd; ls -A ~; echo end"))
+	job.Spec.WorkingDirectory = "~/src"
+	res, log := runJob(t, e, job)
+	if res.Status != workflows.StatusSuccess || !strings.Contains(log, "/src\nsrc\nend") {
+		t.Fatalf("%v\n%s", res, log)
 	}
 }
