@@ -77,10 +77,13 @@ func folderIn(dir string, logger *slog.Logger) (*folder, error) {
 	if prev, loaded := folders.LoadOrStore(dir, f); loaded {
 		return prev.(*folder), nil
 	}
-	// Step files go now: this process is about to write files of the
-	// same names. Folders in the trash can go in the background.
+	// Step files are this process's now, or go: it is about to write
+	// files of the same names. Folders in the trash can go in the
+	// background.
 	for _, p := range left[0] {
-		_ = os.Remove(p)
+		if !f.scripts.adopt(p) {
+			_ = os.Remove(p)
+		}
 	}
 	// Homes of earlier processes may be kept (emptyHome checks them).
 	f.trash.add(true, left[1]...)
@@ -101,9 +104,10 @@ func (f *folder) sweep(logger *slog.Logger) {
 		r, err := readRecord(path)
 		switch {
 		case errors.Is(err, errFree):
-			// A free record of a live process is its own to reuse.
+			// A free record of a live process is its own to reuse; a
+			// dead one's is this process's.
 			pid, _, _ := strings.Cut(e.Name(), "-")
-			if n, err := strconv.Atoi(pid); err == nil && executors.ProcessGone(n) {
+			if n, err := strconv.Atoi(pid); err == nil && executors.ProcessGone(n) && !f.records.adopt(path) {
 				_ = os.Remove(path)
 			}
 			continue
@@ -463,6 +467,36 @@ func emptyFolder(dir string) bool {
 		}
 	}
 	return true
+}
+
+// adoptedName is the name in dir that a file a dead process left at path
+// takes on, n counting this process's names there: the file's own if it
+// has this process's ID (an earlier process with the same ID made it),
+// else the next free one.
+func adoptedName(dir, path string, n *int) string {
+	prefix := strconv.Itoa(os.Getpid()) + "-"
+	if k, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(path), prefix)); err == nil && strings.HasPrefix(filepath.Base(path), prefix) {
+		*n = max(*n, k)
+		return path
+	}
+	for {
+		*n++
+		dst := filepath.Join(dir, prefix+strconv.Itoa(*n))
+		if _, err := os.Lstat(dst); errors.Is(err, fs.ErrNotExist) {
+			return dst
+		}
+	}
+}
+
+// ownFile says whether path is a regular file of this process's user's,
+// not a link, and its size.
+func ownFile(path string) (int64, bool) {
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return 0, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return fi.Size(), ok && int(st.Uid) == os.Geteuid() && st.Nlink == 1
 }
 
 // ownFolder says whether path is a folder, not a link to one, of this

@@ -728,7 +728,13 @@ func TestWhatEndedProcessesLeftIsRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEmptied(t, trash)
-	for _, f := range []string{gone[0], gone[1], gone[2], gone[3]} {
+	// Step files are this process's now, blanked.
+	for _, f := range []string{gone[2], filepath.Join(steps, me+"-2")} {
+		if b, err := os.ReadFile(f); err != nil || strings.Trim(string(b), "\x00") != "" {
+			t.Errorf("%s: %q, %v; want a blanked step file", f, b, err)
+		}
+	}
+	for _, f := range []string{gone[0], gone[1], gone[3]} {
 		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s of an ended process still there: %v", f, err)
 		}

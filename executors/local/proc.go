@@ -173,6 +173,24 @@ func (s *scripts) give(sc script) {
 	s.mu.Unlock()
 }
 
+// adopt makes a step file that a dead process left, at path, one of this
+// process's, blanked: renamed, not made again (see trash). False when it
+// is not a file of this process's user's.
+func (s *scripts) adopt(path string) bool {
+	size, ok := ownFile(path)
+	if !ok {
+		return false
+	}
+	s.mu.Lock()
+	dst := adoptedName(s.dir, path, &s.n)
+	s.mu.Unlock()
+	if os.Rename(path, dst) != nil {
+		return false
+	}
+	s.give(script{path: dst, size: int(size)})
+	return true
+}
+
 // overwrite makes data the content of the file at path, writing over what
 // it held and cutting off the rest.
 func overwrite(path string, data []byte) error {

@@ -248,6 +248,9 @@ func (rs *records) take(r *record) (*recordFile, error) {
 			return nil, err
 		}
 		rf.f, rf.size = f, 0
+		if fi, err := f.Stat(); err == nil {
+			rf.size = fi.Size() // an adopted record's: cut off below
+		}
 	}
 	data := r.encode()
 	_, err := rf.f.WriteAt(data, 0)
@@ -281,6 +284,23 @@ func (rs *records) give(rf *recordFile) {
 		rf.f = nil
 	}
 	rs.putBack(rf)
+}
+
+// adopt makes a free record that a dead process left, at path, one of
+// this process's: renamed, not made again (see trash). False when it is
+// not a file of this process's user's.
+func (rs *records) adopt(path string) bool {
+	if _, ok := ownFile(path); !ok {
+		return false
+	}
+	rs.mu.Lock()
+	dst := adoptedName(rs.dir, path, &rs.n)
+	rs.mu.Unlock()
+	if os.Rename(path, dst) != nil {
+		return false
+	}
+	rs.putBack(&recordFile{path: dst})
+	return true
 }
 
 func (rs *records) putBack(rf *recordFile) {
