@@ -52,8 +52,9 @@ var schemaHash = sync.OnceValue(func() string {
 })
 
 // fromTemplate makes a new store at path from the template; false when
-// there is none to use (or path exists).
-func fromTemplate(path string) bool {
+// there is none to use (or path exists, unless overwrite: then the
+// template is copied over what path holds).
+func fromTemplate(path string, overwrite bool) bool {
 	tpl := templatePath()
 	if tpl == "" {
 		return false
@@ -70,7 +71,11 @@ func fromTemplate(path string) bool {
 		return false
 	}
 	defer src.Close()
-	dst, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if overwrite {
+		flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC | syscall.O_NOFOLLOW
+	}
+	dst, err := os.OpenFile(path, flags, 0o644)
 	if err != nil {
 		return false
 	}

@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -54,7 +57,84 @@ func TestStoreTemplate(t *testing.T) {
 	}
 	// A template someone else may have written is left alone.
 	os.Chmod(tpl, 0o666)
-	if fromTemplate(filepath.Join(t.TempDir(), "third.db")) {
+	if fromTemplate(filepath.Join(t.TempDir(), "third.db"), false) {
 		t.Error("a world-writable template was used")
+	}
+}
+
+// inode is the inode number of a file.
+func inode(t *testing.T, path string) uint64 {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+// A scratch store starts empty whatever is at its path, and reuses the
+// files an earlier one left there (the same inodes: making files is what
+// costs on some file systems), even those of a store that was never
+// closed, whose WAL still holds its commits.
+func TestScratchStoresReuseTheirFiles(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "slipway.db")
+	pipelines := func(db *DB) int {
+		t.Helper()
+		ps, err := db.Pipelines(ctx, PipelineFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ps)
+	}
+	files := []string{path, path + "-wal", path + "-shm"}
+	var inodes []uint64
+	for i := range 3 {
+		db, err := OpenScratch(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := pipelines(db); n != 0 {
+			t.Fatalf("open %d: a scratch store starts with %d pipelines", i, n)
+		}
+		if _, err := createPipeline(ctx, db, newPipeline(fmt.Sprintf("p%d", i), "app"), nil); err != nil {
+			t.Fatal(err)
+		}
+		if pipelines(db) != 1 {
+			t.Fatal("the pipeline was not stored")
+		}
+		if i == 1 {
+			// A store whose process died: its files as they were,
+			// the commit in the WAL.
+			crashed := t.TempDir()
+			for _, f := range files {
+				b, err := os.ReadFile(f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				os.WriteFile(filepath.Join(crashed, filepath.Base(f)), b, 0o644)
+			}
+			db.Close()
+			for _, f := range files {
+				b, _ := os.ReadFile(filepath.Join(crashed, filepath.Base(f)))
+				if err := os.WriteFile(f, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if fi, _ := os.Stat(path + "-wal"); fi.Size() == 0 {
+				t.Fatal("the crashed store's WAL is empty: the test tests nothing")
+			}
+		} else {
+			db.Close()
+		}
+		var now []uint64
+		for _, f := range files {
+			now = append(now, inode(t, f))
+		}
+		if inodes != nil && !slices.Equal(now, inodes) {
+			t.Errorf("open %d: files made again: inodes %v, before %v", i, now, inodes)
+		}
+		inodes = now
 	}
 }
