@@ -377,11 +377,16 @@ func TestServeRunsAPushedCommitInDocker(t *testing.T) {
 	}
 }
 
-// serveHelper is `slipway serve` in a process of its own (this test
-// binary, run again), so that a test can SIGKILL it.
+// TestMain runs `slipway serve` in a process of its own (this test
+// binary, run again), so that a test can SIGKILL it, or any slipway
+// command (SLIPWAY_TEST_ARGS).
 func TestMain(m *testing.M) {
 	if cfg := os.Getenv("SLIPWAY_TEST_SERVE"); cfg != "" {
 		os.Exit(Main(context.Background(), []string{"serve", "--config", cfg}, strings.NewReader(""), os.Stdout, os.Stderr))
+	}
+	if args := os.Getenv("SLIPWAY_TEST_ARGS"); args != "" {
+		// slipway in a process of its own, args separated by newlines.
+		os.Exit(Main(context.Background(), strings.Split(args, "\n"), strings.NewReader(""), os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }
