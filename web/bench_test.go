@@ -124,7 +124,7 @@ func BenchmarkPipelinePage500(b *testing.B) {
 			b.Fatal(err)
 		}
 		var sb strings.Builder
-		if err := h.tmpl["pipeline"].ExecuteTemplate(&sb, "layout", d); err != nil {
+		if err := pipelineHTML(d).Render(context.Background(), &sb); err != nil {
 			b.Fatal(err)
 		}
 		size = sb.Len()

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
-	"html/template"
+	"html"
 	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/a-h/templ"
 
 	"github.com/slipway-ci/slipway/workflows"
 	"github.com/slipway-ci/slipway/workflows/engine"
@@ -337,7 +339,7 @@ const minScale = 0.7
 
 // svg draws the layout of jobs as an SVG, every name escaped; id names
 // its arrowhead, unique in the page.
-func (l *layout) svg(id string, jobs []graphJob) template.HTML {
+func (l *layout) svg(id string, jobs []graphJob) templ.Component {
 	cols := len(l.layers)
 	w := margin*2 + cols*boxW + max(cols-1, 0)*gapX
 	h := margin*2 + int(l.rows*rowH) - (rowH - boxH)
@@ -391,10 +393,10 @@ func (l *layout) svg(id string, jobs []graphJob) template.HTML {
 			if j.Type == workflows.JobApproval {
 				kind = "gate"
 			}
-			fmt.Fprintf(&b, `<a href="%s" class="node %s s-%s"><title>`, template.HTMLEscapeString(gj.Href), kind, statusClass(j.Status))
-			template.HTMLEscape(&b, []byte(j.Name+" — "+statusWord(j.Status)))
+			fmt.Fprintf(&b, `<a href="%s" class="node %s s-%s"><title>`, html.EscapeString(gj.Href), kind, statusClass(j.Status))
+			b.WriteString(html.EscapeString(j.Name + " — " + statusWord(j.Status)))
 			if gj.Sub != "" {
-				template.HTMLEscape(&b, []byte(" — "+gj.Sub))
+				b.WriteString(html.EscapeString(" — " + gj.Sub))
 			}
 			b.WriteString(`</title>`)
 			if kind == "gate" {
@@ -415,18 +417,18 @@ func (l *layout) svg(id string, jobs []graphJob) template.HTML {
 			if kind == "gate" {
 				room -= 8
 			}
-			template.HTMLEscape(&b, []byte(clip(j.Name, int(room/7.6))))
+			b.WriteString(html.EscapeString(clip(j.Name, int(room/7.6))))
 			fmt.Fprintf(&b, `</text><text class="sub" x="%.0f" y="%.0f">`, tx, y0+34)
 			sub := gj.Sub
 			if sub == "" {
 				sub = statusWord(j.Status)
 			}
-			template.HTMLEscape(&b, []byte(clip(sub, int(room/6.2))))
+			b.WriteString(html.EscapeString(clip(sub, int(room/6.2))))
 			b.WriteString(`</text></a>`)
 		}
 	}
 	b.WriteString(`</g></svg>`)
-	return template.HTML(b.String())
+	return templ.Raw(b.String())
 }
 
 // clip shortens s to n characters, with an ellipsis.

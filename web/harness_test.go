@@ -340,7 +340,9 @@ var attemptIDs = regexp.MustCompile(`id\d{4}`)
 
 // golden compares got with testdata/name, rewriting it under -update.
 // IDs the engine made are numbered in order of appearance, so that a
-// different interleaving of parallel jobs does not change the file.
+// different interleaving of parallel jobs does not change the file. Tags
+// that meet are put on lines of their own, so that a diff of the file
+// reads (the pages have no whitespace between them).
 func golden(t *testing.T, name, got string) {
 	t.Helper()
 	seen := map[string]string{}
@@ -351,6 +353,7 @@ func golden(t *testing.T, name, got string) {
 		seen[id] = fmt.Sprintf("ID%d", len(seen)+1)
 		return seen[id]
 	})
+	got = strings.ReplaceAll(got, "><", ">\n<")
 	path := filepath.Join("testdata", name)
 	if *update {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {

@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"fmt"
-	"html/template"
 	"maps"
 	"net/http"
 	"net/url"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/a-h/templ"
 
 	"github.com/slipway-ci/slipway/bot"
 	"github.com/slipway-ci/slipway/store"
@@ -58,6 +59,8 @@ func flash(w http.ResponseWriter, r *http.Request) string {
 // pipelineRow is a pipeline as lists show it.
 type pipelineRow struct {
 	ID       string
+	Href     string // its page
+	AppHref  string // the list of its app's pipelines
 	App      string
 	Number   int
 	Trigger  string // "push", "/deploy production", "/rollback production", "rerun of #12"
@@ -81,7 +84,8 @@ func (h *Handler) row(p *engine.PipelineRecord) pipelineRow {
 	if author == "" || t.Source == "chat" {
 		author = p.Author
 	}
-	return pipelineRow{ID: p.ID, App: p.App, Number: p.Number, Trigger: triggerWords(p), Ref: ref, SHA: short(t.Revision),
+	return pipelineRow{ID: p.ID, Href: "/pipelines/" + url.PathEscape(p.ID), AppHref: "/pipelines?" + url.Values{"app": {p.App}}.Encode(),
+		App: p.App, Number: p.Number, Trigger: triggerWords(p), Ref: ref, SHA: short(t.Revision),
 		Title: p.Commit.Title, URL: p.Commit.URL, Author: author, Created: p.Created,
 		Duration: duration(p.Created, p.Finished, h.now()), Status: p.Status}
 }
@@ -180,7 +184,7 @@ func (h *Handler) pipelinesPage(w http.ResponseWriter, r *http.Request, v *viewe
 	for i := range ps {
 		d.Rows = append(d.Rows, h.row(&ps[i]))
 	}
-	h.render(w, r, "pipelines", d)
+	h.render(w, r, "pipelines", pipelinesHTML(d))
 }
 
 // pipelineView is one pipeline's page.
@@ -197,7 +201,7 @@ type pipelineView struct {
 
 type workflowView struct {
 	ID, Name, Status, Duration string
-	Graph                      template.HTML
+	Graph                      templ.Component // the SVG, escaped already
 	Jobs                       []jobRow
 	Rerun                      *button
 }
@@ -242,7 +246,7 @@ func (h *Handler) pipelinePage(w http.ResponseWriter, r *http.Request, v *viewer
 	}
 	d.page = h.page(r, v, fmt.Sprintf("%s #%d", st.Pipeline.App, st.Pipeline.Number), "pipelines")
 	d.Flash = flash(w, r)
-	h.render(w, r, "pipeline", d)
+	h.render(w, r, "pipeline", pipelineHTML(d))
 }
 
 // pipelineView builds the page of a pipeline from its state and its approvals.
@@ -284,7 +288,7 @@ func (h *Handler) pipelineView(ctx context.Context, st *engine.PipelineState, ap
 			d.Cancel.Class = "danger"
 		}
 	}
-	base := "/pipelines/" + url.PathEscape(p.ID)
+	base := d.P.Href
 	now := h.now()
 	start := 0
 	for _, wf := range st.Workflows {
@@ -456,7 +460,7 @@ func (h *Handler) jobPage(w http.ResponseWriter, r *http.Request, v *viewer) {
 			}
 		}
 	}
-	h.render(w, r, "job", d)
+	h.render(w, r, "job", jobHTML(d))
 }
 
 // job reads the pipeline and job a request's path names.
@@ -560,7 +564,7 @@ func (h *Handler) deploymentsPage(w http.ResponseWriter, r *http.Request, v *vie
 		}
 		d.Apps = append(d.Apps, ad)
 	}
-	h.render(w, r, "deployments", d)
+	h.render(w, r, "deployments", deploymentsHTML(d))
 }
 
 func (h *Handler) releaseRow(rel *engine.Release) releaseRow {
@@ -568,6 +572,19 @@ func (h *Handler) releaseRow(rel *engine.Release) releaseRow {
 		StartedBy: rel.StartedBy, ApprovedBy: strings.ReplaceAll(rel.ApprovedBy, ",", ", "), Outcome: rel.Outcome,
 		When: h.ago(rel.Created), At: rel.Created.UTC().Format(time.RFC3339), Rollback: rel.Rollback,
 		Href: "/pipelines/" + url.PathEscape(rel.PipelineID)}
+}
+
+// lockNote says who holds an environment's lock, since when and why.
+func lockNote(l *engine.EnvLock, since string) string {
+	s := "A deploy job holds the lock"
+	if l.Manual {
+		s = "Locked by " + l.Holder
+	}
+	s += " since " + since
+	if l.Reason != "" {
+		s += ": “" + l.Reason + "”"
+	}
+	return s
 }
 
 // ago says how long ago t was, as the chat says it.

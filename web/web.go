@@ -3,17 +3,21 @@
 // graphs with the chat's buttons, jobs with their steps, live logs,
 // artifacts and test results, and deployments with their history and
 // locks; plus /healthz, /readyz and /metrics (metrics.go). Pages are
-// rendered on the server with html/template; a little plain JavaScript
-// streams logs and refreshes a running pipeline. Who may see and do what
-// is in auth.go.
+// rendered on the server with templ (the *.templ files, generated into
+// *_templ.go); a little plain JavaScript streams logs and refreshes a
+// running pipeline. Who may see and do what is in auth.go.
 package web
+
+// templ rather than html/template: executing a text/template makes the
+// linker keep every exported method in the binary (it looks methods up
+// by name), some 15 MB of slipway's.
+//go:generate go run github.com/a-h/templ/cmd/templ@v0.3.1100 generate
 
 import (
 	"context"
 	"embed"
 	"errors"
 	"fmt"
-	"html/template"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -21,13 +25,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/a-h/templ"
+
 	"github.com/slipway-ci/slipway/bot"
 	"github.com/slipway-ci/slipway/store"
 	"github.com/slipway-ci/slipway/workflows/engine"
 )
-
-//go:embed templates/*.html
-var templateFS embed.FS
 
 //go:embed static
 var staticFS embed.FS
@@ -108,7 +111,6 @@ type Handler struct {
 	poll    time.Duration
 	lives   liveLogs // the running attempts' logs being viewed (livelog.go)
 	secure  bool
-	tmpl    map[string]*template.Template
 	mux     *http.ServeMux
 	cop     *http.CrossOriginProtection
 }
@@ -133,10 +135,6 @@ func New(opts Options) (*Handler, error) {
 	}
 	if h.apps == nil {
 		h.apps = map[string]*engine.App{}
-	}
-	var err error
-	if h.tmpl, err = parseTemplates(); err != nil {
-		return nil, err
 	}
 	h.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusForbidden, "This request came from another site; nothing was done.")
@@ -249,7 +247,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, code int, msg str
 	if strings.Contains(r.Header.Get("Accept"), "text/html") || r.Method == http.MethodPost {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(code)
-		h.tmpl["error"].ExecuteTemplate(w, "layout", errorPage{page: page{Title: http.StatusText(code)}, Code: code, Message: msg})
+		errorHTML(errorPage{page: page{Title: http.StatusText(code)}, Code: code, Message: msg}).Render(r.Context(), w)
 		return
 	}
 	http.Error(w, msg, code)
@@ -269,11 +267,14 @@ func (h *Handler) notFound(w http.ResponseWriter, r *http.Request, err error, wh
 	h.internal(w, r, err)
 }
 
-// render executes a page's template into a buffer first, so that an error
-// halfway gives an error page rather than half a page.
-func (h *Handler) render(w http.ResponseWriter, r *http.Request, name string, data any) {
+// render renders a page into a buffer first, so that an error halfway
+// gives an error page rather than half a page.
+func (h *Handler) render(w http.ResponseWriter, r *http.Request, name string, c templ.Component) {
 	var b strings.Builder
-	if err := h.tmpl[name].ExecuteTemplate(&b, "layout", data); err != nil {
+	if err := c.Render(r.Context(), &b); err != nil {
+		if r.Context().Err() != nil {
+			return // the client has gone: nobody to answer
+		}
 		h.internal(w, r, fmt.Errorf("render %s: %w", name, err))
 		return
 	}

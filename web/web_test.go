@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -497,5 +499,62 @@ func TestLiveLog(t *testing.T) {
 	}
 	if len(rest) != 2 || rest[0].data != "\n" || rest[1].event != "end" {
 		t.Errorf("resumed stream: %+v", rest)
+	}
+}
+
+// TestPagesEscape: what a push, a commit or a config says (branch,
+// commit message and author, who started it, job and workflow names) is
+// text on every page that shows it, in elements and in attributes, and a
+// commit link that is not http(s) is not a link that runs.
+func TestPagesEscape(t *testing.T) {
+	const evil = `<script>alert(1)</script>"javascript:alert(2)`
+	const escaped = `&lt;script&gt;alert(1)&lt;/script&gt;&#34;javascript:alert(2)`
+	config := fmt.Sprintf(`version: 2.1
+jobs:
+  build: {machine: true, steps: [{run: make build}]}
+  deploy: {machine: true, steps: [{run: ./deploy.sh}]}
+workflows:
+  %[1]q:
+    jobs:
+      - build: {name: %[1]q}
+      - deploy: {name: deploy-staging, requires: [%[1]q], context: staging}
+`, evil)
+	h := newHarness(t, harnessOpts{})
+	h.exec.failJob("deploy", true)
+	sha := strings.Repeat("ab", 20)
+	_, err := h.engine.StartPipeline(context.Background(), engine.StartRequest{ID: "x-1", App: "backend", Repo: "acme/backend",
+		Author: evil, Trigger: workflows.Trigger{Branch: evil, Revision: sha, Source: "webhook"},
+		Config: engine.ConfigFunc(func(context.Context) (*workflows.Config, error) {
+			return workflows.Load(".circleci/config.yml", []byte(config), workflows.LoadOptions{AllowMachine: true})
+		}),
+		Commit: engine.CommitInfo{Title: evil, Author: evil, URL: "javascript:alert(3)"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := h.waitFor("x-1", func(st *engine.PipelineState) bool { return !st.Pipeline.Finished.IsZero() })
+	pages := []string{"/pipelines", "/pipelines?branch=" + url.QueryEscape(evil), "/pipelines/x-1", "/deployments"}
+	for _, j := range st.Jobs {
+		pages = append(pages, "/pipelines/x-1/jobs/"+url.PathEscape(j.ID))
+	}
+	urlJS := regexp.MustCompile(`(?i)(href|src|action)="\s*javascript:`)
+	for _, page := range pages {
+		for _, user := range []string{"viewer", "rita"} {
+			resp, body := h.get(user, page)
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s as %s: status %d", page, user, resp.StatusCode)
+			}
+			switch {
+			case !strings.Contains(body, escaped):
+				t.Errorf("%s as %s does not show %s escaped", page, user, evil)
+			case strings.Contains(body, "<script>alert"), strings.Contains(body, `"javascript:`):
+				t.Errorf("%s as %s has it unescaped:\n%s", page, user, mainOf(t, body))
+			case urlJS.MatchString(body):
+				t.Errorf("%s as %s links to javascript: %s", page, user, urlJS.FindString(body))
+			}
+		}
+	}
+	// The failed job's rerun form carries the names in attributes.
+	if _, body := h.get("rita", "/pipelines/x-1"); !strings.Contains(body, `<input type="hidden" name="workflow" value="`+escaped+`">`) {
+		t.Errorf("no rerun form with the workflow's name escaped:\n%s", mainOf(t, body))
 	}
 }
