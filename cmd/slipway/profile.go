@@ -3,14 +3,16 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
 )
 
-// profile starts what SLIPWAY_CPUPROFILE and SLIPWAY_TRACE ask for, a CPU
-// profile (go tool pprof) and an execution trace (go tool trace) of the
-// whole command, each written to the file the variable names; the
-// returned func stops them. They are how bench/run.sh's numbers are
+// profile starts what SLIPWAY_CPUPROFILE, SLIPWAY_MEMPROFILE and
+// SLIPWAY_TRACE ask for, a CPU profile, a profile of every allocation
+// after package initialization (go tool pprof -sample_index=alloc_space)
+// and an execution trace (go tool trace) of the whole command, each
+// written to the file the variable names; the returned func stops them. They are how bench/run.sh's numbers are
 // explained.
 func profile() (stop func()) {
 	var stops []func()
@@ -23,6 +25,19 @@ func profile() (stop func()) {
 		} else {
 			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
 		}
+	}
+	if file := os.Getenv("SLIPWAY_MEMPROFILE"); file != "" {
+		runtime.MemProfileRate = 1
+		stops = append(stops, func() {
+			f, err := os.Create(file)
+			if err == nil {
+				err = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "slipway: SLIPWAY_MEMPROFILE:", err)
+			}
+		})
 	}
 	if file := os.Getenv("SLIPWAY_TRACE"); file != "" {
 		if f, err := os.Create(file); err != nil {
