@@ -435,7 +435,9 @@ func (e *Executor) newJob(ctx context.Context, run *engine.JobRun, log io.Writer
 		"PATH":                     "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"CIRCLE_WORKING_DIRECTORY": j.workdir,
 	}
-	for _, k := range []string{"PATH", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME"} {
+	// SHELL too: without it, bash looks its user up (nsswitch.conf,
+	// nscd, /etc/passwd) as it starts, a dozen system calls a step.
+	for _, k := range []string{"PATH", "LANG", "LC_ALL", "TZ", "USER", "LOGNAME", "SHELL"} {
 		if v, ok := os.LookupEnv(k); ok {
 			j.base[k] = v
 		}
@@ -443,6 +445,7 @@ func (e *Executor) newJob(ctx context.Context, run *engine.JobRun, log io.Writer
 	if u != nil {
 		delete(j.base, "USER")
 		delete(j.base, "LOGNAME")
+		delete(j.base, "SHELL") // the user's own, which bash finds
 		if u.name != "" {
 			j.base["USER"], j.base["LOGNAME"] = u.name, u.name
 		}

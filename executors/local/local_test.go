@@ -851,3 +851,14 @@ func TestReusedHomeWithAnotherWorkingDirectory(t *testing.T) {
 		t.Fatalf("%v\n%s", res, log)
 	}
 }
+
+// A job of this process's user sees its SHELL, as it sees its PATH and
+// USER (bash then need not look the user up as it starts).
+func TestJobsSeeTheOperatorsShell(t *testing.T) {
+	t.Setenv("SHELL", "/bin/sh-of-the-operator")
+	e := newExecutor(t)
+	res, log := runJob(t, e, newJob(t, newShared(t), run(`echo "shell=$SHELL"`)))
+	if res.Status != workflows.StatusSuccess || !strings.Contains(log, "shell=/bin/sh-of-the-operator\n") {
+		t.Fatalf("%v\n%s", res, log)
+	}
+}
