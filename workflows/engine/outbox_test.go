@@ -186,14 +186,19 @@ func (s *afterCommitStore) Update(ctx context.Context, fn func(engine.StoreTx) e
 func TestOutboxKeepsCommitOrderFromTheFirstEvent(t *testing.T) {
 	h := newHarness(t, nil)
 	ctx := context.Background()
+	// The harness's engine goes first: two engines with a consumer of
+	// one name on one store deliver each other's events.
+	if err := h.engine.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
 	wrapped := &afterCommitStore{Store: h.db}
 	opts := h.opts
 	opts.Store, opts.Notifiers = wrapped, map[string]engine.Notifier{"test": &recorder{}}
 	e := engine.New(opts)
+	h.engine = e // shut down when the test ends
 	if err := e.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer e.Shutdown(ctx)
 	// Nothing waits in the store: from now on this engine delivers from
 	// memory, in the order it queued.
 	if _, err := e.DeliverEvents(ctx); err != nil {
