@@ -153,19 +153,34 @@ func (r *localRun) run(ctx context.Context, spec runSpec, stdout io.Writer) int 
 		return 1
 	}
 	defer release()
-	db, err := store.OpenScratch(ctx, filepath.Join(tmp, "slipway.db"))
-	if err != nil {
-		fmt.Fprintln(r.stderr, "slipway run:", err)
-		return 1
-	}
-	defer db.Close()
 	logger := slog.New(slog.NewTextHandler(r.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	exe, closeExe, err := newExecutor(ctx, spec, filepath.Join(tmp, "attempts"), logger)
-	if err != nil {
-		fmt.Fprintln(r.stderr, "slipway run:", err)
-		return 1
+	// The executor starts (its folder swept, its cgroups probed) while
+	// the store opens: each takes a one-job run about a millisecond.
+	type executor struct {
+		exe   engine.Executor
+		close func()
+		err   error
 	}
-	defer closeExe()
+	exeReady := make(chan executor, 1)
+	go func() {
+		exe, closeExe, err := newExecutor(ctx, spec, filepath.Join(tmp, "attempts"), logger)
+		exeReady <- executor{exe, closeExe, err}
+	}()
+	db, err := store.OpenScratch(ctx, filepath.Join(tmp, "slipway.db"))
+	x := <-exeReady
+	if err == nil {
+		defer db.Close()
+	}
+	if x.err == nil {
+		defer x.close()
+	}
+	for _, err := range []error{err, x.err} {
+		if err != nil {
+			fmt.Fprintln(r.stderr, "slipway run:", err)
+			return 1
+		}
+	}
+	exe := x.exe
 	var aws engine.NativeRunner = dryRunAWS{}
 	if spec.deploy {
 		runner, closeRunner := deployRunner(ctx, logger, r.stderr)
