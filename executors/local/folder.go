@@ -34,9 +34,10 @@ type folder struct {
 var folders sync.Map // attempts folder -> *folder
 
 // folderIn returns the shared parts of the attempts folder dir, made on
-// first use. Files that dead processes left in .steps are removed then,
-// and their folders in .trash emptied for reuse or removed in the
-// background: names there start with the process ID that made them,
+// first use. The step files and emptied homes that dead processes left
+// in .steps and .free become this process's then, and their folders in
+// .trash are removed in the background: names there start with the
+// process ID that made them,
 // and this process has made none yet, so its own ID on a name means an
 // earlier process with the same ID (PID 1 of a container restarted on
 // the same volume, say). What the attempts of dead processes left
@@ -46,9 +47,9 @@ func folderIn(dir string, logger *slog.Logger) (*folder, error) {
 		return f.(*folder), nil
 	}
 	// None is an attempt ID: those start with a letter or digit.
-	steps, trashDir, running := filepath.Join(dir, ".steps"), filepath.Join(dir, ".trash"), filepath.Join(dir, ".running")
-	var left [2][]string
-	for i, d := range []string{steps, trashDir} {
+	steps, trashDir, freeDir, running := filepath.Join(dir, ".steps"), filepath.Join(dir, ".trash"), filepath.Join(dir, ".free"), filepath.Join(dir, ".running")
+	var left [3][]string
+	for i, d := range []string{steps, trashDir, freeDir} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, err
 		}
@@ -69,7 +70,7 @@ func folderIn(dir string, logger *slog.Logger) (*folder, error) {
 	f := &folder{
 		dir:     dir,
 		scripts: &scripts{dir: steps},
-		trash:   &trash{dir: trashDir},
+		trash:   &trash{dir: trashDir, freeDir: freeDir},
 		records: &records{dir: running},
 		reaper:  &reaper{logger: logger},
 		running: map[string]bool{},
@@ -77,16 +78,16 @@ func folderIn(dir string, logger *slog.Logger) (*folder, error) {
 	if prev, loaded := folders.LoadOrStore(dir, f); loaded {
 		return prev.(*folder), nil
 	}
-	// Step files are this process's now, or go: it is about to write
-	// files of the same names. Folders in the trash can go in the
-	// background.
+	// Step files and emptied homes are this process's now, or go: it
+	// is about to write files of the same names. Folders in the trash
+	// go in the background.
 	for _, p := range left[0] {
 		if !f.scripts.adopt(p) {
 			_ = os.Remove(p)
 		}
 	}
-	// Homes of earlier processes may be kept (emptyHome checks them).
-	f.trash.add(true, left[1]...)
+	f.trash.add(false, left[1]...)
+	f.trash.adopt(left[2])
 	f.sweep(logger)
 	return f, nil
 }
@@ -300,19 +301,20 @@ func (r *reaper) wait() {
 // empty folders of a `true` job took 0.2 ms on the development VM's disk
 // (freeing blocks on a file system mounted with discard), a rename 0.03 ms.
 //
-// Some homes are emptied rather than deleted, and given to later attempts
-// (reuse): making a folder is what costs on ext4 without a journal, which
-// looks for a free inode that was not deleted in the last minutes, and
-// took 0.8 to 2.8 ms a folder on the development VM after a few hundred
-// jobs. A kept home is one of this process's user's, emptied but for an
-// empty project folder.
+// Some homes are emptied rather than deleted, moved to .free and given to
+// later attempts (reuse): making a folder is what costs on ext4 without a
+// journal, which looks for a free inode that was not deleted in the last
+// minutes, and took 0.8 to 2.8 ms a folder on the development VM after a
+// few hundred jobs. A kept home is one of this process's user's, emptied
+// but for an empty project folder; those in .free that a process left
+// when it ended are the next one's.
 type trash struct {
-	dir string
+	dir, freeDir string
 
 	mu      sync.Mutex
 	n       int
 	queue   []trashed
-	free    []string // emptied homes, in dir
+	free    []string // emptied homes, in freeDir
 	running bool
 	idle    sync.Cond // signalled when the queue empties
 }
@@ -371,6 +373,16 @@ func (t *trash) reuse(path string) bool {
 	}
 }
 
+// adopt takes the emptied homes that earlier processes left in .free, up
+// to maxFree of them; the rest go.
+func (t *trash) adopt(homes []string) {
+	t.mu.Lock()
+	n := min(len(homes), maxFree)
+	t.free = append(t.free, homes[:n]...)
+	t.mu.Unlock()
+	t.add(false, homes[n:]...)
+}
+
 // add queues folders for deletion, or for keeping if keep, starting the
 // goroutine that does it unless it runs.
 func (t *trash) add(keep bool, paths ...string) {
@@ -402,10 +414,12 @@ func (t *trash) empty() {
 		f := t.queue[0]
 		t.queue = t.queue[1:]
 		keep := f.keep && len(t.free) < maxFree
+		t.n++
+		free := filepath.Join(t.freeDir, fmt.Sprintf("%d-%d", os.Getpid(), t.n))
 		t.mu.Unlock()
-		if keep && emptyHome(f.path) {
+		if keep && emptyHome(f.path) && os.Rename(f.path, free) == nil {
 			t.mu.Lock()
-			t.free = append(t.free, f.path)
+			t.free = append(t.free, free)
 			t.mu.Unlock()
 			continue
 		}

@@ -6,7 +6,8 @@
 //	<Dir>/<attempt ID>/          HOME, and what `~` means in working_directory and paths
 //	<Dir>/<attempt ID>/project/  the default working_directory (~/project)
 //	<Dir>/.steps/<pid>-<n>       the command of a running step, passed to its shell as a file
-//	<Dir>/.trash/<pid>-<n>       a finished attempt's folder, being deleted, or emptied and kept for another (see trash)
+//	<Dir>/.trash/<pid>-<n>       a finished attempt's folder, being deleted or emptied (see trash)
+//	<Dir>/.free/<pid>-<n>        an emptied home, for another attempt
 //	<Dir>/.running/<pid>-<n>     what a running attempt holds, for whoever outlives it (see record)
 //	<Dir>/.users/<uid>           a lock held while an attempt runs as that user (Options.Users)
 //
