@@ -366,10 +366,12 @@ func (t *trash) reuse(path string) bool {
 		home := t.free[len(t.free)-1]
 		t.free = t.free[:len(t.free)-1]
 		t.mu.Unlock()
-		if os.Rename(home, path) == nil {
+		// One an earlier process left may be another user's, if
+		// processes of several share the folder.
+		if ownFolder(home) && os.Rename(home, path) == nil {
 			return true
 		}
-		_ = os.RemoveAll(home)
+		t.add(false, home)
 	}
 }
 
