@@ -73,10 +73,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 }
 
 // OpenScratch opens a store that lives no longer than its process, as
-// `slipway run`'s and the console's in a temporary folder: transactions
+// `slipway run`'s and the console's in their run folder: transactions
 // are as atomic as Open's and every decision is committed, but nothing
 // waits for the disk (synchronous=OFF), which took a one-job run 9 fsyncs;
-// a machine's crash may lose what its removal would have anyway.
+// a machine's crash may lose what the run's end would have emptied anyway.
 //
 // A scratch store starts empty. The files of an earlier scratch store at
 // path are reused, emptied, and the store leaves its own behind when it

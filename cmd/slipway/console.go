@@ -132,7 +132,7 @@ func newConsole(ctx context.Context, dir, cfgFile, appName, executor string, std
 	}
 	openStore := store.Open
 	if cfgFile == "" {
-		openStore = store.OpenScratch // in the session's temporary folder
+		openStore = store.OpenScratch // in the session's run folder
 	}
 	db, err := openStore(ctx, storePath)
 	if err != nil {
