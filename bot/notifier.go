@@ -357,6 +357,12 @@ func (n *Notifier) flush(ctx context.Context) time.Time {
 		if err == nil && ok {
 			err = n.render(ctx, th, ids[i])
 		}
+		if err != nil && ctx.Err() != nil {
+			// Cut short by the process's end: no failure; the
+			// pipeline's end edits the thread through the outbox,
+			// whose retries outlive this process.
+			continue
+		}
 		if err != nil {
 			// Tried again at the next change, or at the pipeline's end,
 			// whose edit goes through the outbox and its retries.

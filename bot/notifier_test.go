@@ -1,9 +1,11 @@
 package bot
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -335,5 +337,26 @@ func TestParentEditsAreCoalesced(t *testing.T) {
 	}
 	if lines := h.chat.now(h.chat.parents()[0]).Sections[0].Lines; lines[0] != "100 of 100 jobs done" {
 		t.Errorf("a large workflow is listed as %q", lines)
+	}
+}
+
+// An edit that a shutdown cuts short is no failure to warn about: the
+// process is going, and the pipeline's end edits the thread through the
+// outbox, whose retries outlive it.
+func TestEditCutShortByShutdownIsNoWarning(t *testing.T) {
+	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "slipway.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var log bytes.Buffer
+	n := NewNotifier(NotifierOptions{Chat: newFakeChat(), KV: db.KV("chat"), Store: db, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	db.KV("chat").Put(context.Background(), "thread/backend/"+sha1, `{"channel":"C1","ts":"1700000000.000001"}`)
+	n.pending["backend/"+sha1] = &edit{pipelineID: "p1", due: time.Now()}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	n.flush(ctx)
+	if log.Len() != 0 {
+		t.Errorf("logged:\n%s", log.String())
 	}
 }
