@@ -283,7 +283,17 @@ func waitGone(t *testing.T, pid int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if alive(pid) {
-		t.Errorf("process %d still running", pid)
+		// What the job's end would have looked at: the process's
+		// group, its marker, and where the PIDs are now.
+		st, _ := readStat(pid)
+		environ, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+		var marker string
+		for _, kv := range strings.Split(string(environ), "\x00") {
+			if strings.HasPrefix(kv, attemptEnv+"=") {
+				marker = kv
+			}
+		}
+		t.Errorf("process %d still running: group %d, marker %q, last PID now %d", pid, st.pgrp, marker, lastPID())
 	}
 }
 
